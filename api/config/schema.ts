@@ -1,0 +1,160 @@
+/**
+ * The smtpgate configuration file: one human-written YAML or JSON document.
+ *
+ * This schema is the single source of truth for the configuration: it validates the file at start-up, yields
+ * the TypeScript types (`Config`) and the published JSON Schema (`npm run schema`). Names follow SPEC.md §2:
+ * LDAP server profiles are `directories`, SMTP AUTH queries are `smtpAuthQueries`, and so on.
+ *
+ * Secrets are never written inline: a secret is `{ env: "NAME" }`, resolved from the environment at start-up.
+ */
+import { z } from "zod";
+import { FilterParser } from "ldapts";
+import { FILTER_TOKENS, templateTokens } from "../core/ldap-filter.ts";
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+const name = z.string().regex(NAME, "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit");
+
+/** A reference to a secret held in an environment variable (or a Workers secret of that name). */
+export const secretRef = z
+  .strictObject({ env: z.string().regex(ENV_NAME, "not an environment variable name") })
+  .describe("A secret, read from the environment variable `env` at start-up. Never inline.");
+
+const ldapUrl = z
+  .string()
+  .refine((value) => {
+    try {
+      const url = new URL(value);
+      return (url.protocol === "ldap:" || url.protocol === "ldaps:") && url.hostname !== "" && url.pathname.replace(/^\/$/, "") === "" && url.search === "";
+    } catch {
+      return false;
+    }
+  }, "not an ldap:// or ldaps:// URL (scheme, host and optional port only)");
+
+const durationMs = (fallback: number, max: number) => z.number().int().min(1).max(max).default(fallback);
+
+/**
+ * An LDAP filter template with tokens such as `{u}`. Checked at start-up: only known tokens, and it must parse as
+ * an RFC 4515 filter once the tokens are filled in.
+ */
+const filterTemplate = (allowed: readonly string[]) =>
+  z.string().min(1).superRefine((template, ctx) => {
+    const unknown = templateTokens(template).filter((token) => !allowed.includes(token));
+    if (unknown.length > 0) {
+      ctx.addIssue({ code: "custom", message: `unknown token ${unknown.map((t) => `{${t}}`).join(", ")} (allowed: ${allowed.map((t) => `{${t}}`).join(" ")})` });
+      return;
+    }
+    try {
+      FilterParser.parseString(template.replace(/\{[a-z0-9_]+\}/g, "x"));
+    } catch (error) {
+      ctx.addIssue({ code: "custom", message: `not a valid LDAP filter: ${(error as Error).message}` });
+    }
+  });
+
+const dn = z.string().min(1).max(1024).describe("A distinguished name (RFC 4514)");
+
+export const directorySchema = z
+  .strictObject({
+    hosts: z.array(ldapUrl).min(1).max(16).describe("LDAP servers, tried in order (failover) or spread (loadbalance)"),
+    mode: z.enum(["failover", "loadbalance"]).default("failover"),
+    failbackAfterMs: durationMs(60_000, 86_400_000).describe("failover: go back to the first host this long after leaving it"),
+    hostDownForMs: durationMs(30_000, 86_400_000).describe("loadbalance: skip a host this long after it failed"),
+    startTls: z.boolean().default(true).describe("ldap:// hosts: upgrade with StartTLS before any bind (default true)"),
+    allowPlaintext: z.boolean().default(false).describe("allow ldap:// without StartTLS: passwords cross the network in clear; tests only"),
+    tls: z
+      .strictObject({
+        caFile: z.string().min(1).optional().describe("PEM bundle of CAs trusted for the directory's certificate (default: the system store)"),
+        serverName: z.string().min(1).optional().describe("name checked against the directory's certificate (default: the host of each URL)"),
+      })
+      .default({}),
+    bind: z
+      .strictObject({ dn, password: secretRef })
+      .optional()
+      .describe("service identity for searches; omit for anonymous searches"),
+    baseDn: dn,
+    connectTimeoutMs: durationMs(3_000, 60_000),
+    operationTimeoutMs: durationMs(3_000, 60_000),
+    maxConnections: z.number().int().min(1).max(1024).default(16).describe("per host, service and user-bind connections each"),
+  })
+  .superRefine((directory, ctx) => {
+    const plain = directory.hosts.findIndex((host) => host.startsWith("ldap:"));
+    if (plain >= 0 && !directory.startTls && !directory.allowPlaintext) {
+      ctx.addIssue({ code: "custom", path: ["hosts", plain], message: "ldap:// without StartTLS sends passwords in clear: set startTls: true or use ldaps:// (or allowPlaintext: true for tests)" });
+    }
+  });
+
+export const smtpAuthQuerySchema = z.strictObject({
+  directory: name.describe("the LDAP server profile to ask"),
+  baseDn: dn.optional().describe("search base (default: the directory's baseDn)"),
+  filter: filterTemplate(FILTER_TOKENS.user).default("(uid={u})").describe("finds the user's entry; AD: (sAMAccountName={u})"),
+  method: z.enum(["bind", "password-attribute"]).default("bind"),
+  passwordAttribute: z.string().regex(/^[A-Za-z][A-Za-z0-9-]*(;[A-Za-z0-9-]+)*$/, "not an attribute name").default("userPassword"),
+  allowPlaintextPasswords: z.boolean().default(false).describe("password-attribute: also accept values stored without a {SCHEME} prefix"),
+  allowance: z
+    .strictObject({
+      filter: filterTemplate(FILTER_TOKENS.allowance).describe("must find at least one entry for the user to be allowed"),
+      baseDn: dn.optional().describe("default: the query's baseDn"),
+    })
+    .optional(),
+});
+
+const ldapAuthProfileSchema = z.strictObject({
+  type: z.literal("ldap"),
+  query: name.describe("the SMTP AUTH query"),
+});
+
+export const authProfileSchema = z.discriminatedUnion("type", [ldapAuthProfileSchema]);
+
+export const listenerSchema = z.strictObject({
+  authProfile: name,
+  onAllowanceFailure: z.enum(["reject", "allow-temporarily"]).default("reject"),
+});
+
+export const apiSchema = z.strictObject({
+  tokens: z.array(secretRef).min(1).max(16).describe("bearer tokens accepted by the API; several for rotation"),
+  listen: z
+    .strictObject({ host: z.string().min(1).default("127.0.0.1"), port: z.number().int().min(0).max(65535).default(8787) })
+    .default({ host: "127.0.0.1", port: 8787 }),
+  maxBodyBytes: z.number().int().min(1024).max(4 * 1024 * 1024).default(64 * 1024),
+});
+
+export const configSchema = z
+  .strictObject({
+    directories: z.record(name, directorySchema),
+    smtpAuthQueries: z.record(name, smtpAuthQuerySchema).default({}),
+    authProfiles: z.record(name, authProfileSchema),
+    listeners: z.record(name, listenerSchema),
+    api: apiSchema,
+  })
+  .superRefine((config, ctx) => {
+    // References between sections: each must name something that exists.
+    for (const [key, query] of Object.entries(config.smtpAuthQueries)) {
+      if (!(query.directory in config.directories)) {
+        ctx.addIssue({ code: "custom", path: ["smtpAuthQueries", key, "directory"], message: `no directory named "${query.directory}"` });
+      }
+    }
+    for (const [key, profile] of Object.entries(config.authProfiles)) {
+      if (!(profile.query in config.smtpAuthQueries)) {
+        ctx.addIssue({ code: "custom", path: ["authProfiles", key, "query"], message: `no smtpAuthQueries entry named "${profile.query}"` });
+      }
+    }
+    for (const [key, listener] of Object.entries(config.listeners)) {
+      if (!(listener.authProfile in config.authProfiles)) {
+        ctx.addIssue({ code: "custom", path: ["listeners", key, "authProfile"], message: `no authProfiles entry named "${listener.authProfile}"` });
+      }
+    }
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type DirectoryConfig = z.output<typeof directorySchema>;
+export type SmtpAuthQueryConfig = z.output<typeof smtpAuthQuerySchema>;
+export type AuthProfileConfig = z.output<typeof authProfileSchema>;
+export type ListenerConfig = z.output<typeof listenerSchema>;
+export type SecretRef = z.output<typeof secretRef>;
+
+/** The published JSON Schema of the configuration file (editors use it for completion and checks). */
+export function configJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(configSchema, { io: "input", unrepresentable: "any" }) as Record<string, unknown>;
+}

@@ -1,0 +1,136 @@
+/**
+ * Flow B of SPEC §3: an SMTP AUTH user name and password, decided against an LDAP SMTP AUTH query.
+ *
+ *   1. refuse before any LDAP traffic: an empty password (RFC 4513 §5.1.2: an "unauthenticated bind" with a DN
+ *      and no password succeeds on many servers), a malformed user name, a foreign authorization identity;
+ *   2. find the user's entry with the service identity: exactly one, else deny;
+ *   3. check the password: a simple bind as that entry's DN (method `bind`) or a comparison with the entry's
+ *      password attribute (method `password-attribute`);
+ *   4. the allowance query, whose failure the listener turns into a reject or a temporary allowance.
+ *
+ * Any directory failure on the way is `tempfail` (454), never an accept.
+ */
+import type { Directory, DirectoryEntry } from "./directory.ts";
+import { fillFilter, userTokens } from "./ldap-filter.ts";
+import { verifyStoredPassword } from "./password-schemes.ts";
+import { allow, deny, tempfail, type Decision, type Method } from "./verdict.ts";
+
+/** Longest user name smtpgate sends to a directory; longer ones are refused without LDAP traffic. */
+export const MAX_USERNAME_LENGTH = 256;
+/** Passwords longer than this are refused without LDAP traffic (no directory stores such a password). */
+export const MAX_PASSWORD_LENGTH = 1024;
+
+// C0 controls and DEL: a user name that carries them is an attack or an encoding error, never a real user.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+export interface SmtpAuthQuery {
+  baseDn: string;
+  filter: string;
+  method: "bind" | "password-attribute";
+  passwordAttribute: string;
+  allowPlaintextPasswords: boolean;
+  allowance?: { filter: string; baseDn: string };
+}
+
+export interface SmtpAuthContext {
+  profile: string;
+  query: SmtpAuthQuery;
+  onAllowanceFailure: "reject" | "allow-temporarily";
+  directory: Directory;
+  now: Date;
+}
+
+export interface SmtpAuthCredentials {
+  username: string;
+  password: string;
+  authzid?: string | undefined;
+}
+
+export async function decideSmtpAuth(credentials: SmtpAuthCredentials, context: SmtpAuthContext): Promise<Decision> {
+  const { username, password, authzid } = credentials;
+  const { profile, query, directory } = context;
+  const method: Method = query.method === "bind" ? "ldap-bind" : "ldap-password";
+  const outcome = { profile, method };
+
+  if (password.length === 0) return deny("empty-password", outcome);
+  if (password.length > MAX_PASSWORD_LENGTH) return deny("invalid-credentials", { ...outcome, detail: "password longer than the limit" });
+  if (username.length === 0 || username.length > MAX_USERNAME_LENGTH || CONTROL.test(username)) {
+    return deny("malformed-username", { ...outcome, detail: `user name empty, over ${MAX_USERNAME_LENGTH} characters or with control characters` });
+  }
+  // RFC 4616: an authorization identity other than the authentication identity asks to act as someone else.
+  if (authzid !== undefined && authzid !== "" && authzid !== username) return deny("authzid-not-permitted", outcome);
+
+  const tokens = userTokens(username, context.now);
+  const userFilter = fillFilter(query.filter, tokens);
+  if (!userFilter.ok) return deny("no-such-user", { ...outcome, detail: `token ${userFilter.missing.map((t) => `{${t}}`).join(", ")} has no value` });
+
+  const wantsAttribute = query.method === "password-attribute";
+  const found = await directory.search({
+    baseDn: query.baseDn,
+    filter: userFilter.filter,
+    attributes: wantsAttribute ? [query.passwordAttribute] : [],
+    binaryAttributes: wantsAttribute ? [query.passwordAttribute] : [],
+    sizeLimit: 2,
+  });
+  if (!found.ok) return tempfail({ ...outcome, detail: found.error.detail });
+  const [entry, second] = found.value;
+  if (!entry) return deny("no-such-user", outcome);
+  if (second) return deny("ambiguous-user", { ...outcome, detail: "more than one entry matches the SMTP AUTH query" });
+
+  const checked = wantsAttribute ? checkPasswordAttribute(entry, password, query) : await checkBind(entry, password, directory);
+  if (checked !== "ok") {
+    if (checked.kind === "tempfail") return tempfail({ ...outcome, detail: checked.detail });
+    return deny(checked.reason, { ...outcome, dn: entry.dn, detail: checked.detail });
+  }
+
+  if (!query.allowance) return allow({ ...outcome, identity: username, dn: entry.dn });
+  const allowanceFilter = fillFilter(query.allowance.filter, { ...tokens, dn: entry.dn });
+  let allowed = false;
+  if (allowanceFilter.ok) {
+    const allowance = await directory.search({ baseDn: query.allowance.baseDn, filter: allowanceFilter.filter, attributes: [], sizeLimit: 1 });
+    if (!allowance.ok) return tempfail({ ...outcome, detail: allowance.error.detail });
+    allowed = allowance.value.length > 0;
+  }
+  if (allowed) return allow({ ...outcome, identity: username, dn: entry.dn });
+  if (context.onAllowanceFailure === "allow-temporarily") {
+    return allow({ ...outcome, identity: username, dn: entry.dn, temporary: true, detail: "allowance query found no entry; listener allows temporarily" });
+  }
+  return deny("allowance-failed", { ...outcome, dn: entry.dn });
+}
+
+type Check =
+  | "ok"
+  | { kind: "deny"; reason: "invalid-credentials" | "unsupported-password-scheme"; detail?: string }
+  | { kind: "tempfail"; detail: string };
+
+async function checkBind(entry: DirectoryEntry, password: string, directory: Directory): Promise<Check> {
+  const bound = await directory.bindAsUser(entry.dn, password);
+  if (!bound.ok) return { kind: "tempfail", detail: bound.error.detail };
+  if (bound.value.bound) return "ok";
+  return { kind: "deny", reason: "invalid-credentials", detail: `bind refused: LDAP result ${bound.value.resultCode}` };
+}
+
+function checkPasswordAttribute(entry: DirectoryEntry, password: string, query: SmtpAuthQuery): Check {
+  const values = attributeValues(entry, query.passwordAttribute);
+  if (values.length === 0) return { kind: "deny", reason: "invalid-credentials", detail: `entry has no readable ${query.passwordAttribute}` };
+  let unsupported = 0;
+  for (const value of values) {
+    const result = verifyStoredPassword(Buffer.isBuffer(value) ? value : Buffer.from(value, "utf8"), password, { allowPlaintext: query.allowPlaintextPasswords });
+    if (result === "match") return "ok";
+    if (result === "unsupported-scheme") unsupported += 1;
+  }
+  if (unsupported === values.length) {
+    return { kind: "deny", reason: "unsupported-password-scheme", detail: `no ${query.passwordAttribute} value in a supported scheme` };
+  }
+  return { kind: "deny", reason: "invalid-credentials" };
+}
+
+/** Attribute names are case-insensitive (RFC 4512 §2.5). */
+function attributeValues(entry: DirectoryEntry, name: string): readonly (string | Buffer)[] {
+  const wanted = name.toLowerCase();
+  for (const [key, values] of Object.entries(entry.attributes)) {
+    if (key.toLowerCase() === wanted) return values;
+  }
+  return [];
+}

@@ -1,0 +1,32 @@
+/**
+ * The request bodies of the decision API (SPEC §5), validated with zod; these schemas are also the source of the
+ * OpenAPI document. Length limits here only bound the work per call: what a valid user name is, is the core's
+ * business (a 10 kB user name is a `deny`, not a malformed call).
+ */
+import { z } from "zod";
+
+const MAX_TEXT = 16 * 1024;
+
+export const clientSchema = z.strictObject({
+  ip: z.union([z.ipv4(), z.ipv6()]).describe("the SMTP client's IP address"),
+  helo: z.string().max(1024).optional().describe("the EHLO/HELO name it gave"),
+});
+
+export const tlsSchema = z.strictObject({
+  version: z.string().max(32).describe("e.g. TLSv1.3"),
+  cipher: z.string().max(256),
+  sni: z.string().max(256).optional(),
+});
+
+export const authRequestSchema = z.strictObject({
+  listener: z.string().min(1).max(64),
+  session: z.string().max(128).optional().describe("the relay's session id, for log correlation"),
+  client: clientSchema,
+  tls: tlsSchema.nullable().optional(),
+  mechanism: z.enum(["PLAIN", "LOGIN"]),
+  username: z.string().max(MAX_TEXT),
+  password: z.string().max(MAX_TEXT),
+  authzid: z.string().max(MAX_TEXT).optional(),
+});
+
+export type AuthRequestBody = z.output<typeof authRequestSchema>;

@@ -1,0 +1,146 @@
+/**
+ * One LDAP connection to one host, over ldapts, secured before anything secret crosses it.
+ *
+ * - `ldaps://`: TLS from the first byte; `ldap://`: StartTLS right after connect (unless the profile explicitly
+ *   allows plaintext). The directory's certificate is checked against the profile's CA bundle (or the system
+ *   store) and against the server name.
+ * - ldapts transparently reconnects a closed client on its next operation, and for `ldap://` that new socket
+ *   would be plaintext and unbound. We refuse: the transport below lets a connection open exactly once, so a
+ *   dropped connection fails its next operation and the pool discards it.
+ */
+import net from "node:net";
+import tls from "node:tls";
+import { Client } from "ldapts";
+
+export interface HostEndpoint {
+  url: string;
+  host: string;
+  port: number;
+  secure: boolean;
+}
+
+export interface ConnectionSecurity {
+  startTls: boolean;
+  /** PEM CA bundle; undefined = the system store. */
+  ca?: string | undefined;
+  /** Name the certificate must carry; default the URL's host. */
+  serverName?: string | undefined;
+  connectTimeoutMs: number;
+  operationTimeoutMs: number;
+}
+
+export function parseLdapUrl(url: string): HostEndpoint {
+  const parsed = new URL(url);
+  const secure = parsed.protocol === "ldaps:";
+  const host = parsed.hostname.replace(/^\[(.*)\]$/, "$1");
+  return { url, host, port: parsed.port ? Number(parsed.port) : secure ? 636 : 389, secure };
+}
+
+export class LdapConnection {
+  readonly client: Client;
+  readonly endpoint: HostEndpoint;
+  readonly #sockets: net.Socket[] = [];
+  #closed = false;
+
+  private constructor(endpoint: HostEndpoint, security: ConnectionSecurity) {
+    this.endpoint = endpoint;
+    const tlsOptions = tlsOptionsFor(endpoint, security);
+    let opened = false;
+    const openOnce = <S extends net.Socket>(open: () => S): S => {
+      if (opened) throw new Error("connection to the directory was lost; not reconnecting transparently");
+      opened = true;
+      return this.#track(open());
+    };
+    this.client = new Client({
+      url: `${endpoint.secure ? "ldaps" : "ldap"}://${net.isIPv6(endpoint.host) ? `[${endpoint.host}]` : endpoint.host}:${endpoint.port}`,
+      connectTimeout: security.connectTimeoutMs,
+      timeout: security.operationTimeoutMs,
+      strictDN: true,
+      createConnection: ((port: number, host: string) => openOnce(() => net.connect({ port, host }))) as typeof net.connect,
+      createSecureConnection: ((...args: unknown[]) => {
+        // Called with (port, host, options) to open ldaps://, and with (options) to upgrade after StartTLS.
+        if (typeof args[0] === "number") return openOnce(() => tls.connect({ ...tlsOptions, port: args[0] as number, host: args[1] as string }));
+        return this.#track(tls.connect({ ...(args[0] as tls.ConnectionOptions), ...tlsOptions }));
+      }) as typeof tls.connect,
+    });
+  }
+
+  /** Connects and secures the connection, or throws (with the socket already destroyed). */
+  static async open(endpoint: HostEndpoint, security: ConnectionSecurity): Promise<LdapConnection> {
+    const connection = new LdapConnection(endpoint, security);
+    try {
+      await withDeadline(connection.#secure(security), security.connectTimeoutMs + security.operationTimeoutMs, "connect");
+      return connection;
+    } catch (error) {
+      connection.destroy();
+      throw error;
+    }
+  }
+
+  async #secure(security: ConnectionSecurity): Promise<void> {
+    // ldaps:// (and an explicitly allowed plaintext ldap://) connects on first use; a StartTLS connection must be
+    // upgraded before anything else crosses it.
+    if (!this.endpoint.secure && security.startTls) await this.client.startTLS({});
+  }
+
+  /** False once the connection was closed or dropped; a fresh, not yet connected one is usable. */
+  get usable(): boolean {
+    return !this.#closed && (this.#sockets.length === 0 || this.client.isConnected);
+  }
+
+  #track<S extends net.Socket>(socket: S): S {
+    this.#sockets.push(socket);
+    return socket;
+  }
+
+  /** Closes the connection at once; safe to call more than once. */
+  destroy(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const socket of this.#sockets) {
+      socket.on("error", () => {});
+      socket.destroy();
+    }
+  }
+
+  /** Polite close: an LDAP unbind, then the socket. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    try {
+      if (this.client.isConnected) await withDeadline(this.client.unbind(), 1000, "unbind");
+    } catch {
+      // The socket is destroyed below either way.
+    } finally {
+      this.destroy();
+    }
+  }
+}
+
+function tlsOptionsFor(endpoint: HostEndpoint, security: ConnectionSecurity): tls.ConnectionOptions {
+  const expectedName = security.serverName ?? endpoint.host;
+  return {
+    minVersion: "TLSv1.2",
+    rejectUnauthorized: true,
+    ...(security.ca === undefined ? {} : { ca: security.ca }),
+    // SNI must be a host name, never an IP literal (RFC 6066 §3).
+    ...(net.isIP(expectedName) ? {} : { servername: expectedName }),
+    checkServerIdentity: (_host, certificate) => tls.checkServerIdentity(expectedName, certificate),
+  };
+}
+
+export class DeadlineExceeded extends Error {
+  override name = "DeadlineExceeded";
+}
+
+/** Rejects with DeadlineExceeded after `ms`; the caller destroys what the slow operation held. */
+export async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DeadlineExceeded(`${what} timed out after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * smtpgate decision API on Node.js.
+ *
+ *   npm start -- --config /etc/smtpgate/smtpgate.yaml
+ *   SMTPGATE_CONFIG=/etc/smtpgate/smtpgate.yaml npm start
+ *
+ * Exits with status 2 and a message naming each problem when the configuration is missing or invalid.
+ */
+import { parseArgs } from "node:util";
+import { ConfigError } from "../../config/load.ts";
+import { jsonLineLogger, readConfigFile, startApiServer } from "./server.ts";
+
+const USAGE = "usage: smtpgate-api --config FILE [--host HOST] [--port PORT]   (or set SMTPGATE_CONFIG)";
+
+async function main(): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: { config: { type: "string", short: "c" }, host: { type: "string" }, port: { type: "string" }, help: { type: "boolean", short: "h" } },
+    }));
+  } catch (error) {
+    fail(`${(error as Error).message}\n${USAGE}`);
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const path = values.config ?? process.env.SMTPGATE_CONFIG;
+  if (!path) fail(`no configuration file given\n${USAGE}`);
+
+  try {
+    const config = await readConfigFile(path);
+    const port = values.port === undefined ? config.api.listen.port : Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port: not a port number: ${values.port}`);
+    const server = await startApiServer({ config, source: path, listen: { host: values.host ?? config.api.listen.host, port } });
+    jsonLineLogger({ level: "info", msg: "listening", url: server.url, config: path, directories: Object.keys(config.directories), listeners: Object.keys(config.listeners) });
+    const stop = (signal: string): void => {
+      jsonLineLogger({ level: "info", msg: "stopping", signal });
+      server.close().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    throw error;
+  }
+}
+
+function fail(message: string): never {
+  process.stderr.write(`smtpgate: ${message}\n`);
+  process.exit(2);
+}
+
+await main();

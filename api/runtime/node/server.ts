@@ -1,0 +1,110 @@
+/**
+ * The Node.js runtime: builds the ldapts directories from the configuration and serves the Hono app with
+ * @hono/node-server. Used by the CLI entry point (main.ts), the demo and the tests.
+ */
+import { readFile } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import { serve, type ServerType } from "@hono/node-server";
+import { ConfigError, parseConfig, resolveSecrets } from "../../config/load.ts";
+import type { Config } from "../../config/schema.ts";
+import { Gate } from "../../core/gate.ts";
+import { createTokenChecker } from "../../http/api-tokens.ts";
+import { createApp, type Logger } from "../../http/app.ts";
+import { LdapDirectory } from "../../ldap/ldap-directory.ts";
+
+export interface ApiServerOptions {
+  config: Config;
+  /** Where the configuration came from, for error messages. */
+  source?: string;
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Override the configured listen address (tests use port 0). */
+  listen?: { host: string; port: number };
+  log?: Logger;
+}
+
+export interface ApiServer {
+  url: string;
+  gate: Gate;
+  directories: Record<string, LdapDirectory>;
+  close(): Promise<void>;
+}
+
+export const jsonLineLogger: Logger = (record) => {
+  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
+};
+
+export async function readConfigFile(path: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ConfigError(path, [code === "ENOENT" ? "no such file" : `cannot read the file (${code ?? String(error)})`]);
+  }
+  return parseConfig(text, path);
+}
+
+/** Builds one LdapDirectory per LDAP server profile; reads the CA bundles. */
+export async function createDirectories(config: Config, bindPasswords: Record<string, string>, source: string): Promise<Record<string, LdapDirectory>> {
+  const problems: string[] = [];
+  const directories: Record<string, LdapDirectory> = {};
+  for (const [name, directory] of Object.entries(config.directories)) {
+    let ca: string | undefined;
+    if (directory.tls.caFile) {
+      try {
+        ca = await readFile(directory.tls.caFile, "utf8");
+        if (!ca.includes("-----BEGIN CERTIFICATE-----")) problems.push(`directories.${name}.tls.caFile: ${directory.tls.caFile} holds no PEM certificate`);
+      } catch (error) {
+        problems.push(`directories.${name}.tls.caFile: cannot read ${directory.tls.caFile} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+      }
+    }
+    directories[name] = new LdapDirectory({
+      name,
+      hosts: directory.hosts,
+      mode: directory.mode,
+      failbackAfterMs: directory.failbackAfterMs,
+      hostDownForMs: directory.hostDownForMs,
+      security: {
+        startTls: directory.startTls && !directory.allowPlaintext,
+        ca,
+        serverName: directory.tls.serverName,
+        connectTimeoutMs: directory.connectTimeoutMs,
+        operationTimeoutMs: directory.operationTimeoutMs,
+      },
+      serviceBind: directory.bind ? { dn: directory.bind.dn, password: bindPasswords[name] as string } : undefined,
+      maxConnections: directory.maxConnections,
+    });
+  }
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  return directories;
+}
+
+export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
+  const source = options.source ?? "config";
+  const log = options.log ?? jsonLineLogger;
+  const secrets = resolveSecrets(options.config, options.env ?? process.env, source);
+  const directories = await createDirectories(options.config, secrets.bindPasswords, source);
+  const gate = new Gate({ config: options.config, directories });
+  const app = createApp({ gate, tokens: await createTokenChecker(secrets.apiTokens), maxBodyBytes: options.config.api.maxBodyBytes, log });
+  const listen = options.listen ?? options.config.api.listen;
+
+  const server = await new Promise<ServerType>((resolve, reject) => {
+    const started = serve({ fetch: app.fetch, hostname: listen.host, port: listen.port }, () => resolve(started));
+    started.once("error", reject);
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return {
+    url: `http://${host}:${address.port}`,
+    gate,
+    directories,
+    close: async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Keep-alive connections would hold close() open; the API holds no state worth waiting for.
+        (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+      });
+      await Promise.all(Object.values(directories).map((directory) => directory.close()));
+    },
+  };
+}

@@ -1,0 +1,11 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["api/**/*.test.ts", "test/**/*.test.ts"],
+    // Integration tests start their own slapd processes; forks keep each file's children isolated.
+    pool: "forks",
+    testTimeout: 20_000,
+    hookTimeout: 30_000,
+  },
+});
