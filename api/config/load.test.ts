@@ -1,0 +1,105 @@
+import { readFile } from "node:fs/promises";
+import { describe, expect, it } from "vitest";
+import { ConfigError, parseConfig, resolveSecrets } from "./load.ts";
+import { configJsonSchema } from "./schema.ts";
+
+const EXAMPLE = new URL("../../infra/config/flow-b.yaml", import.meta.url);
+const SCHEMA_FILE = new URL("../../infra/config/smtpgate.schema.json", import.meta.url);
+
+function minimal(): Record<string, unknown> {
+  return {
+    directories: { corp: { hosts: ["ldaps://ldap.example.com"], baseDn: "dc=example,dc=com" } },
+    smtpAuthQueries: { q: { directory: "corp" } },
+    authProfiles: { corp: { type: "ldap", query: "q" } },
+    listeners: { submission: { authProfile: "corp" } },
+    api: { tokens: [{ env: "TOKEN" }] },
+  };
+}
+
+function problemsOf(document: unknown): string[] {
+  try {
+    parseConfig(JSON.stringify(document), "test.json");
+  } catch (error) {
+    if (error instanceof ConfigError) return [...error.problems];
+    throw error;
+  }
+  return [];
+}
+
+describe("configuration", () => {
+  it("accepts the documented flow B example and fills defaults", async () => {
+    const config = parseConfig(await readFile(EXAMPLE, "utf8"), "flow-b.yaml");
+    expect(config.directories.corp?.hosts).toHaveLength(2);
+    expect(config.smtpAuthQueries["corp-auth"]?.method).toBe("bind");
+    expect(config.listeners.submission?.onAllowanceFailure).toBe("reject");
+    expect(config.directories.corp?.startTls).toBe(true);
+  });
+
+  it("fills safe defaults: failover, StartTLS, seconds-long timeouts, the uid filter", () => {
+    const config = parseConfig(JSON.stringify(minimal()), "x");
+    expect(config.directories.corp).toMatchObject({ mode: "failover", startTls: true, allowPlaintext: false, connectTimeoutMs: 3000, operationTimeoutMs: 3000 });
+    expect(config.smtpAuthQueries.q).toMatchObject({ filter: "(uid={u})", method: "bind", allowPlaintextPasswords: false });
+  });
+
+  it("names the path and the reason of a bad host URL", () => {
+    const document = minimal();
+    (document.directories as { corp: { hosts: string[] } }).corp.hosts = ["ldaps://ok.example.com", "http://ldap.example.com"];
+    expect(problemsOf(document)).toEqual(["directories.corp.hosts[1]: not an ldap:// or ldaps:// URL (scheme, host and optional port only)"]);
+  });
+
+  it("reports every problem at once", () => {
+    const document = minimal();
+    (document.smtpAuthQueries as Record<string, unknown>).q = { directory: "nope", filter: "(uid={user})" };
+    (document.listeners as Record<string, unknown>).submission = { authProfile: "corp", onAllowanceFailure: "maybe", extra: 1 };
+    const problems = problemsOf(document);
+    expect(problems).toContain("smtpAuthQueries.q.filter: unknown token {user} (allowed: {u} {a} {d} {t})");
+    expect(problems).toContain('listeners.submission: unknown key "extra"');
+    expect(problems.some((p) => p.startsWith("listeners.submission.onAllowanceFailure: "))).toBe(true);
+  });
+
+  it("checks references between sections", () => {
+    const document = minimal();
+    (document.smtpAuthQueries as Record<string, unknown>).q = { directory: "nope" };
+    expect(problemsOf(document)).toEqual(['smtpAuthQueries.q.directory: no directory named "nope"']);
+  });
+
+  it("rejects a filter that does not parse", () => {
+    const document = minimal();
+    (document.smtpAuthQueries as Record<string, unknown>).q = { directory: "corp", filter: "(uid={u}" };
+    expect(problemsOf(document)[0]).toMatch(/^smtpAuthQueries\.q\.filter: not a valid LDAP filter/);
+  });
+
+  it("refuses ldap:// without StartTLS unless plaintext is explicitly allowed", () => {
+    const document = minimal();
+    (document.directories as Record<string, unknown>).corp = { hosts: ["ldap://ldap.example.com"], baseDn: "dc=x", startTls: false };
+    expect(problemsOf(document)[0]).toMatch(/^directories\.corp\.hosts\[0\]: ldap:\/\/ without StartTLS/);
+  });
+
+  it("refuses secrets written inline", () => {
+    const document = minimal();
+    (document.api as Record<string, unknown>).tokens = ["demo-token"];
+    expect(problemsOf(document)[0]).toMatch(/^api\.tokens\[0\]: /);
+  });
+
+  it("reports a YAML syntax error and a missing section", () => {
+    expect(() => parseConfig("directories: [", "bad.yaml")).toThrow(/bad.yaml: invalid configuration\n {2}not valid YAML or JSON/);
+    const document = minimal();
+    delete document.listeners;
+    expect(problemsOf(document)).toEqual(["listeners: required (record)"]);
+  });
+
+  it("resolves secrets from the environment and names what is missing", () => {
+    const document = minimal();
+    (document.directories as { corp: Record<string, unknown> }).corp.bind = { dn: "cn=svc", password: { env: "BIND_PW" } };
+    const config = parseConfig(JSON.stringify(document), "x");
+    expect(resolveSecrets(config, { TOKEN: "t0ken", BIND_PW: "pw" }, "x")).toEqual({ apiTokens: ["t0ken"], bindPasswords: { corp: "pw" } });
+    expect(() => resolveSecrets(config, { TOKEN: "" }, "x")).toThrow(
+      "x: invalid configuration\n  api.tokens[0]: environment variable TOKEN is not set\n  directories.corp.bind.password: environment variable BIND_PW is not set",
+    );
+  });
+
+  it("publishes a JSON Schema that matches the code (regenerate with npm run schema)", async () => {
+    const published = JSON.parse(await readFile(SCHEMA_FILE, "utf8"));
+    expect(published).toEqual(configJsonSchema());
+  });
+});

@@ -1,0 +1,155 @@
+import { describe, expect, it } from "vitest";
+import type { BindOutcome, Directory, DirectoryEntry, DirectoryResult, SearchRequest } from "./directory.ts";
+import { decideSmtpAuth, type SmtpAuthContext, type SmtpAuthQuery } from "./smtp-auth.ts";
+
+/** A directory made of plain data that records every call: the pure core needs no network. */
+class FakeDirectory implements Directory {
+  calls: string[] = [];
+  searches: SearchRequest[] = [];
+  down = false;
+  readonly entries: Record<string, DirectoryEntry[]>;
+  readonly passwords: Record<string, string>;
+
+  constructor(entries: Record<string, DirectoryEntry[]>, passwords: Record<string, string>) {
+    this.entries = entries;
+    this.passwords = passwords;
+  }
+
+  async search(request: SearchRequest): Promise<DirectoryResult<DirectoryEntry[]>> {
+    this.calls.push(`search ${request.filter}`);
+    this.searches.push(request);
+    if (this.down) return { ok: false, error: { kind: "unavailable", detail: "down" } };
+    return { ok: true, value: (this.entries[request.filter] ?? []).slice(0, request.sizeLimit) };
+  }
+
+  async bindAsUser(dn: string, password: string): Promise<DirectoryResult<BindOutcome>> {
+    this.calls.push(`bind ${dn}`);
+    if (this.down) return { ok: false, error: { kind: "unavailable", detail: "down" } };
+    return { ok: true, value: this.passwords[dn] === password ? { bound: true } : { bound: false, resultCode: 49, message: "invalid" } };
+  }
+
+  async probe() {
+    return { ok: true as const, value: { host: "fake" } };
+  }
+
+  async close() {}
+}
+
+const ALICE = "uid=alice,ou=people,dc=example,dc=com";
+const query: SmtpAuthQuery = {
+  baseDn: "dc=example,dc=com",
+  filter: "(uid={u})",
+  method: "bind",
+  passwordAttribute: "userPassword",
+  allowPlaintextPasswords: false,
+  allowance: { baseDn: "dc=example,dc=com", filter: "(&(uid={u})(memberOf=cn=smtp-users,dc=example,dc=com))" },
+};
+
+function setup(overrides: Partial<SmtpAuthContext> = {}) {
+  const directory = new FakeDirectory(
+    {
+      "(uid=alice)": [{ dn: ALICE, attributes: {} }],
+      "(uid=bob)": [{ dn: "uid=bob,ou=people,dc=example,dc=com", attributes: {} }],
+      "(uid=dup)": [
+        { dn: "uid=dup,ou=people,dc=example,dc=com", attributes: {} },
+        { dn: "uid=dup,ou=contractors,dc=example,dc=com", attributes: {} },
+      ],
+      "(&(uid=alice)(memberOf=cn=smtp-users,dc=example,dc=com))": [{ dn: ALICE, attributes: {} }],
+    },
+    { [ALICE]: "alice-password", "uid=bob,ou=people,dc=example,dc=com": "bob-password" },
+  );
+  const context: SmtpAuthContext = { profile: "corp", query, onAllowanceFailure: "reject", directory, now: new Date(0), ...overrides };
+  return { directory, context };
+}
+
+describe("SMTP AUTH decision (flow B)", () => {
+  it("allows a user whose bind and allowance succeed", async () => {
+    const { directory, context } = setup();
+    const decision = await decideSmtpAuth({ username: "alice", password: "alice-password" }, context);
+    expect(decision).toMatchObject({ verdict: "allow", authenticated: true, identity: "alice", dn: ALICE, reason: "ok", temporary: false, method: "ldap-bind" });
+    expect(decision.smtp).toEqual({ code: 235, enhanced: "2.7.0", text: "Authentication succeeded" });
+    expect(directory.calls).toEqual(["search (uid=alice)", `bind ${ALICE}`, "search (&(uid=alice)(memberOf=cn=smtp-users,dc=example,dc=com))"]);
+  });
+
+  it("denies an empty password without any directory call", async () => {
+    const { directory, context } = setup();
+    const decision = await decideSmtpAuth({ username: "alice", password: "" }, context);
+    expect(decision).toMatchObject({ verdict: "deny", reason: "empty-password", smtp: { code: 535, enhanced: "5.7.8" } });
+    expect(directory.calls).toEqual([]);
+  });
+
+  it.each([
+    ["", "empty"],
+    ["a\u0000b", "NUL"],
+    ["a\nb", "newline"],
+    ["x".repeat(10_000), "10 kB"],
+  ])("denies a malformed user name (%s) without any directory call: %s", async (username) => {
+    const { directory, context } = setup();
+    const decision = await decideSmtpAuth({ username, password: "pw" }, context);
+    expect(decision).toMatchObject({ verdict: "deny", reason: "malformed-username", smtp: { code: 535 } });
+    expect(directory.calls).toEqual([]);
+  });
+
+  it("escapes the user name in the filter", async () => {
+    const { directory, context } = setup();
+    const decision = await decideSmtpAuth({ username: "*)(uid=*))(|(uid=*", password: "pw" }, context);
+    expect(decision.reason).toBe("no-such-user");
+    expect(directory.calls).toEqual(["search (uid=\\2a\\29\\28uid=\\2a\\29\\29\\28|\\28uid=\\2a)"]);
+  });
+
+  it("denies an unknown user, an ambiguous user and a wrong password with the same SMTP reply", async () => {
+    const { context } = setup();
+    const unknown = await decideSmtpAuth({ username: "mallory", password: "pw" }, context);
+    const ambiguous = await decideSmtpAuth({ username: "dup", password: "pw" }, context);
+    const wrong = await decideSmtpAuth({ username: "alice", password: "nope" }, context);
+    expect([unknown.reason, ambiguous.reason, wrong.reason]).toEqual(["no-such-user", "ambiguous-user", "invalid-credentials"]);
+    expect(new Set([unknown.smtp, ambiguous.smtp, wrong.smtp]).size).toBe(1);
+    expect(wrong.smtp.code).toBe(535);
+  });
+
+  it("asks for at most two entries, enough to tell one from many", async () => {
+    const { directory, context } = setup();
+    await decideSmtpAuth({ username: "dup", password: "pw" }, context);
+    expect(directory.searches[0]?.sizeLimit).toBe(2);
+  });
+
+  it("follows the listener when the allowance query finds nothing", async () => {
+    const rejecting = setup();
+    expect(await decideSmtpAuth({ username: "bob", password: "bob-password" }, rejecting.context)).toMatchObject({ verdict: "deny", reason: "allowance-failed", smtp: { code: 535 } });
+    const temporary = setup({ onAllowanceFailure: "allow-temporarily" });
+    expect(await decideSmtpAuth({ username: "bob", password: "bob-password" }, temporary.context)).toMatchObject({
+      verdict: "allow",
+      authenticated: true,
+      temporary: true,
+      reason: "allowance-failed",
+      smtp: { code: 235 },
+    });
+  });
+
+  it("is a temporary failure when the directory cannot answer, never an accept", async () => {
+    const { directory, context } = setup();
+    directory.down = true;
+    const decision = await decideSmtpAuth({ username: "alice", password: "alice-password" }, context);
+    expect(decision).toMatchObject({ verdict: "tempfail", authenticated: false, reason: "directory-unavailable" });
+    expect(decision.smtp).toEqual({ code: 454, enhanced: "4.7.0", text: "Temporary authentication failure" });
+  });
+
+  it("refuses an authorization identity other than the user", async () => {
+    const { directory, context } = setup();
+    expect((await decideSmtpAuth({ username: "alice", password: "alice-password", authzid: "bob" }, context)).reason).toBe("authzid-not-permitted");
+    expect(directory.calls).toEqual([]);
+    expect((await decideSmtpAuth({ username: "alice", password: "alice-password", authzid: "alice" }, context)).verdict).toBe("allow");
+  });
+
+  it("fails closed when a token has no value", async () => {
+    const { directory, context } = setup({ query: { ...query, filter: "(mail={a})" } });
+    expect((await decideSmtpAuth({ username: "alice", password: "alice-password" }, context)).reason).toBe("no-such-user");
+    expect(directory.calls).toEqual([]);
+  });
+
+  it("passes {dn} of the authenticated entry, escaped, to the allowance query", async () => {
+    const { directory, context } = setup({ query: { ...query, allowance: { baseDn: "ou=groups", filter: "(member={dn})" } } });
+    await decideSmtpAuth({ username: "alice", password: "alice-password" }, context);
+    expect(directory.calls.at(-1)).toBe(`search (member=${ALICE})`);
+  });
+});
