@@ -41,6 +41,7 @@ export class LdapConnection {
   readonly endpoint: HostEndpoint;
   readonly #sockets: net.Socket[] = [];
   #closed = false;
+  #dropped = false;
 
   private constructor(endpoint: HostEndpoint, security: ConnectionSecurity) {
     this.endpoint = endpoint;
@@ -85,11 +86,16 @@ export class LdapConnection {
 
   /** False once the connection was closed or dropped; a fresh, not yet connected one is usable. */
   get usable(): boolean {
-    return !this.#closed && (this.#sockets.length === 0 || this.client.isConnected);
+    return !this.#closed && !this.#dropped && (this.#sockets.length === 0 || this.client.isConnected);
   }
 
   #track<S extends net.Socket>(socket: S): S {
     this.#sockets.push(socket);
+    // After StartTLS, ldapts watches only the plain socket's "close" and compares it with its current (TLS)
+    // socket, so it keeps reporting a dropped connection as connected. We watch every socket ourselves.
+    socket.once("close", () => {
+      this.#dropped = true;
+    });
     return socket;
   }
 

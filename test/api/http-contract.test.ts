@@ -1,0 +1,126 @@
+// The HTTP contract of the decision API: who may call it, and what a malformed call gets (RFC 9457).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { API_TOKENS_CONFIG, TEST_TOKEN, TEST_TOKEN_NEXT, startTestApi, type TestApi } from "../harness/api.ts";
+import { SEED, startSlapd, type SlapdInstance } from "../harness/slapd.ts";
+
+let slapd: SlapdInstance;
+let api: TestApi;
+
+const VALID = {
+  listener: "submission",
+  client: { ip: "2001:db8::25" },
+  tls: null,
+  mechanism: "PLAIN",
+  username: "alice",
+  password: SEED.users.alice.password,
+};
+
+beforeAll(async () => {
+  slapd = await startSlapd();
+  api = await startTestApi(
+    {
+      directories: { corp: { hosts: [slapd.ldapUrl], tls: { caFile: slapd.pki.caFile }, bind: { dn: SEED.serviceDn, password: { env: "BIND_PW" } }, baseDn: SEED.baseDn } },
+      smtpAuthQueries: { q: { directory: "corp" } },
+      authProfiles: { corp: { type: "ldap", query: "q" } },
+      listeners: { submission: { authProfile: "corp" } },
+      api: { ...API_TOKENS_CONFIG, maxBodyBytes: 4096 },
+    },
+    { BIND_PW: SEED.servicePassword },
+  );
+});
+
+afterAll(async () => {
+  await api?.close();
+  await slapd?.close();
+});
+
+function expectProblem(response: { status: number; body: Record<string, unknown>; headers: Headers }, status: number) {
+  expect(response.status).toBe(status);
+  expect(response.headers.get("content-type")).toBe("application/problem+json");
+  expect(response.body).toMatchObject({ status, type: expect.stringMatching(/^https:\/\//), title: expect.any(String), detail: expect.any(String) });
+}
+
+describe("API tokens", () => {
+  it("refuses a call without a token with 401 and says nothing about the decision", async () => {
+    const response = await api.post("/v1/decide/auth", VALID, null);
+    expectProblem(response, 401);
+    expect(response.headers.get("www-authenticate")).toMatch(/^Bearer/);
+    expect(response.body).not.toHaveProperty("verdict");
+  });
+
+  it.each([["wrong-token-0123456789"], [`${TEST_TOKEN}x`], [TEST_TOKEN.slice(0, -1)]])("refuses the wrong token %j with 401", async (token) => {
+    expectProblem(await api.post("/v1/decide/auth", VALID, token), 401);
+  });
+
+  it("refuses a token in another scheme", async () => {
+    const response = await fetch(`${api.url}/v1/decide/auth`, { method: "POST", headers: { Authorization: `Basic ${TEST_TOKEN}` }, body: JSON.stringify(VALID) });
+    expect(response.status).toBe(401);
+  });
+
+  it("accepts both configured tokens (rotation)", async () => {
+    for (const token of [TEST_TOKEN, TEST_TOKEN_NEXT]) {
+      const response = await api.post("/v1/decide/auth", VALID, token);
+      expect(response.status).toBe(200);
+      expect(response.body).toMatchObject({ verdict: "allow" });
+    }
+  });
+
+  it("checks the token before reading the body", async () => {
+    expectProblem(await api.post("/v1/decide/auth", "not json", null), 401);
+  });
+});
+
+describe("malformed calls get 400 problem+json naming the field", () => {
+  it.each([
+    ["a body that is not JSON", "{not json", "(body)"],
+    ["a JSON array", [], "(top level)"],
+    ["no username", { ...VALID, username: undefined }, "username"],
+    ["a number as password", { ...VALID, password: 12 }, "password"],
+    ["an unknown mechanism", { ...VALID, mechanism: "CRAM-MD5" }, "mechanism"],
+    ["a client IP that is not an IP", { ...VALID, client: { ip: "mail.example.com" } }, "client.ip"],
+    ["no client", { ...VALID, client: undefined }, "client"],
+    ["an unknown field", { ...VALID, extra: true }, "(top level)"],
+    ["a listener that does not exist", { ...VALID, listener: "nope" }, "listener"],
+    ["a TLS object without version", { ...VALID, tls: { cipher: "x" } }, "tls.version"],
+  ])("%s", async (_, body, field) => {
+    const response = await api.post("/v1/decide/auth", body);
+    expectProblem(response, 400);
+    const errors = response.body.errors as { field: string; message: string }[];
+    expect(errors.map((error) => error.field)).toContain(field);
+    expect(String(response.body.detail)).toContain(field);
+  });
+
+  it("answers 413 for a body over the limit", async () => {
+    expectProblem(await api.post("/v1/decide/auth", { ...VALID, username: "a".repeat(8192) }), 413);
+  });
+
+  it("answers 404 problem+json for an unknown route", async () => {
+    expectProblem(await api.post("/v1/decide/nothing", VALID), 404);
+  });
+
+  it("never echoes the password in a problem", async () => {
+    const response = await api.post("/v1/decide/auth", { ...VALID, mechanism: "XX", password: "secret-in-a-bad-call" });
+    expect(JSON.stringify(response.body)).not.toContain("secret-in-a-bad-call");
+  });
+});
+
+describe("service endpoints", () => {
+  it("answers /healthz without a token", async () => {
+    const response = await fetch(`${api.url}/healthz`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ status: "ok" });
+  });
+
+  it("answers /readyz with each directory's state", async () => {
+    const response = await fetch(`${api.url}/readyz`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ status: "ready", directories: { corp: { ready: true } } });
+  });
+
+  it("gives every response a request id, and keeps one the caller sent", async () => {
+    const response = await fetch(`${api.url}/healthz`, { headers: { "X-Request-Id": "relay-42" } });
+    expect(response.headers.get("x-request-id")).toBe("relay-42");
+    const fresh = await fetch(`${api.url}/healthz`);
+    expect(fresh.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
