@@ -69,6 +69,18 @@ describe("configuration", () => {
     expect(problemsOf(document)[0]).toMatch(/^smtpAuthQueries\.q\.filter: not a valid LDAP filter/);
   });
 
+  it("rejects a filter with unbalanced parentheses, which ldapts would silently close", () => {
+    const document = minimal();
+    (document.smtpAuthQueries as Record<string, unknown>).q = { directory: "corp", filter: "(&(uid={u})" };
+    expect(problemsOf(document)).toEqual(["smtpAuthQueries.q.filter: not a valid LDAP filter: unbalanced parentheses"]);
+  });
+
+  it("tells a value of the wrong type from a missing one", () => {
+    const document = minimal();
+    (document.api as Record<string, unknown>).listen = { port: "8787" };
+    expect(problemsOf(document)).toEqual(["api.listen.port: Invalid input: expected number, received string"]);
+  });
+
   it("refuses ldap:// without StartTLS unless plaintext is explicitly allowed", () => {
     const document = minimal();
     (document.directories as Record<string, unknown>).corp = { hosts: ["ldap://ldap.example.com"], baseDn: "dc=x", startTls: false };
@@ -93,6 +105,9 @@ describe("configuration", () => {
     (document.directories as { corp: Record<string, unknown> }).corp.bind = { dn: "cn=svc", password: { env: "BIND_PW" } };
     const config = parseConfig(JSON.stringify(document), "x");
     expect(resolveSecrets(config, { TOKEN: "t0ken", BIND_PW: "pw" }, "x")).toEqual({ apiTokens: ["t0ken"], bindPasswords: { corp: "pw" } });
+    expect(() => resolveSecrets(config, { TOKEN: "has spaces!", BIND_PW: "pw" }, "x")).toThrow(
+      "api.tokens[0]: the value of TOKEN is not a valid bearer token",
+    );
     expect(() => resolveSecrets(config, { TOKEN: "" }, "x")).toThrow(
       "x: invalid configuration\n  api.tokens[0]: environment variable TOKEN is not set\n  directories.corp.bind.password: environment variable BIND_PW is not set",
     );

@@ -1,7 +1,7 @@
 /**
  * Reading and checking a configuration: parse (YAML or JSON), validate against the schema, resolve secrets.
- * Every problem is reported with the path of the offending value and the reason, all at once, so an
- * administrator fixes the file in one pass:
+ * Every problem is reported with the path of the offending value and the reason, all at once (references
+ * between sections are checked once each section is valid on its own):
  *
  *   directories.corp.hosts[1]: not an ldap:// or ldaps:// URL (scheme, host and optional port only)
  *
@@ -11,6 +11,9 @@
 import { parse as parseYaml, YAMLParseError } from "yaml";
 import type { z } from "zod";
 import { configSchema, type Config, type SecretRef } from "./schema.ts";
+
+/** RFC 6750 §2.1 b64token: what an Authorization: Bearer header can carry. */
+const BEARER_TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -37,6 +40,7 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
 }
 
 function issueMessage(issue: z.core.$ZodIssue): string {
+  // Parsed with reportInput, so an absent value is told apart from a value of the wrong type.
   if (issue.code === "unrecognized_keys") return `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
   if (issue.code === "invalid_type" && issue.input === undefined) return `required (${issue.expected})`;
   return issue.message;
@@ -59,7 +63,7 @@ export function parseConfig(text: string, source: string): Config {
 }
 
 export function validateConfig(document: unknown, source: string): Config {
-  const result = configSchema.safeParse(document);
+  const result = configSchema.safeParse(document, { reportInput: true });
   if (!result.success) throw new ConfigError(source, formatIssues(result.error.issues));
   return result.data;
 }
@@ -82,6 +86,11 @@ export function resolveSecrets(config: Config, env: Readonly<Record<string, stri
     return value;
   };
   const apiTokens = config.api.tokens.map((ref, index) => read(ref, `api.tokens[${index}]`));
+  apiTokens.forEach((token, index) => {
+    if (token !== "" && !BEARER_TOKEN.test(token)) {
+      problems.push(`api.tokens[${index}]: the value of ${config.api.tokens[index]?.env} is not a valid bearer token (letters, digits and - . _ ~ + / with trailing =)`);
+    }
+  });
   const bindPasswords: Record<string, string> = {};
   for (const [name, directory] of Object.entries(config.directories)) {
     if (directory.bind) bindPasswords[name] = read(directory.bind.password, `directories.${name}.bind.password`);

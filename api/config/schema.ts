@@ -45,12 +45,28 @@ const filterTemplate = (allowed: readonly string[]) =>
       ctx.addIssue({ code: "custom", message: `unknown token ${unknown.map((t) => `{${t}}`).join(", ")} (allowed: ${allowed.map((t) => `{${t}}`).join(" ")})` });
       return;
     }
+    if (!parenthesesBalanced(template)) {
+      ctx.addIssue({ code: "custom", message: "not a valid LDAP filter: unbalanced parentheses" });
+      return;
+    }
     try {
       FilterParser.parseString(template.replace(/\{[a-z0-9_]+\}/g, "x"));
     } catch (error) {
       ctx.addIssue({ code: "custom", message: `not a valid LDAP filter: ${(error as Error).message}` });
     }
   });
+
+/** ldapts' parser closes a missing ")" silently; a typo in a filter must not change its meaning unnoticed. */
+function parenthesesBalanced(filter: string): boolean {
+  let depth = 0;
+  for (let i = 0; i < filter.length; i += 1) {
+    const char = filter[i];
+    if (char === "\\") i += 2;
+    else if (char === "(") depth += 1;
+    else if (char === ")" && --depth < 0) return false;
+  }
+  return depth === 0;
+}
 
 const dn = z.string().min(1).max(1024).describe("A distinguished name (RFC 4514)");
 
@@ -61,7 +77,7 @@ export const directorySchema = z
     failbackAfterMs: durationMs(60_000, 86_400_000).describe("failover: go back to the first host this long after leaving it"),
     hostDownForMs: durationMs(30_000, 86_400_000).describe("loadbalance: skip a host this long after it failed"),
     startTls: z.boolean().default(true).describe("ldap:// hosts: upgrade with StartTLS before any bind (default true)"),
-    allowPlaintext: z.boolean().default(false).describe("allow ldap:// without StartTLS: passwords cross the network in clear; tests only"),
+    allowPlaintext: z.boolean().default(false).describe("permit startTls: false on ldap:// hosts: passwords cross the network in clear; tests only"),
     tls: z
       .strictObject({
         caFile: z.string().min(1).optional().describe("PEM bundle of CAs trusted for the directory's certificate (default: the system store)"),

@@ -147,6 +147,12 @@ describe("SMTP AUTH decision (flow B)", () => {
     expect(directory.calls).toEqual([]);
   });
 
+  it("denies, even where the listener allows temporarily, when an allowance token has no value", async () => {
+    const { directory, context } = setup({ onAllowanceFailure: "allow-temporarily", query: { ...query, allowance: { baseDn: "dc=example,dc=com", filter: "(&(uid={u})(mailDomain={d}))" } } });
+    expect(await decideSmtpAuth({ username: "alice", password: "alice-password" }, context)).toMatchObject({ verdict: "deny", reason: "allowance-failed", temporary: false });
+    expect(directory.calls).toEqual(["search (uid=alice)", `bind ${ALICE}`]);
+  });
+
   it("passes {dn} of the authenticated entry, escaped, to the allowance query", async () => {
     const { directory, context } = setup({ query: { ...query, allowance: { baseDn: "ou=groups", filter: "(member={dn})" } } });
     await decideSmtpAuth({ username: "alice", password: "alice-password" }, context);

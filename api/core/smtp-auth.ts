@@ -86,13 +86,13 @@ export async function decideSmtpAuth(credentials: SmtpAuthCredentials, context: 
 
   if (!query.allowance) return allow({ ...outcome, identity: username, dn: entry.dn });
   const allowanceFilter = fillFilter(query.allowance.filter, { ...tokens, dn: entry.dn });
-  let allowed = false;
-  if (allowanceFilter.ok) {
-    const allowance = await directory.search({ baseDn: query.allowance.baseDn, filter: allowanceFilter.filter, attributes: [], sizeLimit: 1 });
-    if (!allowance.ok) return tempfail({ ...outcome, detail: allowance.error.detail });
-    allowed = allowance.value.length > 0;
+  if (!allowanceFilter.ok) {
+    // The allowance query cannot even be asked: fail closed, whatever the listener allows on a "no match".
+    return deny("allowance-failed", { ...outcome, dn: entry.dn, detail: `allowance token ${allowanceFilter.missing.map((t) => `{${t}}`).join(", ")} has no value` });
   }
-  if (allowed) return allow({ ...outcome, identity: username, dn: entry.dn });
+  const allowance = await directory.search({ baseDn: query.allowance.baseDn, filter: allowanceFilter.filter, attributes: [], sizeLimit: 1 });
+  if (!allowance.ok) return tempfail({ ...outcome, detail: allowance.error.detail });
+  if (allowance.value.length > 0) return allow({ ...outcome, identity: username, dn: entry.dn });
   if (context.onAllowanceFailure === "allow-temporarily") {
     return allow({ ...outcome, identity: username, dn: entry.dn, temporary: true, detail: "allowance query found no entry; listener allows temporarily" });
   }

@@ -94,7 +94,7 @@ async function parseBody<S extends z.ZodType>(c: Context, schema: S): Promise<Pa
   } catch {
     return { ok: false, response: malformed(c, [{ field: "(body)", message: "not a JSON document" }]) };
   }
-  const result = schema.safeParse(json);
+  const result = schema.safeParse(json, { reportInput: true });
   if (result.success) return { ok: true, value: result.data };
   const errors = formatIssues(result.error.issues).map((line) => {
     const at = line.indexOf(": ");
@@ -135,6 +135,8 @@ function decisionLog(c: Context<Env>, request: AuthRequestBody, decision: Decisi
     listener: request.listener,
     session: request.session,
     clientIp: request.client.ip,
+    helo: request.client.helo,
+    tls: request.tls ? `${request.tls.version} ${request.tls.cipher}` : null,
     mechanism: request.mechanism,
     user: request.username.length > LOGGED_USERNAME_MAX ? `${request.username.slice(0, LOGGED_USERNAME_MAX)}…(${request.username.length} chars)` : request.username,
     profile: verdict.profile,

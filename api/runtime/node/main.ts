@@ -45,6 +45,11 @@ async function main(): Promise<void> {
     process.once("SIGTERM", stop);
   } catch (error) {
     if (error instanceof ConfigError) fail(error.message);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
+      const { address, port } = error as { address?: string; port?: number };
+      fail(`cannot listen on ${address ?? "?"}:${port ?? "?"} (${code}); choose another api.listen or --port`);
+    }
     throw error;
   }
 }

@@ -65,7 +65,7 @@ export async function createDirectories(config: Config, bindPasswords: Record<st
       failbackAfterMs: directory.failbackAfterMs,
       hostDownForMs: directory.hostDownForMs,
       security: {
-        startTls: directory.startTls && !directory.allowPlaintext,
+        startTls: directory.startTls,
         ca,
         serverName: directory.tls.serverName,
         connectTimeoutMs: directory.connectTimeoutMs,
