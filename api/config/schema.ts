@@ -115,12 +115,59 @@ export const smtpAuthQuerySchema = z.strictObject({
     .optional(),
 });
 
+export const certificateQuerySchema = z.strictObject({
+  directory: name.describe("the LDAP server profile to ask"),
+  baseDn: dn.optional().describe("search base (default: the directory's baseDn)"),
+  filter: filterTemplate(FILTER_TOKENS.certificate).describe("finds the entry of the certificate's owner, e.g. (&(objectClass=inetOrgPerson)(mail={email}))"),
+  userIdAttribute: z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/, "not an attribute name").default("uid").describe("its value becomes the session identity (AD: sAMAccountName)"),
+  matchUserCertificate: z.boolean().default(false).describe("also require the presented leaf to equal one of the entry's userCertificate;binary values"),
+});
+
+const httpUrl = z.string().refine((value) => {
+  try {
+    const url = new URL(value);
+    return url.protocol === "http:" || url.protocol === "https:";
+  } catch {
+    return false;
+  }
+}, "not an http:// or https:// URL");
+
+export const crlSourceSchema = z
+  .strictObject({
+    url: httpUrl.optional().describe("where to download the CRL (DER or PEM)"),
+    file: z.string().min(1).optional().describe("a CRL file (DER or PEM); not available on Workers"),
+    refreshSeconds: z.number().int().min(10).max(7 * 86_400).default(3_600).describe("how often to fetch it again (conditional requests)"),
+  })
+  .refine((source) => (source.url === undefined) !== (source.file === undefined), { message: "give exactly one of url and file" });
+
 const ldapAuthProfileSchema = z.strictObject({
   type: z.literal("ldap"),
   query: name.describe("the SMTP AUTH query"),
 });
 
-export const authProfileSchema = z.discriminatedUnion("type", [ldapAuthProfileSchema]);
+const certificateAuthProfileSchema = z.strictObject({
+  type: z.literal("certificate"),
+  query: name.describe("the certificate query"),
+  trustAnchors: z
+    .union([z.strictObject({ file: z.string().min(1) }), z.strictObject({ pem: z.string().min(1) })])
+    .describe("the CA certificates client certificates must chain to: a PEM bundle file, or the PEM text"),
+  allowNoExtendedKeyUsage: z.boolean().default(false).describe("accept a leaf without extendedKeyUsage (default: clientAuth or anyExtendedKeyUsage required)"),
+  revocation: z
+    .strictObject({
+      crlSources: z.array(name).default([]).describe("names of crlSources that may hold the issuer's CRL"),
+      useDistributionPoints: z.boolean().default(false).describe("also fetch the CRLs named in the certificate's own CRL distribution points"),
+      whenUnknown: z.enum(["deny", "tempfail", "allow"]).default("deny").describe("no usable CRL (missing, stale, bad signature)"),
+      staleGraceSeconds: z.number().int().min(0).max(30 * 86_400).default(0).describe("keep using a CRL this long past its nextUpdate"),
+    })
+    .optional()
+    .describe("omit to skip revocation checking"),
+  allowAuthFallback: name.optional().describe("an ldap auth profile: SMTP AUTH is allowed when no certificate is presented, or a valid one maps to no entry"),
+  onInvalidCertificate: z.enum(["reject", "fallback"]).default("reject").describe("fallback: an invalid certificate also leads to SMTP AUTH (needs allowAuthFallback)"),
+  maxChainLength: z.number().int().min(1).max(16).default(8),
+  maxCertificateBytes: z.number().int().min(512).max(64 * 1024).default(16 * 1024),
+});
+
+export const authProfileSchema = z.discriminatedUnion("type", [ldapAuthProfileSchema, certificateAuthProfileSchema]);
 
 export const listenerSchema = z.strictObject({
   authProfile: name,
@@ -139,6 +186,8 @@ export const configSchema = z
   .strictObject({
     directories: z.record(name, directorySchema),
     smtpAuthQueries: z.record(name, smtpAuthQuerySchema).default({}),
+    certificateQueries: z.record(name, certificateQuerySchema).default({}),
+    crlSources: z.record(name, crlSourceSchema).default({}),
     authProfiles: z.record(name, authProfileSchema),
     listeners: z.record(name, listenerSchema),
     api: apiSchema,
@@ -150,9 +199,34 @@ export const configSchema = z
         ctx.addIssue({ code: "custom", path: ["smtpAuthQueries", key, "directory"], message: `no directory named "${query.directory}"` });
       }
     }
+    for (const [key, query] of Object.entries(config.certificateQueries)) {
+      if (!(query.directory in config.directories)) {
+        ctx.addIssue({ code: "custom", path: ["certificateQueries", key, "directory"], message: `no directory named "${query.directory}"` });
+      }
+    }
     for (const [key, profile] of Object.entries(config.authProfiles)) {
-      if (!(profile.query in config.smtpAuthQueries)) {
-        ctx.addIssue({ code: "custom", path: ["authProfiles", key, "query"], message: `no smtpAuthQueries entry named "${profile.query}"` });
+      if (profile.type === "ldap") {
+        if (!(profile.query in config.smtpAuthQueries)) {
+          ctx.addIssue({ code: "custom", path: ["authProfiles", key, "query"], message: `no smtpAuthQueries entry named "${profile.query}"` });
+        }
+        continue;
+      }
+      if (!(profile.query in config.certificateQueries)) {
+        ctx.addIssue({ code: "custom", path: ["authProfiles", key, "query"], message: `no certificateQueries entry named "${profile.query}"` });
+      }
+      if (profile.allowAuthFallback !== undefined && config.authProfiles[profile.allowAuthFallback]?.type !== "ldap") {
+        ctx.addIssue({ code: "custom", path: ["authProfiles", key, "allowAuthFallback"], message: `no ldap auth profile named "${profile.allowAuthFallback}"` });
+      }
+      if (profile.onInvalidCertificate === "fallback" && profile.allowAuthFallback === undefined) {
+        ctx.addIssue({ code: "custom", path: ["authProfiles", key, "onInvalidCertificate"], message: "fallback needs allowAuthFallback (the ldap profile to fall back to)" });
+      }
+      for (const [index, source] of (profile.revocation?.crlSources ?? []).entries()) {
+        if (!(source in config.crlSources)) {
+          ctx.addIssue({ code: "custom", path: ["authProfiles", key, "revocation", "crlSources", index], message: `no crlSources entry named "${source}"` });
+        }
+      }
+      if (profile.revocation && profile.revocation.crlSources.length === 0 && !profile.revocation.useDistributionPoints) {
+        ctx.addIssue({ code: "custom", path: ["authProfiles", key, "revocation"], message: "name at least one crlSources entry or set useDistributionPoints" });
       }
     }
     for (const [key, listener] of Object.entries(config.listeners)) {
@@ -166,6 +240,9 @@ export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 export type DirectoryConfig = z.output<typeof directorySchema>;
 export type SmtpAuthQueryConfig = z.output<typeof smtpAuthQuerySchema>;
+export type CertificateQueryConfig = z.output<typeof certificateQuerySchema>;
+export type CrlSourceConfig = z.output<typeof crlSourceSchema>;
+export type CertificateAuthProfileConfig = z.output<typeof certificateAuthProfileSchema>;
 export type AuthProfileConfig = z.output<typeof authProfileSchema>;
 export type ListenerConfig = z.output<typeof listenerSchema>;
 export type SecretRef = z.output<typeof secretRef>;

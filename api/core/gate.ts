@@ -1,16 +1,33 @@
 /**
  * The gate: from a listener's name to the decision, following the configuration's references
- * (listener → auth profile → SMTP AUTH query → directory). Pure over its inputs: the directories are ports and
- * the clock is given, so the Node and Workers entry points differ only in how they build the directories.
+ * (listener → auth profile → query → directory). Pure over its inputs: directories, trust anchors and the CRL
+ * store are given, so the Node and Workers entry points differ only in how they build those.
  */
 import type { Config } from "../config/schema.ts";
+import { DEFAULT_CHAIN_LIMITS } from "../pki/certificate-chain.ts";
+import type { CrlStore } from "../pki/crl-store.ts";
+import type { X509Certificate } from "../pki/x509.ts";
+import { evaluateCertificate, tlsVerdict, type CertificateProfile } from "./certificate-auth.ts";
 import type { Directory } from "./directory.ts";
 import { decideSmtpAuth, type SmtpAuthCredentials, type SmtpAuthQuery } from "./smtp-auth.ts";
-import type { Decision } from "./verdict.ts";
+import { SMTP_REPLIES } from "./smtp-replies.ts";
+import { deny, proceed, tempfail, type Decision, type Reason } from "./verdict.ts";
+
+export interface PresentedCertificate {
+  /** base64 DER, leaf first. */
+  chain: string[];
+}
 
 export interface AuthRequest extends SmtpAuthCredentials {
   listener: string;
   mechanism: "PLAIN" | "LOGIN";
+  /** The certificate the client presented at STARTTLS (null: none), so AUTH is judged by the same profile rules. */
+  certificate?: PresentedCertificate | null | undefined;
+}
+
+export interface TlsRequest {
+  listener: string;
+  certificate: PresentedCertificate | null;
 }
 
 export type GateResult = { ok: true; decision: Decision } | { ok: false; field: string; problem: string };
@@ -18,65 +35,166 @@ export type GateResult = { ok: true; decision: Decision } | { ok: false; field: 
 export interface GateOptions {
   config: Config;
   directories: Readonly<Record<string, Directory>>;
+  /** Parsed trust anchors of each certificate auth profile. */
+  trustAnchors?: Readonly<Record<string, readonly X509Certificate[]>>;
+  crls?: CrlStore | null;
   now?: () => Date;
+}
+
+interface LdapProfile {
+  name: string;
+  query: SmtpAuthQuery;
+  directory: Directory;
 }
 
 export class Gate {
   readonly #config: Config;
   readonly #directories: Readonly<Record<string, Directory>>;
   readonly #now: () => Date;
-  /** Queries with their defaults resolved once, not per decision. */
-  readonly #queries: ReadonlyMap<string, SmtpAuthQuery>;
+  readonly crls: CrlStore | null;
+  /** Profiles with their references and defaults resolved once, not per decision. */
+  readonly #ldapProfiles = new Map<string, LdapProfile>();
+  readonly #certificateProfiles = new Map<string, CertificateProfile>();
 
   constructor(options: GateOptions) {
-    this.#config = options.config;
+    const { config } = options;
+    this.#config = config;
     this.#directories = options.directories;
     this.#now = options.now ?? (() => new Date());
-    this.#queries = new Map(
-      Object.entries(options.config.smtpAuthQueries).map(([name, query]) => {
-        const baseDn = query.baseDn ?? (options.config.directories[query.directory]?.baseDn as string);
-        const resolved: SmtpAuthQuery = {
-          baseDn,
-          filter: query.filter,
-          method: query.method,
-          passwordAttribute: query.passwordAttribute,
-          allowPlaintextPasswords: query.allowPlaintextPasswords,
-          ...(query.allowance ? { allowance: { filter: query.allowance.filter, baseDn: query.allowance.baseDn ?? baseDn } } : {}),
-        };
-        return [name, resolved];
-      }),
-    );
+    this.crls = options.crls ?? null;
+    const directory = (name: string): Directory => {
+      const found = options.directories[name];
+      if (!found) throw new Error(`no directory adapter for "${name}"`);
+      return found;
+    };
+    const baseDnOf = (query: { directory: string; baseDn?: string | undefined }): string => query.baseDn ?? (config.directories[query.directory]?.baseDn as string);
+
+    for (const [name, profile] of Object.entries(config.authProfiles)) {
+      if (profile.type === "ldap") {
+        const query = config.smtpAuthQueries[profile.query];
+        if (!query) throw new Error(`auth profile ${name}: no query ${profile.query}`);
+        const baseDn = baseDnOf(query);
+        this.#ldapProfiles.set(name, {
+          name,
+          directory: directory(query.directory),
+          query: {
+            baseDn,
+            filter: query.filter,
+            method: query.method,
+            passwordAttribute: query.passwordAttribute,
+            allowPlaintextPasswords: query.allowPlaintextPasswords,
+            ...(query.allowance ? { allowance: { filter: query.allowance.filter, baseDn: query.allowance.baseDn ?? baseDn } } : {}),
+          },
+        });
+        continue;
+      }
+      const query = config.certificateQueries[profile.query];
+      if (!query) throw new Error(`auth profile ${name}: no certificate query ${profile.query}`);
+      const anchors = options.trustAnchors?.[name];
+      if (!anchors || anchors.length === 0) throw new Error(`auth profile ${name}: no trust anchors`);
+      const revocation = profile.revocation;
+      const crls = this.crls;
+      if (revocation && !crls) throw new Error(`auth profile ${name}: revocation configured but no CRL store`);
+      this.#certificateProfiles.set(name, {
+        name,
+        anchors,
+        limits: { ...DEFAULT_CHAIN_LIMITS, maxChainLength: profile.maxChainLength, maxCertificateBytes: profile.maxCertificateBytes },
+        allowNoExtendedKeyUsage: profile.allowNoExtendedKeyUsage,
+        revocation:
+          revocation && crls
+            ? {
+                whenUnknown: revocation.whenUnknown,
+                check: (certificate, issuer) =>
+                  crls.check(certificate, issuer, { sources: revocation.crlSources, useDistributionPoints: revocation.useDistributionPoints, staleGraceSeconds: revocation.staleGraceSeconds }),
+              }
+            : null,
+        query: { baseDn: baseDnOf(query), filter: query.filter, userIdAttribute: query.userIdAttribute, matchUserCertificate: query.matchUserCertificate },
+        directory: directory(query.directory),
+        allowAuthFallback: profile.allowAuthFallback,
+        onInvalidCertificate: profile.onInvalidCertificate,
+      });
+    }
   }
 
+  /** At STARTTLS: the client certificate, or its absence. */
+  async decideTls(request: TlsRequest): Promise<GateResult> {
+    const profileName = this.#profileOf(request.listener);
+    if (profileName === null) return unknownListener(request.listener);
+    const profile = this.#certificateProfiles.get(profileName);
+    if (!profile) return { ok: true, decision: proceed("certificate-not-used", { profile: profileName, method: null, detail: "the listener's auth profile does not use certificates" }) };
+    const outcome = await evaluateCertificate(request.certificate?.chain ?? null, profile, this.#now());
+    return { ok: true, decision: tlsVerdict(outcome, profile) };
+  }
+
+  /** At AUTH: credentials, judged by the listener's profile (directly, or as a certificate profile's fallback). */
   async decideAuth(request: AuthRequest): Promise<GateResult> {
+    const profileName = this.#profileOf(request.listener);
+    if (profileName === null) return unknownListener(request.listener);
+    const ldap = this.#ldapProfiles.get(profileName);
+    if (ldap) return { ok: true, decision: await this.#smtpAuth(request, ldap) };
+
+    const profile = this.#certificateProfiles.get(profileName) as CertificateProfile;
+    const base = { profile: profile.name, method: null };
+    // SPEC §3 A: a certificate-only profile does not offer AUTH at all.
+    if (profile.allowAuthFallback === undefined) return { ok: true, decision: deny("auth-not-offered", { ...base, smtp: SMTP_REPLIES.badSequence }) };
+    const outcome = await evaluateCertificate(request.certificate?.chain ?? null, profile, this.#now());
+    switch (outcome.kind) {
+      case "authenticated":
+        return { ok: true, decision: deny("already-authenticated", { ...base, method: "certificate", smtp: SMTP_REPLIES.badSequence, detail: `authenticated by certificate as ${outcome.identity}` }) };
+      case "unavailable":
+        return { ok: true, decision: tempfail({ ...base, method: "certificate", reason: outcome.reason, detail: outcome.detail }) };
+      case "invalid":
+        if (profile.onInvalidCertificate === "reject") {
+          const reason = outcome.reason as Exclude<Reason, "ok" | "directory-unavailable">;
+          return { ok: true, decision: deny(reason, { ...base, method: "certificate", smtp: SMTP_REPLIES.certificateRequired, close: true, detail: outcome.detail }) };
+        }
+        break;
+      case "missing":
+      case "unmapped":
+        break;
+    }
+    const fallback = this.#ldapProfiles.get(profile.allowAuthFallback) as LdapProfile;
+    return { ok: true, decision: await this.#smtpAuth(request, fallback) };
+  }
+
+  async #smtpAuth(request: AuthRequest, profile: LdapProfile): Promise<Decision> {
     const listener = this.#config.listeners[request.listener];
-    if (!listener) return { ok: false, field: "listener", problem: `no listener named "${request.listener}"` };
-    const profileName = listener.authProfile;
-    const profile = this.#config.authProfiles[profileName];
-    // The schema guarantees these references; a miss here is a programming error, not a caller's.
-    if (!profile) throw new Error(`listener ${request.listener}: auth profile ${profileName} missing`);
-    const query = this.#queries.get(profile.query);
-    const queryConfig = this.#config.smtpAuthQueries[profile.query];
-    const directory = queryConfig && this.#directories[queryConfig.directory];
-    if (!query || !directory) throw new Error(`auth profile ${profileName}: query or directory missing`);
-    const decision = await decideSmtpAuth(request, {
-      profile: profileName,
-      query,
-      onAllowanceFailure: listener.onAllowanceFailure,
-      directory,
+    return await decideSmtpAuth(request, {
+      profile: profile.name,
+      query: profile.query,
+      onAllowanceFailure: listener?.onAllowanceFailure ?? "reject",
+      directory: profile.directory,
       now: this.#now(),
     });
-    return { ok: true, decision };
   }
 
-  /** Probes every directory; for /readyz. */
-  async readiness(): Promise<{ ready: boolean; directories: Record<string, { ready: boolean; detail: string }> }> {
+  #profileOf(listener: string): string | null {
+    return Object.hasOwn(this.#config.listeners, listener) ? (this.#config.listeners[listener]?.authProfile ?? null) : null;
+  }
+
+  /** Probes every directory and reports the CRL sources; for /readyz. */
+  async readiness(): Promise<{ ready: boolean; directories: Record<string, { ready: boolean; detail: string }>; crlSources: Record<string, { ready: boolean; detail: string }> }> {
     const entries = await Promise.all(
       Object.entries(this.#directories).map(async ([name, directory]) => {
         const probe = await directory.probe();
         return [name, probe.ok ? { ready: true, detail: `answered: ${probe.value.host}` } : { ready: false, detail: probe.error.detail }] as const;
       }),
     );
-    return { ready: entries.every(([, state]) => state.ready), directories: Object.fromEntries(entries) };
+    const crlSources = Object.fromEntries(
+      (this.crls?.status() ?? []).map((state) => [
+        state.name,
+        // A failed refresh is shown, but the API stays ready while it still holds a CRL (whose freshness each
+        // decision checks); with no CRL at all, revocation cannot be decided.
+        state.crl
+          ? { ready: true, detail: `loaded, nextUpdate ${state.crl.nextUpdate?.toISOString() ?? "absent"}${state.error ? `; last refresh failed: ${state.error}` : ""}` }
+          : { ready: false, detail: state.error ?? "not loaded yet" },
+      ]),
+    );
+    const ready = entries.every(([, state]) => state.ready) && Object.values(crlSources).every((state) => state.ready);
+    return { ready, directories: Object.fromEntries(entries), crlSources };
   }
+}
+
+function unknownListener(listener: string): GateResult {
+  return { ok: false, field: "listener", problem: `no listener named "${listener}"` };
 }

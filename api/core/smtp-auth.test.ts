@@ -104,7 +104,7 @@ describe("SMTP AUTH decision (flow B)", () => {
     const wrong = await decideSmtpAuth({ username: "alice", password: "nope" }, context);
     expect([unknown.reason, ambiguous.reason, wrong.reason]).toEqual(["no-such-user", "ambiguous-user", "invalid-credentials"]);
     expect(new Set([unknown.smtp, ambiguous.smtp, wrong.smtp]).size).toBe(1);
-    expect(wrong.smtp.code).toBe(535);
+    expect(wrong.smtp?.code).toBe(535);
   });
 
   it("asks for at most two entries, enough to tell one from many", async () => {

@@ -1,6 +1,7 @@
 /**
  * The verdict: what the decision API answers (SPEC §5). A decision is always a verdict, never an exception; the
- * reason says why, and `smtp` is the exact reply the relay should give.
+ * reason says why, and `smtp` is the exact reply the relay should give (null for `continue`: no reply is due, the
+ * session goes on and AUTH is offered).
  */
 import { SMTP_REPLIES, type SmtpReply } from "./smtp-replies.ts";
 
@@ -22,6 +23,20 @@ export const REASONS = [
   "unsupported-password-scheme",
   "allowance-failed",
   "directory-unavailable",
+  "auth-not-offered",
+  "already-authenticated",
+  "certificate-not-used",
+  "certificate-missing",
+  "certificate-malformed",
+  "certificate-untrusted",
+  "certificate-expired",
+  "certificate-not-yet-valid",
+  "certificate-usage",
+  "certificate-critical-extension",
+  "certificate-revoked",
+  "certificate-revocation-unknown",
+  "certificate-unmapped",
+  "certificate-ambiguous",
 ] as const;
 export type Reason = (typeof REASONS)[number];
 
@@ -34,7 +49,7 @@ export interface Verdict {
   /** The allowance query failed and the listener allows temporarily: mark every later log line of the session. */
   temporary: boolean;
   reason: Reason;
-  smtp: SmtpReply;
+  smtp: SmtpReply | null;
   /** The relay should close the connection after giving the reply. */
   close: boolean;
   profile: string;
@@ -50,7 +65,14 @@ export type Decision = Omit<Verdict, "decisionId"> & {
 interface Outcome {
   profile: string;
   method: Method | null;
-  detail?: string;
+  detail?: string | undefined;
+  /** Overrides the usual reply of the verdict. */
+  smtp?: SmtpReply;
+  close?: boolean;
+}
+
+function withDetail(detail: string | undefined): { detail?: string } {
+  return detail === undefined ? {} : { detail };
 }
 
 export function allow(outcome: Outcome & { identity: string; dn: string | null; temporary?: boolean }): Decision {
@@ -62,10 +84,10 @@ export function allow(outcome: Outcome & { identity: string; dn: string | null; 
     dn: outcome.dn,
     temporary: outcome.temporary ?? false,
     reason: outcome.temporary ? "allowance-failed" : "ok",
-    smtp: SMTP_REPLIES.authSucceeded,
-    close: false,
+    smtp: outcome.smtp ?? SMTP_REPLIES.authSucceeded,
+    close: outcome.close ?? false,
     profile: outcome.profile,
-    ...(outcome.detail === undefined ? {} : { detail: outcome.detail }),
+    ...withDetail(outcome.detail),
   };
 }
 
@@ -78,15 +100,15 @@ export function deny(reason: Exclude<Reason, "ok" | "directory-unavailable">, ou
     dn: outcome.dn ?? null,
     temporary: false,
     reason,
-    smtp: SMTP_REPLIES.authInvalid,
-    close: false,
+    smtp: outcome.smtp ?? SMTP_REPLIES.authInvalid,
+    close: outcome.close ?? false,
     profile: outcome.profile,
-    ...(outcome.detail === undefined ? {} : { detail: outcome.detail }),
+    ...withDetail(outcome.detail),
   };
 }
 
-/** A directory that cannot answer is a temporary failure, never an accept. */
-export function tempfail(outcome: Outcome): Decision {
+/** A directory (or revocation source) that cannot answer is a temporary failure, never an accept. */
+export function tempfail(outcome: Outcome & { reason?: "directory-unavailable" | "certificate-revocation-unknown" }): Decision {
   return {
     verdict: "tempfail",
     authenticated: false,
@@ -94,10 +116,27 @@ export function tempfail(outcome: Outcome): Decision {
     identity: null,
     dn: null,
     temporary: false,
-    reason: "directory-unavailable",
-    smtp: SMTP_REPLIES.authTemporaryFailure,
+    reason: outcome.reason ?? "directory-unavailable",
+    smtp: outcome.smtp ?? SMTP_REPLIES.authTemporaryFailure,
+    close: outcome.close ?? false,
+    profile: outcome.profile,
+    ...withDetail(outcome.detail),
+  };
+}
+
+/** No decision yet: the session goes on and the relay offers SMTP AUTH. The reason says why. */
+export function proceed(reason: Reason, outcome: Outcome & { dn?: string | null }): Decision {
+  return {
+    verdict: "continue",
+    authenticated: false,
+    method: outcome.method,
+    identity: null,
+    dn: outcome.dn ?? null,
+    temporary: false,
+    reason,
+    smtp: null,
     close: false,
     profile: outcome.profile,
-    ...(outcome.detail === undefined ? {} : { detail: outcome.detail }),
+    ...withDetail(outcome.detail),
   };
 }

@@ -2,6 +2,7 @@
  * The decision API as a Hono app. Runtime-neutral: the Node and Workers entry points build the Gate (with their
  * directory adapters) and serve this app.
  *
+ *   POST /v1/decide/tls    at STARTTLS: the client certificate chain (or null) in, verdict out
  *   POST /v1/decide/auth   SMTP AUTH credentials in, verdict out (always 200 when the call is well-formed)
  *   GET  /healthz          the process is up
  *   GET  /readyz           every directory answers
@@ -11,11 +12,11 @@ import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 import type { z } from "zod";
 import { formatIssues } from "../config/load.ts";
-import type { Gate } from "../core/gate.ts";
+import type { Gate, GateResult } from "../core/gate.ts";
 import type { Decision, Verdict } from "../core/verdict.ts";
 import { bearerToken, type TokenChecker } from "./api-tokens.ts";
 import { problem, type FieldProblem } from "./problem.ts";
-import { authRequestSchema, type AuthRequestBody } from "./requests.ts";
+import { authRequestSchema, tlsRequestSchema, type AuthRequestBody, type TlsRequestBody } from "./requests.ts";
 
 export type LogRecord = Record<string, unknown>;
 export type Logger = (record: LogRecord) => void;
@@ -63,17 +64,37 @@ export function createApp(options: AppOptions): Hono<Env> {
     }),
   );
 
+  app.post("/v1/decide/tls", async (c) => {
+    const started = performance.now();
+    const body = await parseBody(c, tlsRequestSchema);
+    if (!body.ok) return body.response;
+    const result = await options.gate.decideTls(body.value);
+    return answer(c, result, (decision, verdict) => ({
+      ...decisionLog(c, "tls", body.value, decision, verdict, started),
+      certificates: body.value.certificate?.chain.length ?? 0,
+    }));
+  });
+
   app.post("/v1/decide/auth", async (c) => {
     const started = performance.now();
     const body = await parseBody(c, authRequestSchema);
     if (!body.ok) return body.response;
     const request = body.value;
     const result = await options.gate.decideAuth(request);
+    return answer(c, result, (decision, verdict) => ({
+      ...decisionLog(c, "auth", request, decision, verdict, started),
+      mechanism: request.mechanism,
+      user: request.username.length > LOGGED_USERNAME_MAX ? `${request.username.slice(0, LOGGED_USERNAME_MAX)}…(${request.username.length} chars)` : request.username,
+    }));
+  });
+
+  /** A verdict (200) with its log line, or the gate's complaint about the call (400). */
+  function answer(c: Context<Env>, result: GateResult, logLine: (decision: Decision, verdict: Verdict) => LogRecord): Response {
     if (!result.ok) return malformed(c, [{ field: result.field, message: result.problem }]);
     const verdict = toVerdict(result.decision, newDecisionId());
-    options.log(decisionLog(c, request, result.decision, verdict, performance.now() - started));
+    options.log(logLine(result.decision, verdict));
     return c.json(verdict);
-  });
+  }
 
   app.notFound((c) => problem(c, 404, "not-found", "Not Found", `no route for ${c.req.method} ${c.req.path}`));
 
@@ -125,11 +146,11 @@ function toVerdict(decision: Decision, decisionId: string): Verdict {
 }
 
 /** One line per decision: what an operator needs to answer "why was alice refused?". Never the password. */
-function decisionLog(c: Context<Env>, request: AuthRequestBody, decision: Decision, verdict: Verdict, durationMs: number): LogRecord {
+function decisionLog(c: Context<Env>, kind: "tls" | "auth", request: AuthRequestBody | TlsRequestBody, decision: Decision, verdict: Verdict, started: number): LogRecord {
   return {
     level: "info",
     msg: "decision",
-    kind: "auth",
+    kind,
     requestId: c.get("requestId"),
     decisionId: verdict.decisionId,
     listener: request.listener,
@@ -137,16 +158,15 @@ function decisionLog(c: Context<Env>, request: AuthRequestBody, decision: Decisi
     clientIp: request.client.ip,
     helo: request.client.helo,
     tls: request.tls ? `${request.tls.version} ${request.tls.cipher}` : null,
-    mechanism: request.mechanism,
-    user: request.username.length > LOGGED_USERNAME_MAX ? `${request.username.slice(0, LOGGED_USERNAME_MAX)}…(${request.username.length} chars)` : request.username,
     profile: verdict.profile,
     method: verdict.method,
     verdict: verdict.verdict,
     reason: verdict.reason,
+    identity: verdict.identity,
     temporary: verdict.temporary,
-    smtp: verdict.smtp.code,
+    smtp: verdict.smtp?.code ?? null,
     dn: verdict.dn,
     detail: decision.detail,
-    durationMs: Math.round(durationMs * 10) / 10,
+    durationMs: Math.round((performance.now() - started) * 10) / 10,
   };
 }

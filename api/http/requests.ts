@@ -18,6 +18,19 @@ export const tlsSchema = z.strictObject({
   sni: z.string().max(256).optional(),
 });
 
+/** Caps here only bound the work of one call; certificate size and chain length limits are the profile's. */
+export const certificateSchema = z.strictObject({
+  chain: z.array(z.string().max(4 * 1024 * 1024)).max(100).describe("base64 DER certificates, leaf first"),
+});
+
+export const tlsRequestSchema = z.strictObject({
+  listener: z.string().min(1).max(64),
+  session: z.string().max(128).optional().describe("the relay's session id, for log correlation"),
+  client: clientSchema,
+  tls: tlsSchema,
+  certificate: certificateSchema.nullable().describe("null when the client presented no certificate"),
+});
+
 export const authRequestSchema = z.strictObject({
   listener: z.string().min(1).max(64),
   session: z.string().max(128).optional().describe("the relay's session id, for log correlation"),
@@ -27,6 +40,8 @@ export const authRequestSchema = z.strictObject({
   username: z.string().max(MAX_TEXT),
   password: z.string().max(MAX_TEXT),
   authzid: z.string().max(MAX_TEXT).optional(),
+  certificate: certificateSchema.nullable().optional().describe("the certificate presented at STARTTLS, for certificate profiles with AUTH fallback"),
 });
 
 export type AuthRequestBody = z.output<typeof authRequestSchema>;
+export type TlsRequestBody = z.output<typeof tlsRequestSchema>;

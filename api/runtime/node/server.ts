@@ -11,6 +11,9 @@ import { Gate } from "../../core/gate.ts";
 import { createTokenChecker } from "../../http/api-tokens.ts";
 import { createApp, type Logger } from "../../http/app.ts";
 import { LdapDirectory } from "../../ldap/ldap-directory.ts";
+import { parseTrustAnchors } from "../../pki/certificate-chain.ts";
+import { CrlStore } from "../../pki/crl-store.ts";
+import type { X509Certificate } from "../../pki/x509.ts";
 
 export interface ApiServerOptions {
   config: Config;
@@ -79,12 +82,40 @@ export async function createDirectories(config: Config, bindPasswords: Record<st
   return directories;
 }
 
+/** Reads and parses each certificate profile's trust anchors (a PEM file or inline PEM). */
+export async function loadTrustAnchors(config: Config, source: string): Promise<Record<string, X509Certificate[]>> {
+  const problems: string[] = [];
+  const anchors: Record<string, X509Certificate[]> = {};
+  for (const [name, profile] of Object.entries(config.authProfiles)) {
+    if (profile.type !== "certificate") continue;
+    const path = `authProfiles.${name}.trustAnchors`;
+    try {
+      const pem = "file" in profile.trustAnchors ? await readFile(profile.trustAnchors.file, "utf8") : profile.trustAnchors.pem;
+      anchors[name] = parseTrustAnchors(pem, "file" in profile.trustAnchors ? profile.trustAnchors.file : "pem");
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      problems.push(`${path}: ${code ? `cannot read ${(profile.trustAnchors as { file: string }).file} (${code})` : (error as Error).message}`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  return anchors;
+}
+
+/** How often the Node runtime looks for CRL sources whose refresh period is over. */
+const CRL_SCHEDULE_MS = 15_000;
+
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const source = options.source ?? "config";
   const log = options.log ?? jsonLineLogger;
   const secrets = resolveSecrets(options.config, options.env ?? process.env, source);
+  const trustAnchors = await loadTrustAnchors(options.config, source);
   const directories = await createDirectories(options.config, secrets.bindPasswords, source);
-  const gate = new Gate({ config: options.config, directories });
+  const crlSources = Object.entries(options.config.crlSources).map(([name, crl]) => ({ name, url: crl.url, file: crl.file, refreshSeconds: crl.refreshSeconds }));
+  const usesRevocation = Object.values(options.config.authProfiles).some((profile) => profile.type === "certificate" && profile.revocation);
+  const crls = usesRevocation || crlSources.length > 0 ? new CrlStore({ sources: crlSources, readFile: (path) => readFile(path), log }) : null;
+  await crls?.refreshAll();
+  const crlTimer = crls ? setInterval(() => void crls.refreshDue(), CRL_SCHEDULE_MS).unref() : undefined;
+  const gate = new Gate({ config: options.config, directories, trustAnchors, crls });
   const app = createApp({ gate, tokens: await createTokenChecker(secrets.apiTokens), maxBodyBytes: options.config.api.maxBodyBytes, log });
   const listen = options.listen ?? options.config.api.listen;
 
@@ -99,6 +130,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     gate,
     directories,
     close: async () => {
+      clearInterval(crlTimer);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         // Keep-alive connections would hold close() open; the API holds no state worth waiting for.

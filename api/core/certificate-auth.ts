@@ -1,0 +1,138 @@
+/**
+ * Flows A and C of SPEC §3: a client certificate chain, judged by a certificate auth profile.
+ *
+ *   1. no chain → `certificate-missing`;
+ *   2. parse (with size caps), validate the path (api/pki/path-validation.ts), check revocation;
+ *   3. substitute the leaf's tokens into the certificate query (RFC 4515-escaped) and search: exactly one entry
+ *      → authenticated, the identity is the entry's user ID attribute; none or several → not authenticated.
+ *
+ * What "not authenticated" means is the profile's: with `allowAuthFallback` the session continues and SMTP AUTH
+ * is offered (flow C) — for an invalid certificate only with `onInvalidCertificate: fallback`; without it the
+ * relay answers 554 5.7.1 and closes (flow A).
+ */
+import { parseChain, type ChainLimits } from "../pki/certificate-chain.ts";
+import { certificateTokens } from "../pki/certificate-tokens.ts";
+import type { RevocationStatus } from "../pki/crl-store.ts";
+import { validatePath } from "../pki/path-validation.ts";
+import type { X509Certificate } from "../pki/x509.ts";
+import type { Directory } from "./directory.ts";
+import { fillFilter, generalizedTime } from "./ldap-filter.ts";
+import { SMTP_REPLIES } from "./smtp-replies.ts";
+import { allow, deny, proceed, tempfail, type Decision, type Reason } from "./verdict.ts";
+
+export interface CertificateQuery {
+  baseDn: string;
+  filter: string;
+  userIdAttribute: string;
+  matchUserCertificate: boolean;
+}
+
+export interface RevocationPolicy {
+  whenUnknown: "deny" | "tempfail" | "allow";
+  /** Status of `certificate` issued by `issuer` (both from the validated path). */
+  check(certificate: X509Certificate, issuer: X509Certificate): Promise<RevocationStatus>;
+}
+
+export interface CertificateProfile {
+  name: string;
+  anchors: readonly X509Certificate[];
+  limits: ChainLimits;
+  allowNoExtendedKeyUsage: boolean;
+  revocation: RevocationPolicy | null;
+  query: CertificateQuery;
+  directory: Directory;
+  /** The ldap profile SMTP AUTH falls back to, if any. */
+  allowAuthFallback: string | undefined;
+  onInvalidCertificate: "reject" | "fallback";
+}
+
+/** How a certificate came out, before the profile turns it into a verdict. */
+export type CertificateOutcome =
+  | { kind: "authenticated"; identity: string; dn: string; detail?: string }
+  | { kind: "missing" }
+  | { kind: "invalid"; reason: Reason; detail: string }
+  | { kind: "unmapped"; reason: "certificate-unmapped" | "certificate-ambiguous"; detail?: string }
+  | { kind: "unavailable"; reason: "directory-unavailable" | "certificate-revocation-unknown"; detail: string };
+
+export async function evaluateCertificate(chain: readonly string[] | null, profile: CertificateProfile, now: Date): Promise<CertificateOutcome> {
+  if (!chain || chain.length === 0) return { kind: "missing" };
+  const parsed = parseChain(chain, profile.limits);
+  if (!parsed.ok) return { kind: "invalid", reason: "certificate-malformed", detail: parsed.detail };
+
+  const path = await validatePath(
+    parsed.chain.map((item) => item.certificate),
+    { anchors: profile.anchors, now, allowNoExtendedKeyUsage: profile.allowNoExtendedKeyUsage },
+  );
+  if (!path.ok) return { kind: "invalid", reason: path.reason, detail: path.detail };
+
+  const leaf = parsed.chain[0] as (typeof parsed.chain)[number];
+  let revocationNote: string | undefined;
+  if (profile.revocation) {
+    const status = await profile.revocation.check(leaf.certificate, path.path[1] as X509Certificate);
+    if (status.status === "revoked") return { kind: "invalid", reason: "certificate-revoked", detail: status.detail };
+    if (status.status === "unknown") {
+      if (profile.revocation.whenUnknown === "deny") return { kind: "invalid", reason: "certificate-revocation-unknown", detail: status.detail };
+      if (profile.revocation.whenUnknown === "tempfail") return { kind: "unavailable", reason: "certificate-revocation-unknown", detail: status.detail };
+      revocationNote = `revocation unknown, allowed by profile: ${status.detail}`;
+    }
+  }
+
+  const tokens = { ...certificateTokens(leaf.certificate, leaf.der), t: generalizedTime(now) };
+  const filter = fillFilter(profile.query.filter, tokens);
+  if (!filter.ok) return { kind: "unmapped", reason: "certificate-unmapped", detail: `the certificate has no ${filter.missing.map((t) => `{${t}}`).join(", ")}` };
+
+  const matchBinary = profile.query.matchUserCertificate;
+  const found = await profile.directory.search({
+    baseDn: profile.query.baseDn,
+    filter: filter.filter,
+    attributes: [profile.query.userIdAttribute, ...(matchBinary ? [USER_CERTIFICATE] : [])],
+    binaryAttributes: matchBinary ? [USER_CERTIFICATE] : [],
+    sizeLimit: 2,
+  });
+  if (!found.ok) return { kind: "unavailable", reason: "directory-unavailable", detail: found.error.detail };
+  const [entry, second] = found.value;
+  if (!entry) return { kind: "unmapped", reason: "certificate-unmapped", detail: `no entry matches ${filter.filter}` };
+  if (second) return { kind: "unmapped", reason: "certificate-ambiguous", detail: `more than one entry matches ${filter.filter}` };
+
+  if (matchBinary) {
+    const stored = values(entry.attributes, USER_CERTIFICATE);
+    if (!stored.some((value) => Buffer.isBuffer(value) && Buffer.compare(value, Buffer.from(leaf.der)) === 0)) {
+      return { kind: "unmapped", reason: "certificate-unmapped", detail: `${entry.dn}: no userCertificate equals the presented certificate` };
+    }
+  }
+  const identity = values(entry.attributes, profile.query.userIdAttribute)[0];
+  if (identity === undefined || identity.length === 0) {
+    return { kind: "unmapped", reason: "certificate-unmapped", detail: `${entry.dn} has no ${profile.query.userIdAttribute}` };
+  }
+  return { kind: "authenticated", identity: identity.toString(), dn: entry.dn, ...(revocationNote ? { detail: revocationNote } : {}) };
+}
+
+const USER_CERTIFICATE = "userCertificate;binary";
+
+/** The verdict at STARTTLS time (`/v1/decide/tls`). */
+export function tlsVerdict(outcome: CertificateOutcome, profile: CertificateProfile): Decision {
+  const base = { profile: profile.name, method: "certificate" as const };
+  const fallback = profile.allowAuthFallback !== undefined;
+  // Without a fallback the certificate is the only way in: a failure ends the session (SPEC §3 A).
+  const refuse = { ...base, smtp: SMTP_REPLIES.certificateRequired, close: true };
+  switch (outcome.kind) {
+    case "authenticated":
+      return allow({ ...base, identity: outcome.identity, dn: outcome.dn, detail: outcome.detail });
+    case "missing":
+      return fallback ? proceed("certificate-missing", base) : deny("certificate-missing", refuse);
+    case "unmapped":
+      return fallback ? proceed(outcome.reason, { ...base, detail: outcome.detail }) : deny(outcome.reason, { ...refuse, detail: outcome.detail });
+    case "invalid":
+      return fallback && profile.onInvalidCertificate === "fallback"
+        ? proceed(outcome.reason, { ...base, detail: outcome.detail })
+        : deny(outcome.reason as Exclude<Reason, "ok" | "directory-unavailable">, { ...refuse, detail: outcome.detail });
+    case "unavailable":
+      return tempfail({ ...base, reason: outcome.reason, detail: outcome.detail, close: !fallback });
+  }
+}
+
+function values(attributes: Readonly<Record<string, readonly (string | Buffer)[]>>, name: string): readonly (string | Buffer)[] {
+  const wanted = name.toLowerCase();
+  for (const [key, list] of Object.entries(attributes)) if (key.toLowerCase() === wanted) return list;
+  return [];
+}
