@@ -313,6 +313,9 @@ export interface SlapdOptions {
   serverCert?: "ca" | "other";
   /** More LDIF entries (no changetype records) appended to the seed; groupOfNames members get memberOf. */
   extraLdif?: string;
+  /** Schema text (slapd.conf syntax), written to `extra.schema` in the instance dir and included after the
+   * standard schemas (core, cosine, nis, inetorgperson). With `dataFrom`, pass the source instance's schema again. */
+  extraSchema?: string;
   /** Listen on these ports (e.g. to stand in for a server that was closed); default: free ports. */
   ports?: { ldap: number; ldaps: number };
   /** `dir` of another (stopped or idle) instance: copy its database instead of loading the seed. */
@@ -358,6 +361,7 @@ function slapdConf(dir: string, pki: ServerPki, options: SlapdOptions, rootpwHas
     `include ${SCHEMA_DIR}/cosine.schema`,
     `include ${SCHEMA_DIR}/nis.schema`,
     `include ${SCHEMA_DIR}/inetorgperson.schema`,
+    ...(options.extraSchema === undefined ? [] : [`include ${join(dir, "extra.schema")}`]),
     "",
     `pidfile ${join(dir, "slapd.pid")}`,
     `argsfile ${join(dir, "slapd.args")}`,
@@ -434,6 +438,7 @@ async function setUp(dir: string, options: SlapdOptions): Promise<SlapdInstance>
   const dataDir = join(dir, "data");
   await mkdir(dataDir, { mode: 0o700 });
   const confFile = join(dir, "slapd.conf");
+  if (options.extraSchema !== undefined) await writeFile(join(dir, "extra.schema"), options.extraSchema);
   await writeFile(confFile, slapdConf(dir, pki, options, storedPassword(hashes, "SSHA", SEED.adminPassword)));
 
   if (options.dataFrom) {
