@@ -5,7 +5,7 @@
  *   POST /v1/decide/tls    at STARTTLS: the client certificate chain (or null) in, verdict out
  *   POST /v1/decide/auth   SMTP AUTH credentials in, verdict out (always 200 when the call is well-formed)
  *   GET  /healthz          the process is up
- *   GET  /readyz           every directory answers
+ *   GET  /readyz           every directory answers and every CRL source holds a CRL
  */
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -44,7 +44,7 @@ export function createApp(options: AppOptions): Hono<Env> {
 
   app.get("/readyz", async (c) => {
     const readiness = await options.gate.readiness();
-    return c.json({ status: readiness.ready ? "ready" : "not-ready", directories: readiness.directories }, readiness.ready ? 200 : 503);
+    return c.json({ status: readiness.ready ? "ready" : "not-ready", directories: readiness.directories, crlSources: readiness.crlSources }, readiness.ready ? 200 : 503);
   });
 
   app.use("/v1/*", async (c, next) => {
