@@ -74,6 +74,13 @@ export interface Secrets {
   bindPasswords: Record<string, string>;
 }
 
+/** Resolves one secret reference; a missing or empty variable is a ConfigError naming `path`. */
+export function resolveSecretRef(ref: SecretRef, env: Readonly<Record<string, string | undefined>>, path: string, source: string): string {
+  const value = env[ref.env];
+  if (value === undefined || value === "") throw new ConfigError(source, [`${path}: environment variable ${ref.env} is not set`]);
+  return value;
+}
+
 /** Resolves every `{ env: NAME }` reference; a missing or empty variable is an error naming the config path. */
 export function resolveSecrets(config: Config, env: Readonly<Record<string, string | undefined>>, source: string): Secrets {
   const problems: string[] = [];

@@ -151,6 +151,10 @@ const certificateAuthProfileSchema = z.strictObject({
   trustAnchors: z
     .union([z.strictObject({ file: z.string().min(1) }), z.strictObject({ pem: z.string().min(1) })])
     .describe("the CA certificates client certificates must chain to: a PEM bundle file, or the PEM text"),
+  intermediates: z
+    .union([z.strictObject({ file: z.string().min(1) }), z.strictObject({ pem: z.string().min(1) })])
+    .optional()
+    .describe("intermediate CA certificates used to build paths when clients send only their own certificate (not trusted by themselves)"),
   allowNoExtendedKeyUsage: z.boolean().default(false).describe("accept a leaf without extendedKeyUsage (default: clientAuth or anyExtendedKeyUsage required)"),
   revocation: z
     .strictObject({
@@ -169,9 +173,42 @@ const certificateAuthProfileSchema = z.strictObject({
 
 export const authProfileSchema = z.discriminatedUnion("type", [ldapAuthProfileSchema, certificateAuthProfileSchema]);
 
+/**
+ * A mail-flow policy (AsyncOS's name): what a sender group may do. The relay enforces it; the predefined relay
+ * policy of the appliance ("RELAYED") is simply a policy with `behaviour: relay` here.
+ */
+export const mailFlowPolicySchema = z.strictObject({
+  behaviour: z.enum(["accept", "relay", "reject", "tcprefuse"]).describe("relay: may send anywhere; accept: only to acceptedDomains unless authenticated; reject: 554 at connect; tcprefuse: close at once"),
+  tls: z.enum(["off", "preferred", "required"]).default("preferred"),
+  verifyClientCertificate: z.boolean().default(false).describe("ask for a client certificate at STARTTLS and have the API judge it"),
+  smtpAuth: z.enum(["off", "preferred", "required"]).default("off").describe("required: no mail without authentication (by certificate or AUTH)"),
+  requireTlsToOfferAuth: z.boolean().default(true).describe("offer AUTH only after STARTTLS (538 5.7.11 before)"),
+  maxMessageBytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(10 * 1024 * 1024),
+  maxRecipients: z.number().int().min(1).max(10_000).default(100),
+  maxConnectionsPerClient: z.number().int().min(1).max(10_000).default(20).describe("concurrent connections from one IP address"),
+});
+
+const cidr = z.union([z.cidrv4(), z.cidrv6(), z.ipv4(), z.ipv6()], { error: "not an IP address or CIDR block" });
+
+/** A sender group: a row of the host access table, matched top-down by client IP, first match wins. */
+export const senderGroupSchema = z.strictObject({
+  name: z.string().min(1).max(64),
+  match: z.array(cidr).min(1).max(10_000).describe("client IP addresses and CIDR blocks (IPv4 and IPv6)"),
+  policy: name.describe("the mail-flow policy for this group"),
+});
+
+const domain = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$/, "not a domain name")
+  .transform((value) => value.toLowerCase());
+
 export const listenerSchema = z.strictObject({
   authProfile: name,
   onAllowanceFailure: z.enum(["reject", "allow-temporarily"]).default("reject"),
+  hostAccessTable: z.array(senderGroupSchema).default([]).describe("sender groups, first match wins; used by the edge relay"),
+  acceptedDomains: z.array(domain).default([]).describe("domains unauthenticated senders may send to under an accept policy"),
 });
 
 export const apiSchema = z.strictObject({
@@ -188,6 +225,7 @@ export const configSchema = z
     smtpAuthQueries: z.record(name, smtpAuthQuerySchema).default({}),
     certificateQueries: z.record(name, certificateQuerySchema).default({}),
     crlSources: z.record(name, crlSourceSchema).default({}),
+    mailFlowPolicies: z.record(name, mailFlowPolicySchema).default({}),
     authProfiles: z.record(name, authProfileSchema),
     listeners: z.record(name, listenerSchema),
     api: apiSchema,
@@ -230,8 +268,24 @@ export const configSchema = z
       }
     }
     for (const [key, listener] of Object.entries(config.listeners)) {
-      if (!(listener.authProfile in config.authProfiles)) {
+      const profile = config.authProfiles[listener.authProfile];
+      if (!profile) {
         ctx.addIssue({ code: "custom", path: ["listeners", key, "authProfile"], message: `no authProfiles entry named "${listener.authProfile}"` });
+      }
+      for (const [index, group] of listener.hostAccessTable.entries()) {
+        const policy = config.mailFlowPolicies[group.policy];
+        if (!policy) {
+          ctx.addIssue({ code: "custom", path: ["listeners", key, "hostAccessTable", index, "policy"], message: `no mailFlowPolicies entry named "${group.policy}"` });
+          continue;
+        }
+        if (policy.verifyClientCertificate && profile && profile.type !== "certificate") {
+          ctx.addIssue({ code: "custom", path: ["listeners", key, "hostAccessTable", index, "policy"], message: `policy ${group.policy} verifies client certificates but the listener's auth profile is not a certificate profile` });
+        }
+      }
+    }
+    for (const [key, policy] of Object.entries(config.mailFlowPolicies)) {
+      if (policy.verifyClientCertificate && policy.tls === "off") {
+        ctx.addIssue({ code: "custom", path: ["mailFlowPolicies", key, "verifyClientCertificate"], message: "a client certificate needs TLS: set tls to preferred or required" });
       }
     }
   });
@@ -245,6 +299,8 @@ export type CrlSourceConfig = z.output<typeof crlSourceSchema>;
 export type CertificateAuthProfileConfig = z.output<typeof certificateAuthProfileSchema>;
 export type AuthProfileConfig = z.output<typeof authProfileSchema>;
 export type ListenerConfig = z.output<typeof listenerSchema>;
+export type MailFlowPolicy = z.output<typeof mailFlowPolicySchema>;
+export type SenderGroup = z.output<typeof senderGroupSchema>;
 export type SecretRef = z.output<typeof secretRef>;
 
 /** The published JSON Schema of the configuration file (editors use it for completion and checks). */

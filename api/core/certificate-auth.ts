@@ -36,6 +36,8 @@ export interface RevocationPolicy {
 export interface CertificateProfile {
   name: string;
   anchors: readonly X509Certificate[];
+  /** Not trusted by themselves: only used to link a leaf to an anchor. */
+  intermediates: readonly X509Certificate[];
   limits: ChainLimits;
   allowNoExtendedKeyUsage: boolean;
   revocation: RevocationPolicy | null;
@@ -61,7 +63,7 @@ export async function evaluateCertificate(chain: readonly string[] | null, profi
 
   const path = await validatePath(
     parsed.chain.map((item) => item.certificate),
-    { anchors: profile.anchors, now, allowNoExtendedKeyUsage: profile.allowNoExtendedKeyUsage },
+    { anchors: profile.anchors, intermediates: profile.intermediates, now, allowNoExtendedKeyUsage: profile.allowNoExtendedKeyUsage },
   );
   if (!path.ok) return { kind: "invalid", reason: path.reason, detail: path.detail };
 

@@ -3,7 +3,7 @@
  * (listener → auth profile → query → directory). Pure over its inputs: directories, trust anchors and the CRL
  * store are given, so the Node and Workers entry points differ only in how they build those.
  */
-import type { Config } from "../config/schema.ts";
+import type { Config, MailFlowPolicy, SenderGroup } from "../config/schema.ts";
 import { DEFAULT_CHAIN_LIMITS } from "../pki/certificate-chain.ts";
 import type { CrlStore } from "../pki/crl-store.ts";
 import type { X509Certificate } from "../pki/x509.ts";
@@ -30,6 +30,15 @@ export interface TlsRequest {
   certificate: PresentedCertificate | null;
 }
 
+/** What a relay needs to enforce a listener (GET /v1/listeners/{name}). */
+export interface ListenerPolicy {
+  listener: string;
+  authProfile: { name: string; type: "ldap" | "certificate"; allowAuthFallback: boolean };
+  hostAccessTable: SenderGroup[];
+  mailFlowPolicies: Record<string, MailFlowPolicy>;
+  acceptedDomains: string[];
+}
+
 export type GateResult = { ok: true; decision: Decision } | { ok: false; field: string; problem: string };
 
 export interface GateOptions {
@@ -37,6 +46,8 @@ export interface GateOptions {
   directories: Readonly<Record<string, Directory>>;
   /** Parsed trust anchors of each certificate auth profile. */
   trustAnchors?: Readonly<Record<string, readonly X509Certificate[]>>;
+  /** Intermediate CAs of each certificate profile, for clients that send only their leaf. */
+  intermediates?: Readonly<Record<string, readonly X509Certificate[]>>;
   crls?: CrlStore | null;
   now?: () => Date;
 }
@@ -98,6 +109,7 @@ export class Gate {
       this.#certificateProfiles.set(name, {
         name,
         anchors,
+        intermediates: options.intermediates?.[name] ?? [],
         limits: { ...DEFAULT_CHAIN_LIMITS, maxChainLength: profile.maxChainLength, maxCertificateBytes: profile.maxCertificateBytes },
         allowNoExtendedKeyUsage: profile.allowNoExtendedKeyUsage,
         revocation:
@@ -114,6 +126,25 @@ export class Gate {
         onInvalidCertificate: profile.onInvalidCertificate,
       });
     }
+  }
+
+  /** The listener's host access table and the policies it uses, or null for an unknown listener. */
+  listenerPolicy(name: string): ListenerPolicy | null {
+    if (!Object.hasOwn(this.#config.listeners, name)) return null;
+    const listener = this.#config.listeners[name] as Config["listeners"][string];
+    const profile = this.#config.authProfiles[listener.authProfile];
+    const used = new Set(listener.hostAccessTable.map((group) => group.policy));
+    return {
+      listener: name,
+      authProfile: {
+        name: listener.authProfile,
+        type: profile?.type ?? "ldap",
+        allowAuthFallback: profile?.type === "certificate" ? profile.allowAuthFallback !== undefined : true,
+      },
+      hostAccessTable: listener.hostAccessTable,
+      mailFlowPolicies: Object.fromEntries(Object.entries(this.#config.mailFlowPolicies).filter(([policy]) => used.has(policy))),
+      acceptedDomains: listener.acceptedDomains,
+    };
   }
 
   /** At STARTTLS: the client certificate, or its absence. */

@@ -23,4 +23,14 @@ export const SMTP_REPLIES = {
   accessDenied: { code: 554, enhanced: "5.7.1", text: "Access denied" },
   relayDenied: { code: 554, enhanced: "5.7.1", text: "Relay access denied" },
   relayDeniedRecipient: { code: 550, enhanced: "5.7.1", text: "Relay access denied" },
+  // The edge relay's own replies.
+  tooManyConnections: { code: 421, enhanced: "4.7.0", text: "Too many connections from your host, try again later" },
+  tooManyAuthFailures: { code: 421, enhanced: "4.7.0", text: "Too many authentication failures, closing connection" },
+  authNotAvailable: { code: 503, enhanced: "5.5.1", text: "Authentication not available" },
+  alreadyAuthenticated: { code: 503, enhanced: "5.5.1", text: "Already authenticated" },
+  tooManyRecipients: { code: 452, enhanced: "4.5.3", text: "Too many recipients" },
+  messageTooBig: { code: 552, enhanced: "5.3.4", text: "Message size exceeds fixed limit" },
+  upstreamUnavailable: { code: 451, enhanced: "4.4.1", text: "Upstream server unavailable, try again later" },
+  upstreamFailed: { code: 451, enhanced: "4.4.2", text: "Upstream server failed during delivery, try again later" },
+  shuttingDown: { code: 421, enhanced: "4.3.2", text: "Service shutting down, try again later" },
 } as const satisfies Record<string, SmtpReply>;

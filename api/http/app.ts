@@ -4,6 +4,7 @@
  *
  *   POST /v1/decide/tls    at STARTTLS: the client certificate chain (or null) in, verdict out
  *   POST /v1/decide/auth   SMTP AUTH credentials in, verdict out (always 200 when the call is well-formed)
+ *   GET  /v1/listeners/:n  the listener's host access table and mail-flow policies, for relays (ETag)
  *   GET  /healthz          the process is up
  *   GET  /readyz           every directory answers and every CRL source holds a CRL
  */
@@ -63,6 +64,29 @@ export function createApp(options: AppOptions): Hono<Env> {
       onError: (c) => problem(c, 413, "body-too-large", "Request body too large", `the body is larger than ${options.maxBodyBytes} bytes`),
     }),
   );
+
+  // The configuration is immutable for the life of the process, so each listener's document and ETag are
+  // computed once.
+  const listenerDocuments = new Map<string, Promise<{ body: string; etag: string }>>();
+  app.get("/v1/listeners/:name", async (c) => {
+    const name = c.req.param("name");
+    const policy = options.gate.listenerPolicy(name);
+    if (!policy) return problem(c, 404, "unknown-listener", "Unknown listener", `no listener named "${name}"`);
+    let document = listenerDocuments.get(name);
+    if (!document) {
+      document = (async () => {
+        const body = JSON.stringify(policy);
+        const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body)));
+        return { body, etag: `"${[...digest.subarray(0, 16)].map((byte) => byte.toString(16).padStart(2, "0")).join("")}"` };
+      })();
+      listenerDocuments.set(name, document);
+    }
+    const { body, etag } = await document;
+    c.header("ETag", etag);
+    c.header("Cache-Control", "no-cache");
+    if (c.req.header("If-None-Match") === etag) return c.body(null, 304);
+    return c.body(body, 200, { "Content-Type": "application/json" });
+  });
 
   app.post("/v1/decide/tls", async (c) => {
     const started = performance.now();

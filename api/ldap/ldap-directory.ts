@@ -131,17 +131,18 @@ export class LdapDirectory implements Directory {
 }
 
 /** LDAP results that say "this server cannot answer now" rather than "no". */
-function isServerTrouble(error: ResultCodeError): boolean {
+export function isServerTrouble(error: ResultCodeError): boolean {
   return error instanceof BusyError || error instanceof UnavailableError;
 }
 
-function describe(error: unknown): string {
+/** One line about a failure, for operators (no secrets: ldapts messages carry none). */
+export function describe(error: unknown): string {
   if (error instanceof ResultCodeError) return `LDAP result ${error.code} (${error.message.split("\n")[0]})`;
   if (error instanceof Error) return `${error.name === "Error" ? "" : `${error.name}: `}${error.message.split("\n")[0]}`;
   return String(error);
 }
 
-function toEntry(entry: Record<string, unknown> & { dn: string }): DirectoryEntry {
+export function toEntry(entry: Record<string, unknown> & { dn: string }): DirectoryEntry {
   const attributes: Record<string, (string | Buffer)[]> = {};
   for (const [key, value] of Object.entries(entry)) {
     if (key === "dn") continue;

@@ -72,6 +72,16 @@ describe("path validation (SPEC §6)", () => {
     });
   });
 
+  it("builds the path with the profile's intermediates when the client sends only its leaf", async () => {
+    const parsed = parseChain([pki.chain("alice")[0] as string], DEFAULT_CHAIN_LIMITS);
+    if (!parsed.ok) throw new Error(parsed.detail);
+    const leafOnly = parsed.chain.map((item) => item.certificate);
+    const options = { anchors: [pki.root.certificate], now: new Date(), allowNoExtendedKeyUsage: false };
+    expect((await validatePath(leafOnly, { ...options, intermediates: [pki.intermediate.certificate] })).ok).toBe(true);
+    // An intermediate is not an anchor: with only the intermediate configured, nothing is trusted.
+    expect(await validatePath(leafOnly, { ...options, anchors: [], intermediates: [pki.intermediate.certificate] })).toMatchObject({ ok: false, reason: "certificate-untrusted" });
+  });
+
   it("judges validity at the given time", async () => {
     const inTwoYears = new Date(Date.now() + 2 * 365 * 86_400_000);
     expect(await validate("alice", { now: inTwoYears })).toMatchObject({ ok: false, reason: "certificate-expired" });

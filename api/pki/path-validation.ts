@@ -2,7 +2,8 @@
  * Client certificate path validation (SPEC §6, after RFC 5280 §6), against the profile's trust anchors.
  *
  * @peculiar/x509 parses certificates and verifies signatures; every rule below is ours:
- *   - a path from the leaf to a trust anchor, each certificate signed by the next, using only the presented chain;
+ *   - a path from the leaf to a trust anchor, each certificate signed by the next, built from the presented chain
+ *     and the profile's configured intermediates;
  *   - every certificate on the path inside its validity window (the anchor included);
  *   - every issuing certificate below the anchor a CA (basicConstraints cA=true) with keyCertSign, and every
  *     CA's pathLenConstraint respected;
@@ -24,6 +25,8 @@ export type PathResult = { ok: true; path: X509Certificate[] } | { ok: false; re
 
 export interface PathValidationOptions {
   anchors: readonly X509Certificate[];
+  /** Configured intermediate CAs, used like certificates the client presented (they prove nothing alone). */
+  intermediates?: readonly X509Certificate[];
   now: Date;
   allowNoExtendedKeyUsage: boolean;
 }
@@ -65,7 +68,7 @@ export async function validatePath(chain: readonly X509Certificate[], options: P
   const leaf = chain[0];
   if (!leaf) return { ok: false, reason: "certificate-untrusted", detail: "no certificate" };
 
-  const built = await buildPath(leaf, chain.slice(1), options.anchors);
+  const built = await buildPath(leaf, [...chain.slice(1), ...(options.intermediates ?? [])], options.anchors);
   if (!built.ok) return built;
   const path = built.path;
   const anchorIndex = path.length - 1;

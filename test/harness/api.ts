@@ -16,13 +16,13 @@ export interface TestApi extends ApiServer {
   decideAuth(fields: { listener?: string; username: string; password: string; mechanism?: string; authzid?: string }): Promise<Record<string, unknown>>;
 }
 
-export async function startTestApi(config: ConfigInput, env: Record<string, string> = {}): Promise<TestApi> {
+export async function startTestApi(config: ConfigInput, env: Record<string, string> = {}, port = 0): Promise<TestApi> {
   const logs: LogRecord[] = [];
   const server = await startApiServer({
     config: validateConfig(config, "test config"),
     source: "test config",
     env: { TEST_TOKEN, TEST_TOKEN_NEXT, ...env },
-    listen: { host: "127.0.0.1", port: 0 },
+    listen: { host: "127.0.0.1", port },
     log: (record) => logs.push(record),
   });
   const post: TestApi["post"] = async (path, body, token = TEST_TOKEN) => {

@@ -82,23 +82,29 @@ export async function createDirectories(config: Config, bindPasswords: Record<st
   return directories;
 }
 
-/** Reads and parses each certificate profile's trust anchors (a PEM file or inline PEM). */
-export async function loadTrustAnchors(config: Config, source: string): Promise<Record<string, X509Certificate[]>> {
+/** Reads each certificate profile's PEM bundle under `key` (a file or inline PEM). */
+async function loadProfileCertificates(config: Config, source: string, key: "trustAnchors" | "intermediates"): Promise<Record<string, X509Certificate[]>> {
   const problems: string[] = [];
-  const anchors: Record<string, X509Certificate[]> = {};
+  const bundles: Record<string, X509Certificate[]> = {};
   for (const [name, profile] of Object.entries(config.authProfiles)) {
     if (profile.type !== "certificate") continue;
-    const path = `authProfiles.${name}.trustAnchors`;
+    const ref = profile[key];
+    if (!ref) continue;
     try {
-      const pem = "file" in profile.trustAnchors ? await readFile(profile.trustAnchors.file, "utf8") : profile.trustAnchors.pem;
-      anchors[name] = parseTrustAnchors(pem, "file" in profile.trustAnchors ? profile.trustAnchors.file : "pem");
+      const pem = "file" in ref ? await readFile(ref.file, "utf8") : ref.pem;
+      bundles[name] = parseTrustAnchors(pem, "file" in ref ? ref.file : "pem");
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      problems.push(`${path}: ${code ? `cannot read ${(profile.trustAnchors as { file: string }).file} (${code})` : (error as Error).message}`);
+      problems.push(`authProfiles.${name}.${key}: ${code ? `cannot read ${(ref as { file: string }).file} (${code})` : (error as Error).message}`);
     }
   }
   if (problems.length > 0) throw new ConfigError(source, problems);
-  return anchors;
+  return bundles;
+}
+
+/** Each certificate profile's trust anchors. */
+export function loadTrustAnchors(config: Config, source: string): Promise<Record<string, X509Certificate[]>> {
+  return loadProfileCertificates(config, source, "trustAnchors");
 }
 
 /** How often the Node runtime looks for CRL sources whose refresh period is over. */
@@ -109,13 +115,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const log = options.log ?? jsonLineLogger;
   const secrets = resolveSecrets(options.config, options.env ?? process.env, source);
   const trustAnchors = await loadTrustAnchors(options.config, source);
+  const intermediates = await loadProfileCertificates(options.config, source, "intermediates");
   const directories = await createDirectories(options.config, secrets.bindPasswords, source);
   const crlSources = Object.entries(options.config.crlSources).map(([name, crl]) => ({ name, url: crl.url, file: crl.file, refreshSeconds: crl.refreshSeconds }));
   const usesRevocation = Object.values(options.config.authProfiles).some((profile) => profile.type === "certificate" && profile.revocation);
   const crls = usesRevocation || crlSources.length > 0 ? new CrlStore({ sources: crlSources, readFile: (path) => readFile(path), log }) : null;
   await crls?.refreshAll();
   const crlTimer = crls ? setInterval(() => void crls.refreshDue(), CRL_SCHEDULE_MS).unref() : undefined;
-  const gate = new Gate({ config: options.config, directories, trustAnchors, crls });
+  const gate = new Gate({ config: options.config, directories, trustAnchors, intermediates, crls });
   const app = createApp({ gate, tokens: await createTokenChecker(secrets.apiTokens), maxBodyBytes: options.config.api.maxBodyBytes, log });
   const listen = options.listen ?? options.config.api.listen;
 

@@ -1,0 +1,109 @@
+/**
+ * The listener's policy as the relay holds it: fetched from the API at start (no policy, no start), refreshed
+ * on a timer with If-None-Match, and kept as it was when a refresh fails. The host access table is compiled into
+ * node:net BlockLists once per policy version, so a connection costs a few lookups, not a parse.
+ */
+import { BlockList, isIPv6 } from "node:net";
+import type { MailFlowPolicy, SenderGroup } from "../api/config/schema.ts";
+import type { ListenerPolicy } from "../api/core/gate.ts";
+import type { ApiClient } from "./api-client.ts";
+
+export interface SenderGroupMatch {
+  group: string;
+  policyName: string;
+  policy: MailFlowPolicy;
+}
+
+interface Compiled {
+  policy: ListenerPolicy;
+  groups: { group: SenderGroup; blocks: BlockList; policy: MailFlowPolicy }[];
+  acceptedDomains: ReadonlySet<string>;
+}
+
+export class ListenerPolicyHolder {
+  readonly #api: ApiClient;
+  readonly #listener: string;
+  readonly #log: (record: Record<string, unknown>) => void;
+  #compiled: Compiled | null = null;
+  #etag: string | null = null;
+  #timer: NodeJS.Timeout | undefined;
+  lastError: string | null = null;
+
+  constructor(api: ApiClient, listener: string, log: (record: Record<string, unknown>) => void) {
+    this.#api = api;
+    this.#listener = listener;
+    this.#log = log;
+  }
+
+  /** Loads the policy; throws if it cannot (the relay must not start without one). */
+  async load(): Promise<void> {
+    const fetched = await this.#api.listenerPolicy(this.#listener, null);
+    if (fetched.status !== "changed") throw new Error("the API answered 304 to an unconditional request");
+    this.#install(fetched.policy, fetched.etag);
+    if (this.#compiled?.groups.length === 0) throw new Error(`listener ${this.#listener} has an empty host access table: every connection would be refused`);
+  }
+
+  startRefreshing(everySeconds: number): void {
+    this.#timer = setInterval(() => void this.refresh(), everySeconds * 1000).unref();
+  }
+
+  stopRefreshing(): void {
+    clearInterval(this.#timer);
+  }
+
+  async refresh(): Promise<void> {
+    try {
+      const fetched = await this.#api.listenerPolicy(this.#listener, this.#etag);
+      if (fetched.status === "changed") {
+        this.#install(fetched.policy, fetched.etag);
+        this.#log({ level: "info", msg: "listener policy updated", listener: this.#listener, etag: fetched.etag });
+      }
+      this.lastError = null;
+    } catch (error) {
+      this.lastError = (error as Error).message;
+      this.#log({ level: "warn", msg: "listener policy refresh failed; keeping the last good copy", listener: this.#listener, error: this.lastError });
+    }
+  }
+
+  get policy(): ListenerPolicy {
+    if (!this.#compiled) throw new Error("listener policy not loaded");
+    return this.#compiled.policy;
+  }
+
+  /** The sender group of a client address: first match wins; null = no group (refuse). */
+  match(address: string): SenderGroupMatch | null {
+    const compiled = this.#compiled;
+    if (!compiled) return null;
+    const family = isIPv6(address) ? "ipv6" : "ipv4";
+    for (const { group, blocks, policy } of compiled.groups) {
+      if (blocks.check(address, family)) return { group: group.name, policyName: group.policy, policy };
+    }
+    return null;
+  }
+
+  isAcceptedDomain(domain: string): boolean {
+    return this.#compiled?.acceptedDomains.has(domain.toLowerCase()) ?? false;
+  }
+
+  /** The largest message any policy allows (smtp-server's own SIZE limit; each policy's is checked per session). */
+  get largestMessageBytes(): number {
+    return Math.max(1024, ...Object.values(this.#compiled?.policy.mailFlowPolicies ?? {}).map((policy) => policy.maxMessageBytes));
+  }
+
+  #install(policy: ListenerPolicy, etag: string | null): void {
+    const groups = policy.hostAccessTable.map((group) => {
+      const blocks = new BlockList();
+      for (const entry of group.match) {
+        const [address, prefix] = entry.split("/") as [string, string | undefined];
+        const family = isIPv6(address) ? "ipv6" : "ipv4";
+        if (prefix === undefined) blocks.addAddress(address, family);
+        else blocks.addSubnet(address, Number(prefix), family);
+      }
+      const mailFlowPolicy = policy.mailFlowPolicies[group.policy];
+      if (!mailFlowPolicy) throw new Error(`sender group ${group.name} names an unknown policy ${group.policy}`);
+      return { group, blocks, policy: mailFlowPolicy };
+    });
+    this.#compiled = { policy, groups, acceptedDomains: new Set(policy.acceptedDomains.map((domain) => domain.toLowerCase())) };
+    this.#etag = etag;
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * smtpgate edge relay.
+ *
+ *   npm run relay -- --config /etc/smtpgate/relay.yaml
+ *
+ * Needs the decision API running (it loads the listener's policy from it at start) and the API token in the
+ * environment variable the config names. Exits 2 with a message for a bad config or an unreachable API.
+ */
+import { readFile } from "node:fs/promises";
+import { parseArgs } from "node:util";
+import { ConfigError, resolveSecretRef } from "../api/config/load.ts";
+import { readRelayConfig } from "./config.ts";
+import { jsonLines } from "./log.ts";
+import { startRelay } from "./relay.ts";
+
+const USAGE = "usage: smtpgate-relay --config FILE   (or set SMTPGATE_RELAY_CONFIG)";
+
+function fail(message: string): never {
+  process.stderr.write(`smtpgate-relay: ${message}\n`);
+  process.exit(2);
+}
+
+let values;
+try {
+  ({ values } = parseArgs({ options: { config: { type: "string", short: "c" }, help: { type: "boolean", short: "h" } } }));
+} catch (error) {
+  fail(`${(error as Error).message}\n${USAGE}`);
+}
+if (values.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+const path = values.config ?? process.env.SMTPGATE_RELAY_CONFIG;
+if (!path) fail(`no configuration file given\n${USAGE}`);
+
+try {
+  const config = await readRelayConfig(path);
+  const apiToken = resolveSecretRef(config.api.token, process.env, "api.token", path);
+  const read = async (file: string, key: string): Promise<string> => {
+    try {
+      return await readFile(file, "utf8");
+    } catch (error) {
+      throw new ConfigError(path, [`${key}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)})`]);
+    }
+  };
+  const relay = await startRelay({
+    config,
+    apiToken,
+    tls: { key: await read(config.tls.keyFile, "tls.keyFile"), cert: await read(config.tls.certFile, "tls.certFile") },
+    upstreamCa: config.upstream.tls.caFile ? await read(config.upstream.tls.caFile, "upstream.tls.caFile") : undefined,
+  });
+  const stop = (signal: string): void => {
+    jsonLines({ level: "info", msg: "stopping: no new connections; open sessions get the grace period", signal, graceMs: config.limits.shutdownGraceMs });
+    relay.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+} catch (error) {
+  if (error instanceof ConfigError) fail(error.message);
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === "EADDRINUSE" || code === "EACCES") fail(`cannot listen: ${(error as Error).message}`);
+  fail((error as Error).message);
+}

@@ -1,0 +1,70 @@
+/**
+ * Two places where smtp-server's fixed behaviour differs from SPEC §5, corrected in one patch of
+ * `SMTPConnection.prototype.send` (smtp-server exports the class as lib/smtp-connection.js):
+ *
+ * 1. Enhanced status codes (RFC 3463). smtp-server derives them from the basic code alone (554 → 5.6.0,
+ *    538 → 5.7.0, 550 → 5.1.1), which is wrong for most policy replies (554 5.7.1, 538 5.7.11, 550 5.7.1). Every
+ *    reply the relay gives therefore carries its own code at the start of its text, and such a text is sent as it
+ *    is; a few of smtp-server's own texts are rewritten to SPEC §5's wording.
+ * 2. AUTH in the EHLO reply before STARTTLS. smtp-server lists it whatever the policy says; a session whose
+ *    policy offers AUTH only after TLS is marked with HIDE_AUTH_BEFORE_TLS and the line is left out (AUTH tried
+ *    anyway still gets 538 5.7.11).
+ *
+ * The relay's end-to-end tests read the exact reply lines, so an smtp-server change that breaks this shows there.
+ */
+import { SMTPConnection } from "smtp-server/lib/smtp-connection.js";
+import { SMTP_REPLIES, type SmtpReply } from "../api/core/smtp-replies.ts";
+
+/** Set to true on an smtp-server session object to leave AUTH out of EHLO replies until TLS is up. */
+export const HIDE_AUTH_BEFORE_TLS = Symbol("smtpgate.hideAuthBeforeTls");
+
+const OWN_CODE = /^[245]\.\d{1,3}\.\d{1,3} /;
+
+/** smtp-server's own texts that SPEC §5 words differently, keyed by "code text". */
+const REWRITES: ReadonlyMap<string, SmtpReply> = new Map<string, SmtpReply>([
+  ["538 Error: Must issue a STARTTLS command first", SMTP_REPLIES.encryptionRequired],
+  ["530 Error: authentication Required", SMTP_REPLIES.authRequired],
+  ["235 Authentication successful", SMTP_REPLIES.authSucceeded],
+  ["503 Error: No identity changes permitted", SMTP_REPLIES.alreadyAuthenticated],
+  ["504 Error: Unrecognized authentication type", SMTP_REPLIES.unknownMechanism],
+]);
+
+type Send = (this: PatchedConnection, code: number, data?: unknown, context?: unknown) => void;
+interface PatchedConnection {
+  secure?: boolean;
+  session?: Record<symbol, unknown>;
+}
+
+let installed = false;
+
+export function installSmtpServerPatches(): void {
+  if (installed) return;
+  installed = true;
+  const prototype = SMTPConnection.prototype as unknown as { send: Send };
+  const original = prototype.send;
+  prototype.send = function send(code, data, context) {
+    if (typeof data === "string") {
+      const rewrite = REWRITES.get(`${code} ${data}`);
+      if (rewrite) return original.call(this, rewrite.code, `${rewrite.enhanced} ${rewrite.text}`, false);
+      if (OWN_CODE.test(data)) return original.call(this, code, data, false);
+    } else if (Array.isArray(data) && code === 250 && !this.secure && this.session?.[HIDE_AUTH_BEFORE_TLS] === true) {
+      return original.call(
+        this,
+        code,
+        data.filter((line) => !String(line).startsWith("AUTH ")),
+        context,
+      );
+    }
+    return original.call(this, code, data, context);
+  };
+}
+
+/** An Error that smtp-server turns into this reply. */
+export function replyError(reply: SmtpReply, text: string = reply.text): Error & { responseCode: number } {
+  return Object.assign(new Error(`${reply.enhanced} ${text}`), { responseCode: reply.code });
+}
+
+/** The text of a reply with its enhanced code (smtp-server sends 250 with onData's message). */
+export function replyText(reply: SmtpReply, text: string = reply.text): string {
+  return `${reply.enhanced} ${text}`;
+}
