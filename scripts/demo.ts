@@ -1,90 +1,85 @@
 /**
- * The demo: a throw-away OpenLDAP with demo users and the decision API on 127.0.0.1:8787, in the foreground
- * until Ctrl-C, then everything is cleaned up.
+ * The demo: the whole smtpgate stack on loopback, in the foreground until Ctrl-C, then everything stops and the
+ * throw-away directory is removed.
  *
  *   npm run demo
  *
+ *   decision API   http://127.0.0.1:8787 (token demo-token)
+ *   edge relay     STARTTLS 127.0.0.1:2525, implicit TLS 127.0.0.1:4650, listener "cert-or-password" (flow C)
+ *   upstream sink  writes every relayed message to .demo/mail/
+ *   client PKI     .demo/pki/ (root.pem, alice.pem/.key, revoked.pem/.key, ...)
+ *
  * Users: alice / alice-password (in cn=smtp-users: allowed), bob / bob-password (not in the group: the
- * allowance query fails and the demo listener rejects). API token: demo-token.
+ * allowance query fails and the listener rejects).
  */
-import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
-import { jsonLineLogger, readConfigFile, startApiServer } from "../api/runtime/node/server.ts";
-import { SEED, startSlapd } from "../test/harness/slapd.ts";
+import { rm } from "node:fs/promises";
+import { join, relative } from "node:path";
+import { STACK_LISTENERS, startStack } from "../test/harness/stack.ts";
 
-const API_HOST = "127.0.0.1";
-const API_PORT = Number(process.env.SMTPGATE_DEMO_PORT ?? 8787);
-const API_TOKEN = "demo-token";
+const ROOT = join(import.meta.dirname, "..");
+const DEMO = join(ROOT, ".demo");
+const MAIL = join(DEMO, "mail");
+const PKI = join(DEMO, "pki");
+const TOKEN = "demo-token";
+const API_PORT = Number(process.env.SMTPGATE_DEMO_API_PORT ?? 8787);
+const STARTTLS_PORT = Number(process.env.SMTPGATE_DEMO_SMTP_PORT ?? 2525);
+const IMPLICIT_PORT = Number(process.env.SMTPGATE_DEMO_SMTPS_PORT ?? 4650);
+const show = (path: string) => relative(process.cwd(), path) || ".";
 
-const slapd = await startSlapd();
-const configPath = join(slapd.dir, "smtpgate-demo.yaml");
-await writeFile(
-  configPath,
-  `# Written by npm run demo; the same shape as infra/config/flow-b.yaml.
-directories:
-  demo:
-    hosts: [${slapd.ldapUrl}, ${slapd.ldapsUrl}]
-    tls: { caFile: ${slapd.pki.caFile} }
-    bind: { dn: "${SEED.serviceDn}", password: { env: SMTPGATE_DEMO_BIND_PASSWORD } }
-    baseDn: ${SEED.baseDn}
-smtpAuthQueries:
-  demo-auth:
-    directory: demo
-    filter: (uid={u})
-    method: bind
-    allowance:
-      filter: (&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))
-authProfiles:
-  demo: { type: ldap, query: demo-auth }
-listeners:
-  submission: { authProfile: demo, onAllowanceFailure: reject }
-api:
-  tokens: [{ env: SMTPGATE_DEMO_API_TOKEN }]
-  listen: { host: ${API_HOST}, port: ${API_PORT} }
-`,
-);
+await rm(DEMO, { recursive: true, force: true });
+let count = 0;
+const stack = await startStack({
+  listeners: [STACK_LISTENERS.either],
+  apiPort: API_PORT,
+  apiToken: TOKEN,
+  relayPorts: { starttls: STARTTLS_PORT, implicitTls: IMPLICIT_PORT },
+  relay: { limits: { authFailureDelayMs: 1000 } },
+  mailFolder: MAIL,
+  pkiFolder: PKI,
+  onMessage: (message) => {
+    count += 1;
+    process.stderr.write(`sink: message ${count} from <${message.from}> to ${message.to.map((to) => `<${to}>`).join(", ")}, ${message.data.length} bytes -> ${show(message.file ?? "")}\n`);
+  },
+});
 
-let api;
-try {
-  api = await startApiServer({
-    config: await readConfigFile(configPath),
-    source: configPath,
-    env: { SMTPGATE_DEMO_BIND_PASSWORD: SEED.servicePassword, SMTPGATE_DEMO_API_TOKEN: API_TOKEN },
-    log: jsonLineLogger,
-  });
-} catch (error) {
-  await slapd.close();
-  throw error;
+// Echo the relay's AsyncOS-style lines, the parts an operator reads.
+const relay = stack.relays[STACK_LISTENERS.either];
+if (relay) {
+  let seen = 0;
+  setInterval(() => {
+    for (const record of relay.logs.slice(seen)) process.stderr.write(`relay: ${String(record.msg)}\n`);
+    seen = relay.logs.length;
+  }, 200).unref();
 }
 
-const curl = (user: string, password: string): string =>
-  `curl -s -H 'Authorization: Bearer ${API_TOKEN}' -H 'Content-Type: application/json' \\\n    -d '{"listener":"submission","client":{"ip":"192.0.2.10"},"mechanism":"PLAIN","username":"${user}","password":"${password}"}' \\\n    ${api.url}/v1/decide/auth`;
-
+const pki = show(PKI);
+const swaks = `swaks --server 127.0.0.1:${STARTTLS_PORT} --from alice@example.com --to friend@elsewhere.example`;
 process.stderr.write(`
 smtpgate demo is running (Ctrl-C to stop and clean up)
-  decision API   ${api.url}   (token: ${API_TOKEN})
-  OpenLDAP       ${slapd.ldapUrl} (StartTLS), ${slapd.ldapsUrl}
-  config         ${configPath}
+  decision API   ${stack.api.url}  (token: ${TOKEN})
+  edge relay     STARTTLS 127.0.0.1:${STARTTLS_PORT}, implicit TLS 127.0.0.1:${IMPLICIT_PORT} (listener ${STACK_LISTENERS.either})
+  upstream sink  relayed mail is written to ${show(MAIL)}/
+  client PKI     ${pki}/  (root.pem, alice.pem + alice.key, revoked.pem + revoked.key)
+  OpenLDAP       ${stack.slapd.ldapUrl} (StartTLS), ${stack.slapd.ldapsUrl}
 
-Try it:
-  ${curl("alice", "alice-password")}
-      -> verdict allow, 235 2.7.0 (alice is in cn=smtp-users)
-  ${curl("bob", "bob-password")}
-      -> verdict deny, reason allowance-failed, 535 5.7.8
-  ${curl("alice", "")}
-      -> verdict deny, reason empty-password (nothing was sent to LDAP)
-  curl -s ${api.url}/readyz
+Try it (in another terminal, from this directory):
+  password (flow B):            ${swaks} --tls --auth PLAIN --auth-user alice --auth-password alice-password
+  ... not in smtp-users (535):  ${swaks} --tls --auth LOGIN --auth-user bob --auth-password bob-password
+  certificate (flow A):         ${swaks} --tls --tls-cert ${pki}/alice.pem --tls-key ${pki}/alice.key
+  revoked certificate (554):    ${swaks} --tls --tls-cert ${pki}/revoked.pem --tls-key ${pki}/revoked.key
+  certificate or password (C):  ${swaks} --tls --tls-cert ${pki}/carol.pem --tls-key ${pki}/carol.key --auth PLAIN --auth-user alice --auth-password alice-password
+                                (carol's certificate is valid but maps to no entry, so AUTH decides)
+  implicit TLS:                 swaks --server 127.0.0.1:${IMPLICIT_PORT} --tlsc --from alice@example.com --to friend@elsewhere.example --auth PLAIN --auth-user alice --auth-password alice-password
+  the API directly:             curl -s -H 'Authorization: Bearer ${TOKEN}' -d '{"listener":"password","client":{"ip":"192.0.2.10"},"mechanism":"PLAIN","username":"alice","password":"alice-password"}' ${stack.api.url}/v1/decide/auth
 
-Decision log lines follow (one JSON object per decision):
 `);
 
 let stopping = false;
 const stop = async (): Promise<void> => {
   if (stopping) return;
   stopping = true;
-  process.stderr.write("\nstopping: API, then slapd; removing the temp dir\n");
-  await api.close();
-  await slapd.close();
+  process.stderr.write("\nstopping: relay, sink, API, slapd; removing the throw-away directory (relayed mail stays in .demo/mail until the next run)\n");
+  await stack.close();
   process.exit(0);
 };
 process.on("SIGINT", () => void stop());

@@ -81,6 +81,24 @@ describe("configuration", () => {
     expect(problemsOf(document)).toEqual(["api.listen.port: Invalid input: expected number, received string"]);
   });
 
+  it("checks host access tables: CIDR syntax and policy references", () => {
+    const document = minimal();
+    (document as Record<string, unknown>).mailFlowPolicies = { RELAYED: { behaviour: "relay", verifyClientCertificate: true, tls: "off" } };
+    (document.listeners as Record<string, unknown>).submission = {
+      authProfile: "corp",
+      hostAccessTable: [
+        { name: "BAD", match: ["10.0.0.0/33"], policy: "RELAYED" },
+        { name: "X", match: ["10.0.0.0/8"], policy: "MISSING" },
+      ],
+    };
+    expect(problemsOf(document)).toEqual(["listeners.submission.hostAccessTable[0].match[0]: not an IP address or CIDR block"]);
+    (document.listeners as { submission: { hostAccessTable: unknown[] } }).submission.hostAccessTable.shift();
+    expect(problemsOf(document)).toEqual([
+      'listeners.submission.hostAccessTable[0].policy: no mailFlowPolicies entry named "MISSING"',
+      "mailFlowPolicies.RELAYED.verifyClientCertificate: a client certificate needs TLS: set tls to preferred or required",
+    ]);
+  });
+
   it("refuses ldap:// without StartTLS unless plaintext is explicitly allowed", () => {
     const document = minimal();
     (document.directories as Record<string, unknown>).corp = { hosts: ["ldap://ldap.example.com"], baseDn: "dc=x", startTls: false };

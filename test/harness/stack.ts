@@ -83,6 +83,8 @@ export interface StackOptions {
   /** Where the client PKI is written (CA, alice, revoked, ...). */
   pkiFolder?: string;
   apiPort?: number;
+  /** The API token the API accepts and the relays send (default: the test token). */
+  apiToken?: string;
   /** Fixed relay ports for the first listener (the demo); others get free ports. */
   relayPorts?: { starttls: number; implicitTls: number };
   relay?: Partial<RelayConfigInput>;
@@ -102,7 +104,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     crls.set("/root.crl", pki.crls.rootCurrent.der);
     const slapd = await startSlapd({ extraSchema: CAC_SCHEMA, extraLdif: certUsersLdif(pki) });
     closers.push(() => slapd.close());
-    const api = await startTestApi(stackApiConfig(slapd, pki, crls.baseUrl), { BIND_PW: SEED.servicePassword }, options.apiPort);
+    const apiToken = options.apiToken ?? TEST_TOKEN;
+    const api = await startTestApi(stackApiConfig(slapd, pki, crls.baseUrl), { BIND_PW: SEED.servicePassword, TEST_TOKEN: apiToken }, options.apiPort);
     closers.push(() => api.close());
     const sink = await startSink({ ...(options.mailFolder ? { folder: options.mailFolder } : {}), ...(options.onMessage ? { onMessage: options.onMessage } : {}) });
     closers.push(() => sink.close());
@@ -111,7 +114,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       const fixed = index === 0 ? options.relayPorts : undefined;
       const relay = await startTestRelay({
         apiUrl: api.url,
-        apiToken: TEST_TOKEN,
+        apiToken,
         listener,
         upstreamPort: sink.port,
         serverPki: slapd.pki,
