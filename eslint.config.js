@@ -4,7 +4,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", ".toolchain/", "dist/", ".wrangler/", "coverage/", ".demo/"] },
+  { ignores: ["node_modules/", ".toolchain/", "dist/", ".wrangler/", "coverage/", ".demo/", ".scratch/"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

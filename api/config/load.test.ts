@@ -35,6 +35,11 @@ describe("configuration", () => {
     expect(config.directories.corp?.startTls).toBe(true);
   });
 
+  it.each(["flow-a.yaml", "flow-c.yaml"])("accepts the documented example %s", async (file) => {
+    const config = parseConfig(await readFile(new URL(`../../infra/config/${file}`, import.meta.url), "utf8"), file);
+    expect(Object.values(config.authProfiles).some((profile) => profile.type === "certificate")).toBe(true);
+  });
+
   it("fills safe defaults: failover, StartTLS, seconds-long timeouts, the uid filter", () => {
     const config = parseConfig(JSON.stringify(minimal()), "x");
     expect(config.directories.corp).toMatchObject({ mode: "failover", startTls: true, allowPlaintext: false, connectTimeoutMs: 3000, operationTimeoutMs: 3000 });

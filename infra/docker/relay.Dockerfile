@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+# smtpgate edge relay (SMTP front, Node.js). Build from the repository root:
+#
+#   docker build -f infra/docker/relay.Dockerfile -t smtpgate-relay .
+#   docker run --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges \
+#     -v /etc/smtpgate:/etc/smtpgate:ro -e SMTPGATE_API_TOKEN -p 25:25 -p 587:587 -p 465:465 smtpgate-relay
+#
+# Runs as the unprivileged "node" user (uid 1000). It listens on 25, 587 and 465 without root or
+# CAP_NET_BIND_SERVICE because Docker (>= 20.10) starts containers with net.ipv4.ip_unprivileged_port_start=0;
+# Kubernetes sets the same sysctl in the pod (infra/kubernetes/relay.yaml). Writes nothing outside /tmp: the relay
+# stores no mail (it answers 250 only after the upstream accepted).
+
+FROM node:24-bookworm-slim AS dependencies
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+
+FROM node:24-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=dependencies /app/node_modules ./node_modules
+COPY package.json ./
+# The relay shares the configuration helpers, SMTP reply table and verdict types with the API.
+COPY api ./api
+COPY edge-relay ./edge-relay
+USER node
+EXPOSE 25 587 465 8025
+# listen.health in relay.yaml must be 8025 for this check (GET /healthz).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:8025/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# SIGTERM: the relay stops accepting and lets sessions finish (limits.shutdownGraceMs).
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["node", "edge-relay/main.ts"]
+CMD ["--config", "/etc/smtpgate/relay.yaml"]

@@ -1,0 +1,12 @@
+// The part of @cloudflare/vitest-pool-workers' "cloudflare:test" module these tests use, typed without
+// @cloudflare/workers-types (whose globals clash with @types/node in this single-tsconfig project).
+declare module "cloudflare:test" {
+  import type { ExecutionContext } from "hono";
+
+  /** The bindings of the Worker under test (miniflare options over wrangler.toml). */
+  export const env: Record<string, unknown>;
+  /** The Worker's default export, called like a deployed Worker. */
+  export const SELF: { fetch(input: string | Request, init?: RequestInit): Promise<Response> };
+  export function createExecutionContext(): ExecutionContext;
+  export function waitOnExecutionContext(ctx: ExecutionContext): Promise<void>;
+}
