@@ -279,6 +279,13 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     const counter = new ByteLimit(limit);
     const body = new PassThrough();
     body.write(receivedHeader(session, state, config.hostname));
+    // Past the limit: abort the upstream transaction at once (an unhandled stream error would kill the process)
+    // and keep reading the client's DATA.
+    counter.on("error", (error) => {
+      stream.unpipe(counter);
+      stream.resume();
+      body.destroy(error);
+    });
     stream.pipe(counter).pipe(body);
     const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
     const to = session.envelope.rcptTo.map((recipient) => recipient.address);
@@ -306,7 +313,12 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         const enhanced = /\b5\.\d{1,3}\.\d{1,3}\b/.exec(failure.response ?? "")?.[0] ?? "5.0.0";
         return replyError({ code: failure.responseCode, enhanced, text: "" }, `Upstream refused the message: ${printable(stripReplyCode(failure.response ?? ""), 200)}`);
       }
-      return replyError(failure.responseCode ? SMTP_REPLIES.upstreamFailed : SMTP_REPLIES.upstreamUnavailable);
+      if (failure.responseCode) {
+        // SPEC §7: a 4xx with the upstream's reason.
+        const reason = printable(stripReplyCode(failure.response ?? ""), 200);
+        return replyError(SMTP_REPLIES.upstreamFailed, reason ? `${SMTP_REPLIES.upstreamFailed.text}: ${reason}` : SMTP_REPLIES.upstreamFailed.text);
+      }
+      return replyError(SMTP_REPLIES.upstreamUnavailable);
     }
   };
 

@@ -27,6 +27,8 @@ const REWRITES: ReadonlyMap<string, SmtpReply> = new Map<string, SmtpReply>([
   ["235 Authentication successful", SMTP_REPLIES.authSucceeded],
   ["503 Error: No identity changes permitted", SMTP_REPLIES.alreadyAuthenticated],
   ["504 Error: Unrecognized authentication type", SMTP_REPLIES.unknownMechanism],
+  ["501 Error: invalid userdata", SMTP_REPLIES.badBase64],
+  ["501 Authentication aborted", SMTP_REPLIES.authCancelled],
 ]);
 
 type Send = (this: PatchedConnection, code: number, data?: unknown, context?: unknown) => void;
