@@ -19,9 +19,13 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: { ca: { type: "string" }, query: { type: "string" }, "allow-no-eku": { type: "boolean" }, help: { type: "boolean", short: "h" } },
 });
-if (values.help || positionals.length !== 1) {
+if (values.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+if (positionals.length !== 1) {
   process.stderr.write(`${USAGE}\n`);
-  process.exit(values.help ? 0 : 2);
+  process.exit(2);
 }
 
 const file = positionals[0] as string;
@@ -54,12 +58,23 @@ if (values.query) {
   out.push(`query       ${filled.ok ? filled.filter : `cannot be filled: no ${filled.missing.map((t) => `{${t}}`).join(", ")}`}`);
 }
 
+let exitCode = 0;
 if (values.ca) {
-  const anchors = parseTrustAnchors(await readFile(values.ca, "utf8"), values.ca);
+  const caFile = values.ca;
+  let anchors;
+  try {
+    anchors = parseTrustAnchors(await readFile(caFile, "utf8"), caFile);
+  } catch (error) {
+    process.stderr.write(`cert:inspect: --ca ${caFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}\n`);
+    process.exit(2);
+  }
   const result = await validatePath(
     chain.map((item) => item.certificate),
     { anchors, now: new Date(), allowNoExtendedKeyUsage: values["allow-no-eku"] ?? false },
   );
   out.push(result.ok ? `path        valid: ${result.path.map((c) => c.subject).join(" <- ")}` : `path        ${result.reason}: ${result.detail}`);
+  if (!result.ok) exitCode = 1;
 }
 process.stdout.write(`${out.join("\n")}\n`);
+// 1 when --ca was given and the path is not valid, so scripts can test certificates.
+process.exit(exitCode);

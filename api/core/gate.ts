@@ -168,6 +168,11 @@ export class Gate {
     const base = { profile: profile.name, method: null };
     // SPEC §3 A: a certificate-only profile does not offer AUTH at all.
     if (profile.allowAuthFallback === undefined) return { ok: true, decision: deny("auth-not-offered", { ...base, smtp: SMTP_REPLIES.badSequence }) };
+    // An absent field must not read as "the client had no certificate": a caller that forgot it would let a
+    // client whose certificate was refused at STARTTLS fall back to a password.
+    if (request.certificate === undefined) {
+      return { ok: false, field: "certificate", problem: `required for listener "${request.listener}", whose profile judges the STARTTLS certificate: send null when the client presented none` };
+    }
     const outcome = await evaluateCertificate(request.certificate?.chain ?? null, profile, this.#now());
     switch (outcome.kind) {
       case "authenticated":
@@ -217,7 +222,10 @@ export class Gate {
         // A failed refresh is shown, but the API stays ready while it still holds a CRL (whose freshness each
         // decision checks); with no CRL at all, revocation cannot be decided.
         state.crl
-          ? { ready: true, detail: `loaded, nextUpdate ${state.crl.nextUpdate?.toISOString() ?? "absent"}${state.error ? `; last refresh failed: ${state.error}` : ""}` }
+          ? {
+              ready: true,
+              detail: `loaded, nextUpdate ${state.crl.nextUpdate?.toISOString() ?? "absent"}${state.crl.nextUpdate && state.crl.nextUpdate < this.#now() ? " (STALE: decisions see revocation as unknown)" : ""}${state.error ? `; last refresh failed: ${state.error}` : ""}`,
+            }
           : { ready: false, detail: state.error ?? "not loaded yet" },
       ]),
     );

@@ -53,6 +53,20 @@ describe("certificate tokens (SPEC §4)", () => {
     expect(escapeDnValue(" x ")).toBe("\\ x\\ ");
   });
 
+  it("uses RFC 4514 short names only where RFC 4514 has them, dotted OIDs elsewhere, and the most specific CN", async () => {
+    const keys = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"]);
+    const certificate = await x509.X509CertificateGenerator.createSelfSigned({
+      name: [{ DC: ["com"] }, { DC: ["corp"] }, { CN: ["Users"] }, { CN: ["alice"] }, { "0.9.2342.19200300.100.1.1": ["a1"] }, { SN: ["Smith"] }],
+      keys,
+      signingAlgorithm: { name: "ECDSA", hash: "SHA-256" },
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + 86_400_000),
+    });
+    const tokens = certificateTokens(certificate, new Uint8Array(certificate.rawData));
+    expect(tokens.subject).toBe("2.5.4.4=Smith,UID=a1,CN=alice,CN=Users,DC=corp,DC=com");
+    expect(tokens.cn).toBe("alice");
+  });
+
   it("writes a subject in RFC 4514 order with escaped values", () => {
     const name = new x509.Name([{ C: ["US"] }, { O: ["Example, Inc."] }, { CN: ["a+b"] }]);
     expect(rfc4514(name)).toBe("CN=a\\+b,O=Example\\, Inc.,C=US");

@@ -1,7 +1,7 @@
 /**
  * The certificate tokens of SPEC §4, read from the verified leaf:
  *
- *   {cn}          first CN of the subject
+ *   {cn}          the subject's most specific CN (first in RFC 4514 order: "CN=alice,CN=Users,DC=corp" → alice)
  *   {sn}          serial number, upper-case hex, no colons, no leading zeros (0x00FF01 → "FF01")
  *   {sn10}        serial number in decimal (OpenLDAP's certificateExactMatch wants decimal)
  *   {subject}     subject as an RFC 4514 string, most specific RDN first: "CN=alice,O=Example,C=US"
@@ -25,7 +25,8 @@ export function certificateTokens(leaf: X509Certificate, der: Uint8Array): Certi
   const serial = leaf.serialNumber.replace(/^0+/, "").toUpperCase() || "0";
   const names = subjectAltNames(leaf);
   return {
-    cn: leaf.subjectName.getField("CN")[0],
+    // getField lists values in encoding order, most specific last.
+    cn: leaf.subjectName.getField("CN").at(-1),
     sn: serial,
     sn10: BigInt(`0x${serial}`).toString(10),
     subject: rfc4514(leaf.subjectName),
@@ -47,8 +48,34 @@ function subjectAltNames(certificate: X509Certificate): { type: string; value: s
   }
 }
 
-/** RFC 4514 §2.3 short names; other attribute types are written as their dotted OID. */
-const SHORT_NAMES = new Set(["CN", "L", "ST", "O", "OU", "C", "STREET", "DC", "UID"]);
+/** RFC 4514 §2.3 short names by OID; other attribute types are written as their dotted OID. */
+const SHORT_NAMES: ReadonlyMap<string, string> = new Map([
+  ["2.5.4.3", "CN"],
+  ["2.5.4.7", "L"],
+  ["2.5.4.8", "ST"],
+  ["2.5.4.10", "O"],
+  ["2.5.4.11", "OU"],
+  ["2.5.4.6", "C"],
+  ["2.5.4.9", "STREET"],
+  ["0.9.2342.19200300.100.1.25", "DC"],
+  ["0.9.2342.19200300.100.1.1", "UID"],
+]);
+
+/** The names @peculiar/x509 uses for attribute types it knows (its toJSON keys), by OID. */
+const LIBRARY_NAMES: Readonly<Record<string, string>> = {
+  CN: "2.5.4.3",
+  L: "2.5.4.7",
+  ST: "2.5.4.8",
+  O: "2.5.4.10",
+  OU: "2.5.4.11",
+  C: "2.5.4.6",
+  DC: "0.9.2342.19200300.100.1.25",
+  E: EMAIL_ADDRESS,
+  G: "2.5.4.42",
+  I: "2.5.4.43",
+  SN: "2.5.4.4",
+  T: "2.5.4.12",
+};
 
 /**
  * A distinguished name as an RFC 4514 string: RDNs in reverse order of their encoding, "+" inside a
@@ -60,17 +87,14 @@ export function rfc4514(name: x509.Name): string {
     .toJSON()
     .map((rdn) =>
       Object.entries(rdn)
-        .flatMap(([type, values]) => values.map((value) => `${SHORT_NAMES.has(type.toUpperCase()) ? type.toUpperCase() : oidOf(type)}=${escapeDnValue(value)}`))
+        .flatMap(([type, values]) => {
+          const oid = LIBRARY_NAMES[type] ?? type;
+          return values.map((value) => `${SHORT_NAMES.get(oid) ?? oid}=${escapeDnValue(value)}`);
+        })
         .join("+"),
     )
     .reverse()
     .join(",");
-}
-
-function oidOf(type: string): string {
-  if (/^\d+(\.\d+)+$/.test(type)) return type;
-  if (type === "E") return EMAIL_ADDRESS;
-  return type;
 }
 
 /** RFC 4514 §2.4: escape `"+,;<>\` and NUL anywhere, `#` and space at the start, space at the end. */

@@ -119,6 +119,20 @@ describe("CrlStore", () => {
     });
   });
 
+  it("does not download a dead source on every decision: at most once per 30 s until it loads", async () => {
+    let now = new Date();
+    const crls = store([{ name: "dead", url: `${server.baseUrl}/dead.crl` }], () => now);
+    server.requests.length = 0;
+    const check = () => crls.check(pki.leaves.alice.certificate, pki.intermediate.certificate, { ...options, sources: ["dead"] });
+    await check();
+    await check();
+    await check();
+    expect(server.hits("/dead.crl")).toHaveLength(1);
+    now = new Date(now.getTime() + 30_000);
+    await check();
+    expect(server.hits("/dead.crl")).toHaveLength(2);
+  });
+
   it("follows the certificate's own CRL distribution point when asked", async () => {
     const crls = store([]);
     expect(await crls.check(pki.leaves.revoked.certificate, pki.intermediate.certificate, { ...options, sources: [], useDistributionPoints: true })).toMatchObject({ status: "revoked" });

@@ -56,6 +56,8 @@ interface Source {
 const DEFAULT_FETCH_TIMEOUT_MS = 5_000;
 const DEFAULT_MAX_CRL_BYTES = 16 * 1024 * 1024;
 const DISTRIBUTION_POINT_REFRESH_SECONDS = 3_600;
+/** How soon a source that never loaded is tried again from a decision. */
+const FAILED_RETRY_SECONDS = 30;
 
 export class CrlStore {
   readonly #options: CrlStoreOptions;
@@ -79,8 +81,9 @@ export class CrlStore {
     await Promise.all([...this.#sources.values()].filter((source) => this.#due(source)).map((source) => this.#load(source)));
   }
 
+  /** The configured sources' state (distribution points a certificate named are not included). */
   status(): SourceState[] {
-    return [...this.#sources.values()].map((source) => ({ ...source.state }));
+    return [...this.#sources.values()].filter((source) => !source.options.name.startsWith("dp:")).map((source) => ({ ...source.state }));
   }
 
   /**
@@ -96,7 +99,11 @@ export class CrlStore {
     if (options.useDistributionPoints) candidates.push(...this.#distributionPointSources(certificate));
     if (candidates.length === 0) return { status: "unknown", detail: "no CRL source for this certificate" };
 
-    await Promise.all(candidates.filter((source) => source.state.crl === null || this.#due(source)).map((source) => this.#load(source)));
+    // A decision waits only for a source that holds no CRL yet (and not more often than FAILED_RETRY_SECONDS, so a
+    // dead CRL server does not slow every decision); a due refresh of a CRL we hold runs in the background, since
+    // freshness is judged by the CRL's own nextUpdate anyway.
+    await Promise.all(candidates.filter((source) => source.state.crl === null && this.#retryDue(source)).map((source) => this.#load(source)));
+    for (const source of candidates) if (source.state.crl !== null && this.#due(source)) void this.#load(source);
 
     const issuerName = nameKey(issuer.subjectName);
     const problems: string[] = [];
@@ -132,6 +139,12 @@ export class CrlStore {
   /** A number that changes whenever any CRL changes (for caches keyed on revocation state). */
   get version(): number {
     return this.#version;
+  }
+
+  #retryDue(source: Source): boolean {
+    const last = source.state.lastAttempt;
+    const wait = Math.min(source.options.refreshSeconds, FAILED_RETRY_SECONDS) * 1000;
+    return last === null || this.#now().getTime() - last.getTime() >= wait;
   }
 
   #due(source: Source): boolean {

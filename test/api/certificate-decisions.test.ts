@@ -282,6 +282,12 @@ describe("flow C: certificate or LDAP", () => {
     expect(await auth("c-lenient", pki.chain("revoked"), "alice", SEED.users.alice.password)).toMatchObject({ verdict: "allow", method: "ldap-bind" });
   });
 
+  it("refuses an AUTH call without the certificate field (400): absent must not read as 'no certificate'", async () => {
+    const response = await api.post("/v1/decide/auth", { listener: "c", client: { ip: "192.0.2.7" }, mechanism: "PLAIN", username: "alice", password: SEED.users.alice.password });
+    expect(response.status).toBe(400);
+    expect((response.body.errors as { field: string }[])[0]?.field).toBe("certificate");
+  });
+
   it("answers 503 5.5.1 to AUTH after a certificate already authenticated the session", async () => {
     expect(await auth("c", pki.chain("alice"), "alice", SEED.users.alice.password)).toMatchObject({
       verdict: "deny",

@@ -121,6 +121,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const usesRevocation = Object.values(options.config.authProfiles).some((profile) => profile.type === "certificate" && profile.revocation);
   const crls = usesRevocation || crlSources.length > 0 ? new CrlStore({ sources: crlSources, readFile: (path) => readFile(path), log }) : null;
   await crls?.refreshAll();
+  // A CRL file that cannot be read is a configuration error (a URL may just be down for now).
+  const unreadable = (crls?.status() ?? []).filter((state) => options.config.crlSources[state.name]?.file !== undefined && state.crl === null);
+  if (unreadable.length > 0) throw new ConfigError(source, unreadable.map((state) => `crlSources.${state.name}.file: ${state.error ?? "not loaded"}`));
   const crlTimer = crls ? setInterval(() => void crls.refreshDue(), CRL_SCHEDULE_MS).unref() : undefined;
   const gate = new Gate({ config: options.config, directories, trustAnchors, intermediates, crls });
   const app = createApp({ gate, tokens: await createTokenChecker(secrets.apiTokens), maxBodyBytes: options.config.api.maxBodyBytes, log });
