@@ -4,11 +4,15 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-packages=(slapd ldap-utils openssl)
+# slapd and ldap-utils: the test directory; swaks with its TLS and SASL Perl modules: a real SMTP client for
+# the relay's end-to-end tests.
+packages=(slapd ldap-utils openssl swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 # npm fetches Node 24 when the machine's Node is too old (scripts/node-env); Debian's npm is enough for that.
 command -v npm >/dev/null || missing+=(npm)
+# The relay tests also drive Python's smtplib.
+command -v python3 >/dev/null || missing+=(python3)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "setup: installing ${missing[*]}" >&2

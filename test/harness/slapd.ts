@@ -339,6 +339,8 @@ export interface SlapdInstance {
   dir: string;
   /** Whether slapd is currently running. */
   readonly running: boolean;
+  /** slapd's process id while it runs (the benchmark reads its CPU time). */
+  readonly pid: number | undefined;
   /** slapd's stderr so far (bounded). */
   output(): string;
   /** SIGTERM, wait for exit (SIGKILL after 3 s). Idempotent. */
@@ -575,6 +577,9 @@ async function setUp(dir: string, options: SlapdOptions): Promise<SlapdInstance>
     dir,
     get running() {
       return child !== undefined;
+    },
+    get pid() {
+      return child?.pid;
     },
     output: () => stderr,
     stop,
