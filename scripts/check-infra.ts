@@ -202,9 +202,10 @@ async function checkConfigExamples(manifests: Manifest[]): Promise<void> {
 
   const apiConfig = configMapData("smtpgate-api-config")?.["smtpgate.yaml"];
   check(typeof apiConfig === "string", "infra/kubernetes/api-config.yaml", "ConfigMap smtpgate-api-config holds smtpgate.yaml");
+  let apiListeners: Record<string, { hostAccessTable: unknown[] }> = {};
   if (typeof apiConfig === "string") {
     try {
-      parseConfig(apiConfig, "smtpgate.yaml");
+      apiListeners = parseConfig(apiConfig, "smtpgate.yaml").listeners;
       check(true, "", "");
     } catch (error) {
       check(false, "infra/kubernetes/api-config.yaml smtpgate.yaml", (error as Error).message);
@@ -221,8 +222,15 @@ async function checkConfigExamples(manifests: Manifest[]): Promise<void> {
       const { validateRelayConfig } = (await import(relayModule)) as { validateRelayConfig: (document: unknown, source: string) => unknown };
       const { parse } = await import("yaml");
       try {
-        validateRelayConfig(parse(relayConfig), "relay.yaml");
+        const relay = validateRelayConfig(parse(relayConfig), "relay.yaml") as { listener: string };
         check(true, "", "");
+        // The relay refuses to start for a listener without sender groups: the pair must fit together.
+        const table = apiListeners[relay.listener]?.hostAccessTable;
+        check(
+          table !== undefined && table.length > 0,
+          "infra/kubernetes/relay-config.yaml relay.yaml",
+          `listener "${relay.listener}" must exist in the API's ConfigMap with a non-empty hostAccessTable`,
+        );
       } catch (error) {
         check(false, "infra/kubernetes/relay-config.yaml relay.yaml", (error as Error).message);
       }
