@@ -59,15 +59,15 @@ smtpgate demo is running (Ctrl-C to stop and clean up)
   decision API   ${stack.api.url}  (token: ${TOKEN})
   edge relay     STARTTLS 127.0.0.1:${STARTTLS_PORT}, implicit TLS 127.0.0.1:${IMPLICIT_PORT} (listener ${STACK_LISTENERS.either})
   upstream sink  relayed mail is written to ${show(MAIL)}/
-  client PKI     ${pki}/  (root.pem, alice.pem + alice.key, revoked.pem + revoked.key)
+  client PKI     ${pki}/  (root.pem; alice, carol and revoked .pem + .key; relay-ca.pem for the relay's certificate)
   OpenLDAP       ${stack.slapd.ldapUrl} (StartTLS), ${stack.slapd.ldapsUrl}
 
-Try it (in another terminal, from this directory):
-  password (flow B):            ${swaks} --tls --auth PLAIN --auth-user alice --auth-password alice-password
+Try it (in another terminal, from this directory); the listener is flow C, so each way in works:
+  password only:                ${swaks} --tls --auth PLAIN --auth-user alice --auth-password alice-password
   ... not in smtp-users (535):  ${swaks} --tls --auth LOGIN --auth-user bob --auth-password bob-password
-  certificate (flow A):         ${swaks} --tls --tls-cert ${pki}/alice.pem --tls-key ${pki}/alice.key
+  certificate only, no AUTH:    ${swaks} --tls --tls-cert ${pki}/alice.pem --tls-key ${pki}/alice.key
   revoked certificate (554):    ${swaks} --tls --tls-cert ${pki}/revoked.pem --tls-key ${pki}/revoked.key
-  certificate or password (C):  ${swaks} --tls --tls-cert ${pki}/carol.pem --tls-key ${pki}/carol.key --auth PLAIN --auth-user alice --auth-password alice-password
+  certificate, then password:   ${swaks} --tls --tls-cert ${pki}/carol.pem --tls-key ${pki}/carol.key --auth PLAIN --auth-user alice --auth-password alice-password
                                 (carol's certificate is valid but maps to no entry, so AUTH decides)
   implicit TLS:                 swaks --server 127.0.0.1:${IMPLICIT_PORT} --tlsc --from alice@example.com --to friend@elsewhere.example --auth PLAIN --auth-user alice --auth-password alice-password
   the API directly:             curl -s -H 'Authorization: Bearer ${TOKEN}' -d '{"listener":"password","client":{"ip":"192.0.2.10"},"mechanism":"PLAIN","username":"alice","password":"alice-password"}' ${stack.api.url}/v1/decide/auth
