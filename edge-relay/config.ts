@@ -33,7 +33,7 @@ export const relayConfigSchema = z.strictObject({
     .strictObject({
       starttls: address.optional().describe("plain SMTP with STARTTLS (25/587)"),
       implicitTls: address.optional().describe("SMTP over TLS from the first byte (465)"),
-      health: address.optional().describe("HTTP GET /healthz"),
+      health: address.optional().describe("HTTP GET /healthz (503 while stopping) and GET /metrics (Prometheus text)"),
     })
     .refine((listen) => listen.starttls !== undefined || listen.implicitTls !== undefined, { message: "give starttls, implicitTls or both" }),
   upstream: z.strictObject({
@@ -58,7 +58,13 @@ export const relayConfigSchema = z.strictObject({
       maxClients: z.number().int().min(1).max(100_000).default(1_000),
       socketTimeoutMs: z.number().int().min(1_000).max(3_600_000).default(60_000),
       maxUnauthenticatedCommands: z.number().int().min(1).max(1_000).default(20),
-      shutdownGraceMs: z.number().int().min(0).max(600_000).default(10_000),
+      shutdownGraceMs: z
+        .number()
+        .int()
+        .min(0)
+        .max(600_000)
+        .default(10_000)
+        .describe("on stop, how long sessions may finish their mail transaction before 421 4.3.2"),
     })
     .default({
       authFailureDelayMs: 2_000,

@@ -20,19 +20,27 @@ interface Compiled {
   acceptedDomains: ReadonlySet<string>;
 }
 
+export interface ListenerPolicyHooks {
+  /** A refresh failed: fetching it (API unreachable, HTTP error, not a policy) or installing it (bad table). */
+  onRefreshFailure?(stage: "fetch" | "install", error: Error): void;
+}
+
 export class ListenerPolicyHolder {
   readonly #api: ApiClient;
   readonly #listener: string;
   readonly #log: (record: Record<string, unknown>) => void;
+  readonly #hooks: ListenerPolicyHooks;
   #compiled: Compiled | null = null;
   #etag: string | null = null;
   #timer: NodeJS.Timeout | undefined;
+  /** Why the last refresh failed; null once one succeeds (a 304 is a success). */
   lastError: string | null = null;
 
-  constructor(api: ApiClient, listener: string, log: (record: Record<string, unknown>) => void) {
+  constructor(api: ApiClient, listener: string, log: (record: Record<string, unknown>) => void, hooks: ListenerPolicyHooks = {}) {
     this.#api = api;
     this.#listener = listener;
     this.#log = log;
+    this.#hooks = hooks;
   }
 
   /** Loads the policy; throws if it cannot (the relay must not start without one). */
@@ -51,17 +59,21 @@ export class ListenerPolicyHolder {
     clearInterval(this.#timer);
   }
 
+  /** One conditional GET (If-None-Match): 304 keeps the policy, 200 replaces it, a failure keeps it too. */
   async refresh(): Promise<void> {
+    let stage: "fetch" | "install" = "fetch";
     try {
       const fetched = await this.#api.listenerPolicy(this.#listener, this.#etag);
       if (fetched.status === "changed") {
+        stage = "install";
         this.#install(fetched.policy, fetched.etag);
         this.#log({ level: "info", msg: "listener policy updated", listener: this.#listener, etag: fetched.etag });
       }
       this.lastError = null;
     } catch (error) {
       this.lastError = (error as Error).message;
-      this.#log({ level: "warn", msg: "listener policy refresh failed; keeping the last good copy", listener: this.#listener, error: this.lastError });
+      this.#log({ level: "warn", msg: "listener policy refresh failed; keeping the last good copy", listener: this.#listener, stage, error: this.lastError });
+      this.#hooks.onRefreshFailure?.(stage, error as Error);
     }
   }
 

@@ -6,6 +6,10 @@
  * /v1/decide/tls where the policy verifies certificates; AUTH goes to /v1/decide/auth; MAIL/RCPT/DATA enforce
  * TLS, authentication, relaying and limits; DATA is streamed to the upstream and the client hears 250 only
  * after the upstream accepted. Every answer the API cannot give in time is a 454, never an accept.
+ *
+ * Recipients the upstream refuses while it accepts others are reported to the sender in a delivery status
+ * notification before the client hears 250 (dsn.ts). GET /metrics on the health port (metrics.ts). close()
+ * stops accepting at once and gives open sessions limits.shutdownGraceMs to finish their transaction.
  */
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
@@ -17,9 +21,11 @@ import { SMTP_REPLIES } from "../api/core/smtp-replies.ts";
 import type { Verdict } from "../api/core/verdict.ts";
 import { ApiClient } from "./api-client.ts";
 import type { RelayConfig } from "./config.ts";
+import { buildDeliveryReport, type RefusedRecipient } from "./dsn.ts";
 import { HIDE_AUTH_BEFORE_TLS, installSmtpServerPatches, replyError, replyText } from "./smtp-server-patches.ts";
 import { ListenerPolicyHolder, type SenderGroupMatch } from "./listener-policy.ts";
 import { jsonLines, sessionLog, type Logger, type SessionLog } from "./log.ts";
+import { createRelayMetrics, METRICS_CONTENT_TYPE, type RelayMetrics, type SessionResult } from "./metrics.ts";
 import { peerChain } from "./peer-chain.ts";
 
 export interface RelayOptions {
@@ -35,6 +41,13 @@ export interface RelayOptions {
 export interface Relay {
   ports: { starttls?: number; implicitTls?: number; health?: number };
   policy: ListenerPolicyHolder;
+  metrics: RelayMetrics;
+  /**
+   * Stops the relay: no new connections from the first moment; sessions in a mail transaction may finish it
+   * (a new transaction, AUTH or STARTTLS gets 421 4.3.2); after limits.shutdownGraceMs the sessions still open
+   * get `421 4.3.2 Service shutting down, try again later` and are closed. Calling it again returns the same
+   * promise.
+   */
   close(): Promise<void>;
 }
 
@@ -56,12 +69,24 @@ interface ConnectionHandle {
   send(code: number, data?: string): void;
 }
 
+/** What nodemailer's errors carry: the SMTP reply (if there was one) and an error code. */
+type UpstreamError = Error & { responseCode?: number; response?: string; code?: string };
+
+/** Most of a message's header section kept for a delivery status notification (the body never is). */
+const MAX_HEADER_BYTES = 64 * 1024;
+
 export async function startRelay(options: RelayOptions): Promise<Relay> {
   installSmtpServerPatches();
   const { config } = options;
   const log = options.log ?? jsonLines;
+  const metrics = createRelayMetrics();
   const api = new ApiClient({ url: config.api.url, token: options.apiToken, timeoutMs: config.api.timeoutMs, connections: config.api.connections });
-  const policy = new ListenerPolicyHolder(api, config.listener, log);
+  const policy = new ListenerPolicyHolder(api, config.listener, log, {
+    onRefreshFailure: (stage) => {
+      metrics.policyRefreshFailures.inc();
+      if (stage === "fetch") metrics.apiErrors.inc({ call: "policy" });
+    },
+  });
   try {
     await policy.load();
   } catch (error) {
@@ -94,6 +119,32 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const perClient = new Map<string, number>();
   let icidCounter = 0;
   const servers: SMTPServer[] = [];
+  /** Set by close(): new transactions get 421 4.3.2 from then on. */
+  let shuttingDown = false;
+  /** Aborts of the upstream transactions whose DATA is still streaming in (close() ends them after the grace). */
+  const streaming = new Set<() => void>();
+
+  const connectionsOf = (server: SMTPServer): Set<ConnectionHandle> => (server as unknown as { connections: Set<ConnectionHandle> }).connections;
+
+  /** A decision API call, timed, its failures counted. */
+  const decide = async <T>(call: "tls" | "auth", run: () => Promise<T>): Promise<T> => {
+    const started = performance.now();
+    try {
+      return await run();
+    } catch (error) {
+      metrics.apiErrors.inc({ call });
+      throw error;
+    } finally {
+      metrics.decisionSeconds.observe({ call }, (performance.now() - started) / 1000);
+    }
+  };
+
+  const countSession = (policyName: string, result: SessionResult) => metrics.sessions.inc({ policy: policyName, result });
+
+  /** Failures where the upstream could not be used at all (or said 421) are upstream errors; refusals are not. */
+  const countUpstreamFailure = (failure: UpstreamError) => {
+    if (!failure.responseCode || failure.responseCode === 421) metrics.upstreamErrors.inc();
+  };
 
   const stateOf = (session: SMTPServerSession): SessionState => {
     const state = states.get(session);
@@ -103,7 +154,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
 
   const connectionOf = (session: SMTPServerSession): ConnectionHandle | undefined => {
     for (const server of servers) {
-      for (const connection of (server as unknown as { connections: Set<ConnectionHandle> }).connections) {
+      for (const connection of connectionsOf(server)) {
         if (connection.session === session) return connection;
       }
     }
@@ -122,18 +173,27 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     const group = policy.match(session.remoteAddress);
     const icid = ++icidCounter;
     const slog = sessionLog(log, icid, session.id, session.remoteAddress);
+    if (shuttingDown) {
+      // Accepted by the kernel just before close(), greeted after it.
+      slog("info", `ICID ${icid} TEMPFAIL: shutting down`);
+      countSession(group?.policyName ?? "none", "shutting-down");
+      return callback(replyError(SMTP_REPLIES.shuttingDown));
+    }
     if (!group) {
       slog("info", `ICID ${icid} REJECT: ${session.remoteAddress} matches no sender group`);
+      countSession("none", "rejected");
       return callback(replyError(SMTP_REPLIES.accessDenied));
     }
     slog("info", `New SMTP ICID ${icid} interface ${session.localAddress}:${session.localPort} address ${session.remoteAddress} range ${group.group} policy ${group.policyName}`);
     if (group.policy.behaviour === "reject" || group.policy.behaviour === "tcprefuse") {
       slog("info", `ICID ${icid} REJECT SG ${group.group} match ${session.remoteAddress}`);
+      countSession(group.policyName, "rejected");
       return callback(replyError(SMTP_REPLIES.accessDenied));
     }
     const count = (perClient.get(session.remoteAddress) ?? 0) + 1;
     if (count > group.policy.maxConnectionsPerClient) {
       slog("warn", `ICID ${icid} TEMPFAIL: more than ${group.policy.maxConnectionsPerClient} connections from ${session.remoteAddress}`);
+      countSession(group.policyName, "too-many-connections");
       return callback(replyError(SMTP_REPLIES.tooManyConnections));
     }
     perClient.set(session.remoteAddress, count);
@@ -142,6 +202,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     if (rules.smtpAuth === "off") session.disabledCommands = ["AUTH"];
     else if (rules.requireTlsToOfferAuth || rules.tls === "required") (session as unknown as Record<symbol, unknown>)[HIDE_AUTH_BEFORE_TLS] = true;
     states.set(session, { icid, log: slog, group, certificate: null, identity: null, method: null, authFailures: 0, counted: true });
+    countSession(group.policyName, "accepted");
+    metrics.sessionsActive.inc();
     callback();
   };
 
@@ -149,6 +211,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     const state = states.get(session);
     if (!state?.counted) return;
     state.counted = false;
+    metrics.sessionsActive.dec();
     const left = (perClient.get(session.remoteAddress) ?? 1) - 1;
     if (left <= 0) perClient.delete(session.remoteAddress);
     else perClient.set(session.remoteAddress, left);
@@ -160,27 +223,37 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       const state = stateOf(session);
       const tlsSocket = socket as TLSSocket;
       const protocol = tlsSocket.getProtocol?.() ?? "unknown";
+      metrics.tls.inc({ result: "success", protocol });
       state.log("info", `ICID ${state.icid} TLS success protocol ${protocol} cipher ${tlsSocket.getCipher?.()?.name ?? "unknown"}`);
       // RFC 3207: nothing from before the handshake counts any more, identity included.
       state.identity = null;
       state.method = null;
       state.certificate = null;
+      if (shuttingDown) return callback(replyError(SMTP_REPLIES.shuttingDown));
       if (!state.group.policy.verifyClientCertificate) return callback();
       state.certificate = peerChain(tlsSocket);
+      const certificate = state.certificate;
       let verdict: Verdict;
       try {
-        verdict = await api.decideTls({ ...common(state, session), tls: { version: protocol, cipher: tlsSocket.getCipher?.()?.name ?? "unknown" }, certificate: state.certificate ? { chain: state.certificate } : null }, `${session.id}-tls`);
+        verdict = await decide("tls", () =>
+          api.decideTls({ ...common(state, session), tls: { version: protocol, cipher: tlsSocket.getCipher?.()?.name ?? "unknown" }, certificate: certificate ? { chain: certificate } : null }, `${session.id}-tls`),
+        );
       } catch (error) {
+        metrics.auth.inc({ method: "certificate", result: "tempfail" });
         state.log("error", `ICID ${state.icid} Cert Auth: API unavailable: ${(error as Error).message}`);
         return callback(replyError(SMTP_REPLIES.authTemporaryFailure));
       }
       if (verdict.verdict === "allow" && verdict.identity) {
+        metrics.auth.inc({ method: "certificate", result: "success" });
         state.identity = verdict.identity;
         state.method = "certificate";
         session.user = verdict.identity;
         state.log("info", `ICID ${state.icid} Cert Auth: succeeded for user: ${verdict.identity} with profile: ${verdict.profile}`, { decisionId: verdict.decisionId });
         return callback();
       }
+      // "continue" without a certificate is no attempt at all (flow C offers AUTH); with one, it did not pass.
+      if (verdict.verdict === "tempfail") metrics.auth.inc({ method: "certificate", result: "tempfail" });
+      else if (verdict.verdict === "deny" || certificate) metrics.auth.inc({ method: "certificate", result: "failure" });
       state.log("info", `ICID ${state.icid} Cert Auth: ${verdict.verdict === "continue" ? "no decision" : "failed"} reason ${verdict.reason}`, { decisionId: verdict.decisionId, verdict: verdict.verdict });
       if (verdict.close || verdict.verdict === "deny") return callback(replyError(verdict.smtp ?? SMTP_REPLIES.certificateRequired));
       callback();
@@ -191,6 +264,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     void (async () => {
       const state = stateOf(session);
       const rules = state.group.policy;
+      if (shuttingDown) return callback(replyError(SMTP_REPLIES.shuttingDown));
       if (state.identity) return callback(replyError(SMTP_REPLIES.alreadyAuthenticated));
       if (rules.smtpAuth === "off") return callback(replyError(SMTP_REPLIES.authNotAvailable));
       if (!session.secure && rules.tls === "required") return callback(replyError(SMTP_REPLIES.startTlsFirst));
@@ -198,23 +272,27 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       if (auth.method !== "PLAIN" && auth.method !== "LOGIN") return callback(replyError(SMTP_REPLIES.unknownMechanism));
       let verdict: Verdict;
       try {
-        verdict = await api.decideAuth(
-          {
-            ...common(state, session),
-            mechanism: auth.method,
-            username: auth.username ?? "",
-            password: auth.password ?? "",
-            ...(auth.authzid ? { authzid: auth.authzid } : {}),
-            certificate: state.certificate ? { chain: state.certificate } : null,
-          },
-          `${session.id}-auth-${state.authFailures}`,
+        verdict = await decide("auth", () =>
+          api.decideAuth(
+            {
+              ...common(state, session),
+              mechanism: auth.method,
+              username: auth.username ?? "",
+              password: auth.password ?? "",
+              ...(auth.authzid ? { authzid: auth.authzid } : {}),
+              certificate: state.certificate ? { chain: state.certificate } : null,
+            },
+            `${session.id}-auth-${state.authFailures}`,
+          ),
         );
       } catch (error) {
+        metrics.auth.inc({ method: "password", result: "tempfail" });
         state.log("error", `SMTP Auth: (ICID ${state.icid}) API unavailable: ${(error as Error).message}`);
         return callback(replyError(SMTP_REPLIES.authTemporaryFailure));
       }
       const user = printable(auth.username ?? "", 128);
       if (verdict.verdict === "allow" && verdict.identity) {
+        metrics.auth.inc({ method: "password", result: "success" });
         if (verdict.temporary) state.log.markTemporary();
         state.identity = verdict.identity;
         state.method = verdict.method;
@@ -225,10 +303,12 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         return callback(null, { user: verdict.identity });
       }
       if (verdict.verdict === "tempfail") {
+        metrics.auth.inc({ method: "password", result: "tempfail" });
         state.log("warn", `SMTP Auth: (ICID ${state.icid}) temporary failure for user: ${user} reason ${verdict.reason}`, { decisionId: verdict.decisionId });
         return callback(replyError(verdict.smtp ?? SMTP_REPLIES.authTemporaryFailure));
       }
       state.authFailures += 1;
+      metrics.auth.inc({ method: "password", result: "failure" });
       state.log("info", `SMTP Auth: (ICID ${state.icid}) failed for user: ${user} using AUTH mechanism: ${auth.method} reason ${verdict.reason}`, { decisionId: verdict.decisionId });
       // A delay makes guessing slow; the reply never says which of user name or password was wrong.
       await delay(config.limits.authFailureDelayMs);
@@ -245,6 +325,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const onMailFrom: SMTPServerOptions["onMailFrom"] = (address, session, callback) => {
     const state = stateOf(session);
     const rules = state.group.policy;
+    // Shutting down: the transaction in progress may finish, no new one starts (421 closes the connection).
+    if (shuttingDown) return callback(replyError(SMTP_REPLIES.shuttingDown));
     if (!session.secure && rules.tls === "required") return callback(replyError(SMTP_REPLIES.startTlsFirst));
     if (!state.identity && rules.smtpAuth === "required") return callback(replyError(SMTP_REPLIES.authRequired));
     const declared = Number(address.args && typeof address.args === "object" ? (address.args as Record<string, string>).SIZE : 0);
@@ -274,11 +356,38 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   };
 
   const relayMessage = async (stream: SMTPServerDataStream, session: SMTPServerSession, state: SessionState): Promise<string | Error> => {
-    const ended = new Promise<void>((resolve) => stream.once("end", resolve));
+    const arrived = new Date();
     const limit = state.group.policy.maxMessageBytes;
     const counter = new ByteLimit(limit);
     const body = new PassThrough();
-    body.write(receivedHeader(session, state, config.hostname));
+    // 'end': the client's DATA is complete. 'close' without 'end': the client went away in the middle (smtp-server
+    // destroys the stream then), or close() ended the session after the grace period. Either way the upstream
+    // transaction is aborted before its final dot, so the upstream never delivers a message cut short.
+    let complete = false;
+    let aborted: string | null = null;
+    const abort = (reason: string) => {
+      if (complete || aborted !== null) return;
+      aborted = reason;
+      body.destroy(new Error(reason));
+    };
+    const ended = new Promise<void>((resolve) => {
+      stream.once("end", () => {
+        complete = true;
+        resolve();
+      });
+      stream.once("close", () => {
+        abort("the client connection closed before the end of DATA");
+        resolve();
+      });
+    });
+    // With a listener, smtp-server destroys the stream with an error instead of silently: no crash either way.
+    stream.once("error", () => abort("the client connection closed before the end of DATA"));
+    const abortOnShutdown = () => abort("the relay is shutting down");
+    streaming.add(abortOnShutdown);
+    void ended.then(() => streaming.delete(abortOnShutdown));
+
+    const received = receivedHeader(session, state, config.hostname);
+    body.write(received);
     // Past the limit: abort the upstream transaction at once (an unhandled stream error would kill the process)
     // and keep reading the client's DATA.
     counter.on("error", (error) => {
@@ -290,35 +399,137 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
     const to = session.envelope.rcptTo.map((recipient) => recipient.address);
     try {
-      const info = await upstream.sendMail({ envelope: { from, to }, raw: body });
+      const info = (await upstream.sendMail({ envelope: { from, to }, raw: body })) as { response?: string; rejected?: string[]; rejectedErrors?: UpstreamRefusal[] };
       await ended;
-      if (stream.sizeExceeded || counter.exceeded) return replyError(SMTP_REPLIES.messageTooBig);
-      if (info.rejected.length > 0) {
-        state.log("warn", `ICID ${state.icid} upstream refused ${info.rejected.length} of ${to.length} recipients after accepting others`, { rejected: info.rejected });
+      if (stream.sizeExceeded || counter.exceeded) {
+        metrics.messages.inc({ result: "too-big" });
+        return replyError(SMTP_REPLIES.messageTooBig);
       }
-      state.log("info", `ICID ${state.icid} Message relayed to ${config.upstream.host}:${config.upstream.port}: ${printable(info.response, 200)}`, { recipients: to.length, bytes: counter.bytes });
-      return replyText({ code: 250, enhanced: "2.0.0", text: "" }, `Ok: relayed (${printable(info.response, 120)})`);
+      const response = printable(info.response ?? "", 200);
+      const refused = refusedRecipients(info);
+      if (refused.length === 0) {
+        metrics.messages.inc({ result: "relayed" });
+        metrics.messageBytes.inc(undefined, counter.bytes);
+        state.log("info", `ICID ${state.icid} Message relayed to ${config.upstream.host}:${config.upstream.port}: ${response}`, { recipients: to.length, bytes: counter.bytes });
+        return replyText({ code: 250, enhanced: "2.0.0", text: "" }, `Ok: relayed (${printable(info.response ?? "", 120)})`);
+      }
+      return await reportRefused({ state, session, from, to, refused, response, bytes: counter.bytes, headers: received + counter.headers, arrived });
     } catch (error) {
       // Whatever happened upstream, read the rest of the client's DATA so the session stays in step.
       stream.unpipe(counter);
       stream.resume();
       await ended;
       if (stream.sizeExceeded || counter.exceeded) {
+        metrics.messages.inc({ result: "too-big" });
         state.log("info", `ICID ${state.icid} Message too big (over ${limit} bytes): not relayed`);
         return replyError(SMTP_REPLIES.messageTooBig);
       }
-      const failure = error as Error & { responseCode?: number; response?: string; code?: string };
+      if (aborted !== null) {
+        // The client is gone (or about to be told 421): it retries a message it never saw accepted.
+        state.log("info", `ICID ${state.icid} Upstream transaction aborted (${aborted}): not relayed`);
+        return replyError(SMTP_REPLIES.upstreamFailed);
+      }
+      const failure = error as UpstreamError;
+      countUpstreamFailure(failure);
       state.log("warn", `ICID ${state.icid} Upstream delivery failed: ${printable(failure.response ?? failure.message, 300)}`, { code: failure.code, responseCode: failure.responseCode });
       if (failure.responseCode && failure.responseCode >= 500 && failure.responseCode < 600) {
+        // Every recipient refused (or the message itself): the client gets the upstream's own reply.
+        metrics.messages.inc({ result: "refused" });
         const enhanced = /\b5\.\d{1,3}\.\d{1,3}\b/.exec(failure.response ?? "")?.[0] ?? "5.0.0";
         return replyError({ code: failure.responseCode, enhanced, text: "" }, `Upstream refused the message: ${printable(stripReplyCode(failure.response ?? ""), 200)}`);
       }
+      metrics.messages.inc({ result: "tempfail" });
       if (failure.responseCode) {
         // SPEC §7: a 4xx with the upstream's reason.
         const reason = printable(stripReplyCode(failure.response ?? ""), 200);
         return replyError(SMTP_REPLIES.upstreamFailed, reason ? `${SMTP_REPLIES.upstreamFailed.text}: ${reason}` : SMTP_REPLIES.upstreamFailed.text);
       }
       return replyError(SMTP_REPLIES.upstreamUnavailable);
+    }
+  };
+
+  /**
+   * The upstream took the message for some recipients and refused the others at RCPT. SPEC §7: the relay
+   * stores nothing and loses nothing, so before the client hears 250 the sender gets a delivery status
+   * notification (RFC 3464) naming each refused recipient and the upstream's reply, from the null sender
+   * through the same upstream. A 4xx refusal is reported as well: the relay has no queue to retry from.
+   *
+   * If the notification cannot be sent:
+   * - temporarily (upstream down, 4xx, timeout): 451 to the client, which keeps the message and retries. The
+   *   recipients that already have it get it again on that retry: a duplicate is the price of losing nothing
+   *   (RFC 5321 §6.1 prefers duplicates to loss), and a retry with the upstream working again ends it.
+   * - permanently (the upstream refuses the notification, i.e. the sender's own address): 554 to the client,
+   *   naming what was delivered and what was not. A retry could not make the sender reachable through this
+   *   upstream, it would only repeat the duplicates until the client's queue lifetime; a 5xx now makes the
+   *   client's MTA tell the sender by its own route (or shows the MUA user the reply).
+   * The null sender `<>` is never notified (a bounce about a bounce can loop, RFC 3464 §2.3.3 / RFC 5321 §4.5.5):
+   * 250, logged at error level.
+   */
+  const reportRefused = async (message: {
+    state: SessionState;
+    session: SMTPServerSession;
+    from: string;
+    to: string[];
+    refused: RefusedRecipient[];
+    response: string;
+    bytes: number;
+    headers: string;
+    arrived: Date;
+  }): Promise<string | Error> => {
+    const { state, from, to, refused } = message;
+    const delivered = to.length - refused.length;
+    const list = refused.map((item) => `<${printable(item.recipient, 320)}> ${printable(item.response, 200)}`).join("; ");
+    const fields = { refused: refused.map((item) => ({ recipient: printable(item.recipient, 320), response: printable(item.response, 300) })), recipients: to.length, bytes: message.bytes };
+    const relayedPart = `relayed to ${delivered} of ${to.length} recipients (${printable(message.response, 100)})`;
+    if (!from) {
+      metrics.dsn.inc({ result: "suppressed" });
+      metrics.messages.inc({ result: "relayed" });
+      metrics.messageBytes.inc(undefined, message.bytes);
+      state.log(
+        "error",
+        `ICID ${state.icid} Message from the null sender <> relayed to ${delivered} of ${to.length} recipients; the upstream refused the others and NO delivery status notification is sent (a bounce of a bounce could loop): ${list}`,
+        fields,
+      );
+      return replyText({ code: 250, enhanced: "2.0.0", text: "" }, `Ok: ${relayedPart}; ${refused.length} refused by the upstream, not reported (null sender)`);
+    }
+    const report = buildDeliveryReport({
+      hostname: config.hostname,
+      upstream: config.upstream.host,
+      sender: from,
+      refused,
+      recipientCount: to.length,
+      headers: message.headers,
+      arrived: message.arrived,
+      sessionId: `${message.session.id}`,
+    });
+    try {
+      const sent = (await upstream.sendMail({ envelope: { from: "", to: [from] }, raw: report })) as { response?: string };
+      metrics.dsn.inc({ result: "sent" });
+      metrics.messages.inc({ result: "relayed" });
+      metrics.messageBytes.inc(undefined, message.bytes);
+      state.log(
+        "warn",
+        `ICID ${state.icid} Message relayed to ${delivered} of ${to.length} recipients; the upstream refused ${refused.length}: ${list}; delivery status notification sent to <${printable(from, 320)}>: ${printable(sent.response ?? "", 200)}`,
+        fields,
+      );
+      return replyText({ code: 250, enhanced: "2.0.0", text: "" }, `Ok: ${relayedPart}; ${refused.length} refused by the upstream, reported to the sender`);
+    } catch (error) {
+      const failure = error as UpstreamError;
+      countUpstreamFailure(failure);
+      const reason = printable(failure.response ?? failure.message, 200);
+      if (failure.responseCode && failure.responseCode >= 500) {
+        metrics.dsn.inc({ result: "refused" });
+        metrics.messages.inc({ result: "refused" });
+        state.log("error", `ICID ${state.icid} Message relayed to ${delivered} of ${to.length} recipients; the upstream refused ${list}; and it refused the delivery status notification to <${printable(from, 320)}>: ${reason}`, fields);
+        return replyError(
+          { code: 554, enhanced: "5.0.0", text: "" },
+          printable(`Delivered to ${delivered} of ${to.length} recipients only; the upstream refused ${list}; the notice to the sender was refused: ${stripReplyCode(failure.response ?? failure.message)}`, 400),
+        );
+      }
+      metrics.dsn.inc({ result: "failed" });
+      metrics.messages.inc({ result: "tempfail" });
+      state.log("error", `ICID ${state.icid} Upstream refused ${list}; the delivery status notification to <${printable(from, 320)}> failed: ${reason}; answering 451 so that the client retries (the ${delivered} accepted recipients will get the message again)`, fields);
+      return replyError(SMTP_REPLIES.upstreamFailed, `${SMTP_REPLIES.upstreamFailed.text}: ${refused.length} of ${to.length} recipients refused and the sender could not be notified`);
     }
   };
 
@@ -341,7 +552,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     size: policy.largestMessageBytes,
     maxClients: config.limits.maxClients,
     socketTimeout: config.limits.socketTimeoutMs,
-    closeTimeout: config.limits.shutdownGraceMs,
+    // The grace period is the relay's own (close() below); once it is over, smtp-server's close() ends the rest.
+    closeTimeout: 1,
     maxAllowedUnauthenticatedCommands: config.limits.maxUnauthenticatedCommands,
     disableReverseLookup: true,
     logger: false,
@@ -360,13 +572,25 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     const netServer = (server as unknown as { server: { prependListener(event: "connection", listener: (socket: Socket) => void): void } }).server;
     netServer.prependListener("connection", (socket: Socket) => {
       const match = policy.match(normaliseAddress(socket.remoteAddress ?? ""));
-      if (match?.policy.behaviour === "tcprefuse") socket.destroy();
+      if (match?.policy.behaviour === "tcprefuse") {
+        countSession(match.policyName, "tcprefuse");
+        socket.destroy();
+      }
     });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(address.port, address.host, () => resolve());
     });
-    server.on("error", (error: Error) => log({ level: "error", msg: "SMTP server error", error: error.message }));
+    server.on("error", (error: Error & { meta?: { stage?: string; remoteAddress?: string }; remoteAddress?: string }) => {
+      // smtp-server marks failed handshakes (STARTTLS and implicit TLS) with meta.stage "connect". No version was
+      // agreed on (what the socket reports then is only the highest it would have offered): protocol "unknown".
+      if (error.meta?.stage === "connect") {
+        metrics.tls.inc({ result: "failure", protocol: "unknown" });
+        log({ level: "warn", msg: `TLS failed: ${printable(error.message.trim(), 300)}`, client: error.meta.remoteAddress ?? error.remoteAddress });
+        return;
+      }
+      log({ level: "error", msg: "SMTP server error", error: error.message });
+    });
     return ((server as unknown as { server: { address(): AddressInfo } }).server.address()).port;
   };
 
@@ -384,9 +608,16 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   let health: HttpServer | undefined;
   if (config.listen.health) {
     health = createHttpServer((request, response) => {
-      if (request.method === "GET" && request.url === "/healthz") {
-        response.writeHead(200, { "content-type": "application/json" });
-        response.end(JSON.stringify({ status: "ok", listener: config.listener, policyRefreshError: policy.lastError }));
+      const path = (request.url ?? "").split("?")[0];
+      if (request.method === "GET" && path === "/healthz") {
+        // 503 while stopping: a load balancer stops sending new clients during the grace period.
+        response.writeHead(shuttingDown ? 503 : 200, { "content-type": "application/json" });
+        response.end(JSON.stringify({ status: shuttingDown ? "stopping" : "ok", listener: config.listener, policyRefreshError: policy.lastError }));
+        return;
+      }
+      if (request.method === "GET" && path === "/metrics") {
+        response.writeHead(200, { "content-type": METRICS_CONTENT_TYPE });
+        response.end(metrics.registry.render());
         return;
       }
       response.writeHead(404).end();
@@ -398,25 +629,51 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
 
   log({ level: "info", msg: "relay listening", listener: config.listener, ports, upstream: `${config.upstream.host}:${config.upstream.port}` });
 
+  const openSessions = (): number => servers.reduce((count, server) => count + connectionsOf(server).size, 0);
+
+  const shutdown = async (): Promise<void> => {
+    shuttingDown = true;
+    policy.stopRefreshing();
+    const graceMs = config.limits.shutdownGraceMs;
+    log({ level: "info", msg: "relay stopping: no new connections; open sessions may finish their mail transaction", listener: config.listener, openSessions: openSessions(), graceMs });
+    // Stop accepting at once: the listening sockets close and the kernel refuses new connections. (smtp-server's
+    // own close() would do that too, but it also answers every command from then on with 421 at once: no
+    // session could finish.)
+    for (const server of servers) (server as unknown as { server: { close(): void } }).server.close();
+    const deadline = Date.now() + graceMs;
+    while (openSessions() > 0 && Date.now() < deadline) await delay(Math.min(25, deadline - Date.now()));
+    const left = openSessions();
+    if (left > 0) log({ level: "warn", msg: "relay stopping: grace period over, closing the sessions left with 421 4.3.2", listener: config.listener, openSessions: left, messagesStreaming: streaming.size });
+    // A message still streaming in is not relayed: the client is told 421 and sends it again elsewhere or later.
+    for (const abort of streaming) abort();
+    // smtp-server's close(): handshakes in progress are dropped, and every session left gets "421 Server
+    // shutting down" (rewritten to 421 4.3.2 Service shutting down, try again later) and is closed.
+    await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    await new Promise<void>((resolve) => (health ? health.close(() => resolve()) : resolve()));
+    upstream.close();
+    await api.close();
+    log({ level: "info", msg: "relay stopped", listener: config.listener });
+  };
+
+  let stopped: Promise<void> | undefined;
   return {
     ports,
     policy,
-    close: async () => {
-      policy.stopRefreshing();
-      // smtp-server stops accepting at once and gives open sessions closeTimeout (shutdownGraceMs) to finish.
-      await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
-      await new Promise<void>((resolve) => (health ? health.close(() => resolve()) : resolve()));
-      upstream.close();
-      await api.close();
-    },
+    metrics,
+    close: () => (stopped ??= shutdown()),
   };
 }
 
-/** Counts the bytes of DATA and stops passing them on past the policy's limit (the upstream never gets it all). */
+/**
+ * Counts the bytes of DATA and stops passing them on past the policy's limit (the upstream never gets it all).
+ * Keeps the message's header section (up to MAX_HEADER_BYTES) for a delivery status notification.
+ */
 class ByteLimit extends Transform {
   bytes = 0;
   exceeded = false;
   readonly #limit: number;
+  #head: Buffer[] = [];
+  #headDone = false;
 
   constructor(limit: number) {
     super();
@@ -430,8 +687,50 @@ class ByteLimit extends Transform {
       done(new Error("message size limit exceeded"));
       return;
     }
+    if (!this.#headDone) {
+      this.#head.push(chunk);
+      this.#settleHead();
+    }
     done(null, chunk);
   }
+
+  /** The header section as read so far: complete lines up to the blank line, CRLF line ends, UTF-8 decoded. */
+  get headers(): string {
+    const text = Buffer.concat(this.#head).toString("latin1");
+    const blank = /(?:^|\n)\r?\n/.exec(text);
+    const section = blank ? text.slice(0, blank.index + (blank[0].startsWith("\n") ? 1 : 0)) : text.slice(0, text.lastIndexOf("\n") + 1);
+    return Buffer.from(section, "latin1").toString("utf8").replace(/\r\n|\r|\n/g, "\r\n");
+  }
+
+  /** Joins what was kept and stops keeping more once the blank line or MAX_HEADER_BYTES is reached. */
+  #settleHead(): void {
+    if (this.#headDone) return;
+    let joined = Buffer.concat(this.#head);
+    const blank = /(?:^|\n)\r?\n/.exec(joined.toString("latin1"));
+    if (blank) {
+      this.#headDone = true;
+      joined = joined.subarray(0, blank.index + blank[0].length);
+    } else if (joined.length >= MAX_HEADER_BYTES) {
+      this.#headDone = true;
+      joined = joined.subarray(0, MAX_HEADER_BYTES);
+    }
+    this.#head = [joined];
+  }
+}
+
+/** Nodemailer's record of one recipient the upstream refused at RCPT. */
+interface UpstreamRefusal {
+  recipient?: string;
+  response?: string;
+}
+
+/** The recipients the upstream refused while it took the message for others, each with its reply. */
+function refusedRecipients(info: { rejected?: string[]; rejectedErrors?: UpstreamRefusal[] }): RefusedRecipient[] {
+  const errors = info.rejectedErrors ?? [];
+  return (info.rejected ?? []).map((recipient) => ({
+    recipient,
+    response: errors.find((error) => error.recipient === recipient)?.response ?? "550 5.0.0 Recipient refused (the upstream gave no reason)",
+  }));
 }
 
 /**

@@ -5,7 +5,8 @@
  * 1. Enhanced status codes (RFC 3463). smtp-server derives them from the basic code alone (554 → 5.6.0,
  *    538 → 5.7.0, 550 → 5.1.1), which is wrong for most policy replies (554 5.7.1, 538 5.7.11, 550 5.7.1). Every
  *    reply the relay gives therefore carries its own code at the start of its text, and such a text is sent as it
- *    is; a few of smtp-server's own texts are rewritten to SPEC §5's wording.
+ *    is; a few of smtp-server's own texts are rewritten to SPEC §5's wording (REWRITES, and REWRITE_PATTERNS for
+ *    texts that carry a number), so that one situation has one reply whichever of the two noticed it.
  * 2. AUTH in the EHLO reply before STARTTLS. smtp-server lists it whatever the policy says; a session whose
  *    policy offers AUTH only after TLS is marked with HIDE_AUTH_BEFORE_TLS and the line is left out (AUTH tried
  *    anyway still gets 538 5.7.11).
@@ -29,7 +30,17 @@ const REWRITES: ReadonlyMap<string, SmtpReply> = new Map<string, SmtpReply>([
   ["504 Error: Unrecognized authentication type", SMTP_REPLIES.unknownMechanism],
   ["501 Error: invalid userdata", SMTP_REPLIES.badBase64],
   ["501 Authentication aborted", SMTP_REPLIES.authCancelled],
+  // On close(), after the grace period, and to any command once close() ran (the relay's own grace period
+  // comes before it: see Relay.close).
+  ["421 Server shutting down", SMTP_REPLIES.shuttingDown],
 ]);
+
+/** Like REWRITES, for texts with a variable part. */
+const REWRITE_PATTERNS: readonly (readonly [RegExp, SmtpReply])[] = [
+  // MAIL FROM with SIZE= over smtp-server's `size` (the largest policy limit) is refused by smtp-server before
+  // onMailFrom; over the session's own policy limit, by onMailFrom; over it in DATA, by the relay. One wording.
+  [/^552 Error: message exceeds fixed maximum message size \d+$/, SMTP_REPLIES.messageTooBig],
+];
 
 type Send = (this: PatchedConnection, code: number, data?: unknown, context?: unknown) => void;
 interface PatchedConnection {
@@ -46,7 +57,8 @@ export function installSmtpServerPatches(): void {
   const original = prototype.send;
   prototype.send = function send(code, data, context) {
     if (typeof data === "string") {
-      const rewrite = REWRITES.get(`${code} ${data}`);
+      const line = `${code} ${data}`;
+      const rewrite = REWRITES.get(line) ?? REWRITE_PATTERNS.find(([pattern]) => pattern.test(line))?.[1];
       if (rewrite) return original.call(this, rewrite.code, `${rewrite.enhanced} ${rewrite.text}`, false);
       if (OWN_CODE.test(data)) return original.call(this, code, data, false);
     } else if (Array.isArray(data) && code === 250 && !this.secure && this.session?.[HIDE_AUTH_BEFORE_TLS] === true) {
