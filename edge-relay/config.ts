@@ -57,7 +57,6 @@ export const relayConfigSchema = z.strictObject({
       maxAuthFailures: z.number().int().min(1).max(100).default(3).describe("close the session after this many failed AUTHs"),
       maxClients: z.number().int().min(1).max(100_000).default(1_000),
       socketTimeoutMs: z.number().int().min(1_000).max(3_600_000).default(60_000),
-      maxUnauthenticatedCommands: z.number().int().min(1).max(1_000).default(20),
       shutdownGraceMs: z
         .number()
         .int()
@@ -71,7 +70,6 @@ export const relayConfigSchema = z.strictObject({
       maxAuthFailures: 3,
       maxClients: 1_000,
       socketTimeoutMs: 60_000,
-      maxUnauthenticatedCommands: 20,
       shutdownGraceMs: 10_000,
     }),
 });

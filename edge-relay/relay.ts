@@ -22,7 +22,7 @@ import type { Verdict } from "../api/core/verdict.ts";
 import { ApiClient } from "./api-client.ts";
 import type { RelayConfig } from "./config.ts";
 import { buildDeliveryReport, type RefusedRecipient } from "./dsn.ts";
-import { HIDE_AUTH_BEFORE_TLS, installSmtpServerPatches, replyError, replyText } from "./smtp-server-patches.ts";
+import { COMMANDS_NEEDING_TLS, HIDE_AUTH_BEFORE_TLS, TLS_REQUIRED, installSmtpServerPatches, replyError, replyText } from "./smtp-server-patches.ts";
 import { ListenerPolicyHolder, type SenderGroupMatch } from "./listener-policy.ts";
 import { jsonLines, sessionLog, type Logger, type SessionLog } from "./log.ts";
 import { createRelayMetrics, METRICS_CONTENT_TYPE, type RelayMetrics, type SessionResult } from "./metrics.ts";
@@ -199,8 +199,15 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     perClient.set(session.remoteAddress, count);
     // AUTH is listed in EHLO only where this session could use it (SPEC §3 B: after TLS when so configured).
     const rules = group.policy;
-    if (rules.smtpAuth === "off") session.disabledCommands = ["AUTH"];
-    else if (rules.requireTlsToOfferAuth || rules.tls === "required") (session as unknown as Record<symbol, unknown>)[HIDE_AUTH_BEFORE_TLS] = true;
+    const marks = session as unknown as Record<symbol, unknown>;
+    const disabled: string[] = [];
+    if (rules.smtpAuth === "off") disabled.push("AUTH");
+    else if (rules.requireTlsToOfferAuth || rules.tls === "required") marks[HIDE_AUTH_BEFORE_TLS] = true;
+    if (rules.tls === "required") {
+      disabled.push(...COMMANDS_NEEDING_TLS);
+      marks[TLS_REQUIRED] = true;
+    }
+    if (disabled.length > 0) session.disabledCommands = disabled;
     states.set(session, { icid, log: slog, group, certificate: null, identity: null, method: null, authFailures: 0, counted: true });
     countSession(group.policyName, "accepted");
     metrics.sessionsActive.inc();
@@ -554,7 +561,6 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     socketTimeout: config.limits.socketTimeoutMs,
     // The grace period is the relay's own (close() below); once it is over, smtp-server's close() ends the rest.
     closeTimeout: 1,
-    maxAllowedUnauthenticatedCommands: config.limits.maxUnauthenticatedCommands,
     disableReverseLookup: true,
     logger: false,
     onConnect,

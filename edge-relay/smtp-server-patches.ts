@@ -19,6 +19,16 @@ import { SMTP_REPLIES, type SmtpReply } from "../api/core/smtp-replies.ts";
 /** Set to true on an smtp-server session object to leave AUTH out of EHLO replies until TLS is up. */
 export const HIDE_AUTH_BEFORE_TLS = Symbol("smtpgate.hideAuthBeforeTls");
 
+/**
+ * Set to true on a session whose policy requires TLS: until STARTTLS, a command smtp-server does not recognise
+ * (the relay disables VRFY, HELP and the like for such sessions) is answered `530 5.7.0 Must issue a STARTTLS
+ * command first`, as SPEC §5 wants for anything but EHLO, HELO, NOOP, QUIT, RSET and STARTTLS.
+ */
+export const TLS_REQUIRED = Symbol("smtpgate.tlsRequired");
+
+/** Commands a TLS-required session may not use before STARTTLS (MAIL, RCPT, DATA and AUTH are judged in hooks). */
+export const COMMANDS_NEEDING_TLS = ["VRFY", "EXPN", "HELP", "ETRN", "WIZ", "SHELL", "KILL"] as const;
+
 const OWN_CODE = /^[245]\.\d{1,3}\.\d{1,3} /;
 
 /** smtp-server's own texts that SPEC §5 words differently, keyed by "code text". */
@@ -57,6 +67,9 @@ export function installSmtpServerPatches(): void {
   const original = prototype.send;
   prototype.send = function send(code, data, context) {
     if (typeof data === "string") {
+      if (code === 500 && data === "Error: command not recognized" && !this.secure && this.session?.[TLS_REQUIRED] === true) {
+        return original.call(this, SMTP_REPLIES.startTlsFirst.code, `${SMTP_REPLIES.startTlsFirst.enhanced} ${SMTP_REPLIES.startTlsFirst.text}`, false);
+      }
       const line = `${code} ${data}`;
       const rewrite = REWRITES.get(line) ?? REWRITE_PATTERNS.find(([pattern]) => pattern.test(line))?.[1];
       if (rewrite) return original.call(this, rewrite.code, `${rewrite.enhanced} ${rewrite.text}`, false);

@@ -89,6 +89,23 @@ describe("flow B: LDAP SMTP AUTH (TLS required, AUTH required)", () => {
     }
   });
 
+  it("answers every other command before STARTTLS with 530 5.7.0 under TLS required, but not after TLS", async () => {
+    const client = await RawSmtp.connect(fx.port(PASSWORD));
+    try {
+      await client.ehlo();
+      for (const command of ["VRFY alice", "HELP", "EXPN list", "ETRN example.com", "XYZZY"]) {
+        expect((await client.send(command)).last).toBe("530 5.7.0 Must issue a STARTTLS command first");
+      }
+      expect((await client.send("NOOP")).last).toMatch(/^250 /);
+      expect((await client.send("RSET")).last).toMatch(/^250 /);
+      await client.startTls(await fx.tls());
+      await client.ehlo();
+      expect((await client.send("HELP")).last).toMatch(/^500 /);
+    } finally {
+      await client.quit();
+    }
+  });
+
   it("offers AUTH only after STARTTLS, and answers AUTH before it with 538 5.7.11", async () => {
     const client = await RawSmtp.connect(fx.port(PASSWORD));
     try {
