@@ -129,13 +129,32 @@ describe("configuration", () => {
     const document = minimal();
     (document.directories as { corp: Record<string, unknown> }).corp.bind = { dn: "cn=svc", password: { env: "BIND_PW" } };
     const config = parseConfig(JSON.stringify(document), "x");
-    expect(resolveSecrets(config, { TOKEN: "t0ken", BIND_PW: "pw" }, "x")).toEqual({ apiTokens: ["t0ken"], bindPasswords: { corp: "pw" } });
+    expect(resolveSecrets(config, { TOKEN: "t0ken", BIND_PW: "pw" }, "x")).toEqual({ apiTokens: ["t0ken"], metricsTokens: [], bindPasswords: { corp: "pw" } });
     expect(() => resolveSecrets(config, { TOKEN: "has spaces!", BIND_PW: "pw" }, "x")).toThrow(
       "api.tokens[0]: the value of TOKEN is not a valid bearer token",
     );
     expect(() => resolveSecrets(config, { TOKEN: "" }, "x")).toThrow(
       "x: invalid configuration\n  api.tokens[0]: environment variable TOKEN is not set\n  directories.corp.bind.password: environment variable BIND_PW is not set",
     );
+  });
+
+  it("resolves the metrics-only tokens like the API tokens", () => {
+    const document = minimal();
+    (document.api as Record<string, unknown>).metricsTokens = [{ env: "SCRAPER" }];
+    const config = parseConfig(JSON.stringify(document), "x");
+    expect(resolveSecrets(config, { TOKEN: "t0ken", SCRAPER: "scr4per" }, "x")).toMatchObject({ apiTokens: ["t0ken"], metricsTokens: ["scr4per"] });
+    expect(() => resolveSecrets(config, { TOKEN: "t0ken" }, "x")).toThrow("api.metricsTokens[0]: environment variable SCRAPER is not set");
+  });
+
+  it("keeps the decision cache off unless asked, and checks its settings", () => {
+    const config = parseConfig(JSON.stringify(minimal()), "x");
+    expect(config.authProfiles.corp?.cache).toEqual({ positiveTtlSeconds: 0, negativeTtlSeconds: 0, serveStaleSeconds: 0, maxEntries: 10_000 });
+    const document = minimal();
+    (document.authProfiles as Record<string, unknown>).corp = { type: "ldap", query: "q", cache: { positiveTtlSeconds: 300, serveStaleSeconds: 60, maxEntries: 0 } };
+    expect(problemsOf(document)).toEqual([
+      "authProfiles.corp.cache.maxEntries: Too small: expected number to be >=1",
+      "authProfiles.corp.cache.serveStaleSeconds: must be 0 (off) or longer than positiveTtlSeconds: an allow younger than positiveTtlSeconds is reused anyway",
+    ]);
   });
 
   it("publishes a JSON Schema that matches the code (regenerate with npm run schema)", async () => {

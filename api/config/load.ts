@@ -71,6 +71,8 @@ export function validateConfig(document: unknown, source: string): Config {
 /** Secrets resolved from the environment, by where they are used. */
 export interface Secrets {
   apiTokens: string[];
+  /** Tokens that may only read GET /metrics. */
+  metricsTokens: string[];
   bindPasswords: Record<string, string>;
 }
 
@@ -92,16 +94,20 @@ export function resolveSecrets(config: Config, env: Readonly<Record<string, stri
     }
     return value;
   };
-  const apiTokens = config.api.tokens.map((ref, index) => read(ref, `api.tokens[${index}]`));
-  apiTokens.forEach((token, index) => {
-    if (token !== "" && !BEARER_TOKEN.test(token)) {
-      problems.push(`api.tokens[${index}]: the value of ${config.api.tokens[index]?.env} is not a valid bearer token (letters, digits and - . _ ~ + / with trailing =)`);
-    }
-  });
+  const tokens = (key: "tokens" | "metricsTokens"): string[] =>
+    config.api[key].map((ref, index) => {
+      const token = read(ref, `api.${key}[${index}]`);
+      if (token !== "" && !BEARER_TOKEN.test(token)) {
+        problems.push(`api.${key}[${index}]: the value of ${ref.env} is not a valid bearer token (letters, digits and - . _ ~ + / with trailing =)`);
+      }
+      return token;
+    });
+  const apiTokens = tokens("tokens");
+  const metricsTokens = tokens("metricsTokens");
   const bindPasswords: Record<string, string> = {};
   for (const [name, directory] of Object.entries(config.directories)) {
     if (directory.bind) bindPasswords[name] = read(directory.bind.password, `directories.${name}.bind.password`);
   }
   if (problems.length > 0) throw new ConfigError(source, problems);
-  return { apiTokens, bindPasswords };
+  return { apiTokens, metricsTokens, bindPasswords };
 }

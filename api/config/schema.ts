@@ -140,9 +140,52 @@ export const crlSourceSchema = z
   })
   .refine((source) => (source.url === undefined) !== (source.file === undefined), { message: "give exactly one of url and file" });
 
+/**
+ * The decision cache of one auth profile (api/cache/decision-cache.ts). Off by default: without it every decision
+ * asks the directory, so a changed password, a locked account or a removed group membership counts at once. An
+ * operator who turns it on accepts that a cached allow outlives such a change by up to positiveTtlSeconds.
+ */
+export const decisionCacheSchema = z
+  .strictObject({
+    positiveTtlSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(86_400)
+      .default(0)
+      .describe("how long an allow is reused for the same user and password (certificate profiles: the same chain); 0 = never (default)"),
+    negativeTtlSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(3_600)
+      .default(0)
+      .describe("how long a deny (wrong password, unknown user, allowance failed, invalid certificate ...) is reused; 0 = never (default). A tempfail is never cached"),
+    serveStaleSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(7 * 86_400)
+      .default(0)
+      .describe("while the directory is unavailable, answer with a cached allow up to this old instead of a tempfail; 0 = off (default)"),
+    maxEntries: z.number().int().min(1).max(1_000_000).default(10_000).describe("most decisions kept for this profile; the least recently used goes first"),
+  })
+  .superRefine((cache, ctx) => {
+    if (cache.serveStaleSeconds > 0 && cache.serveStaleSeconds <= cache.positiveTtlSeconds) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["serveStaleSeconds"],
+        message: "must be 0 (off) or longer than positiveTtlSeconds: an allow younger than positiveTtlSeconds is reused anyway",
+      });
+    }
+  });
+
+const cacheOff = { positiveTtlSeconds: 0, negativeTtlSeconds: 0, serveStaleSeconds: 0, maxEntries: 10_000 };
+
 const ldapAuthProfileSchema = z.strictObject({
   type: z.literal("ldap"),
   query: name.describe("the SMTP AUTH query"),
+  cache: decisionCacheSchema.default(cacheOff).describe("reuse of this profile's SMTP AUTH decisions (off by default)"),
 });
 
 const certificateAuthProfileSchema = z.strictObject({
@@ -169,6 +212,9 @@ const certificateAuthProfileSchema = z.strictObject({
   onInvalidCertificate: z.enum(["reject", "fallback"]).default("reject").describe("fallback: an invalid certificate also leads to SMTP AUTH (needs allowAuthFallback)"),
   maxChainLength: z.number().int().min(1).max(16).default(8),
   maxCertificateBytes: z.number().int().min(512).max(64 * 1024).default(16 * 1024),
+  cache: decisionCacheSchema
+    .default(cacheOff)
+    .describe("reuse of this profile's certificate decisions, by chain, CRL version and profile; never past a certificate's notAfter or a CRL's nextUpdate (off by default)"),
 });
 
 export const authProfileSchema = z.discriminatedUnion("type", [ldapAuthProfileSchema, certificateAuthProfileSchema]);
@@ -213,6 +259,11 @@ export const listenerSchema = z.strictObject({
 
 export const apiSchema = z.strictObject({
   tokens: z.array(secretRef).min(1).max(16).describe("bearer tokens accepted by the API; several for rotation"),
+  metricsTokens: z
+    .array(secretRef)
+    .max(16)
+    .default([])
+    .describe("bearer tokens that may read GET /metrics and nothing else (a Prometheus scraper need not hold a token that can ask for decisions); the API tokens may read it too"),
   listen: z
     .strictObject({ host: z.string().min(1).default("127.0.0.1"), port: z.number().int().min(0).max(65535).default(8787) })
     .default({ host: "127.0.0.1", port: 8787 }),
@@ -302,6 +353,7 @@ export type ListenerConfig = z.output<typeof listenerSchema>;
 export type MailFlowPolicy = z.output<typeof mailFlowPolicySchema>;
 export type SenderGroup = z.output<typeof senderGroupSchema>;
 export type SecretRef = z.output<typeof secretRef>;
+export type DecisionCacheConfig = z.output<typeof decisionCacheSchema>;
 
 /** The published JSON Schema of the configuration file (editors use it for completion and checks). */
 export function configJsonSchema(): Record<string, unknown> {

@@ -48,40 +48,57 @@ export interface CertificateProfile {
   onInvalidCertificate: "reject" | "fallback";
 }
 
-/** How a certificate came out, before the profile turns it into a verdict. */
+/**
+ * How a certificate came out, before the profile turns it into a verdict.
+ *
+ * `reusableUntil` (ms since the epoch, possibly Infinity) says how long the outcome stays true for the same chain,
+ * profile and CRLs: until a certificate on the path expires or the CRL that vouched for it is due. It is absent
+ * where the outcome must not be reused because it hangs on something that may change any moment: no certificate,
+ * a directory or revocation source that could not answer, a revocation status that was unknown.
+ */
 export type CertificateOutcome =
-  | { kind: "authenticated"; identity: string; dn: string; detail?: string }
+  | { kind: "authenticated"; identity: string; dn: string; detail?: string; reusableUntil?: number }
   | { kind: "missing" }
-  | { kind: "invalid"; reason: Reason; detail: string }
-  | { kind: "unmapped"; reason: "certificate-unmapped" | "certificate-ambiguous"; detail?: string }
+  | { kind: "invalid"; reason: Reason; detail: string; reusableUntil?: number }
+  | { kind: "unmapped"; reason: "certificate-unmapped" | "certificate-ambiguous"; detail?: string; reusableUntil?: number }
   | { kind: "unavailable"; reason: "directory-unavailable" | "certificate-revocation-unknown"; detail: string };
+
+/** An outcome that holds whatever the clock says (a malformed or untrusted chain stays so; TTLs still bound it). */
+const FOREVER = Number.POSITIVE_INFINITY;
 
 export async function evaluateCertificate(chain: readonly string[] | null, profile: CertificateProfile, now: Date): Promise<CertificateOutcome> {
   if (!chain || chain.length === 0) return { kind: "missing" };
   const parsed = parseChain(chain, profile.limits);
-  if (!parsed.ok) return { kind: "invalid", reason: "certificate-malformed", detail: parsed.detail };
+  if (!parsed.ok) return { kind: "invalid", reason: "certificate-malformed", detail: parsed.detail, reusableUntil: FOREVER };
 
   const path = await validatePath(
     parsed.chain.map((item) => item.certificate),
     { anchors: profile.anchors, intermediates: profile.intermediates, now, allowNoExtendedKeyUsage: profile.allowNoExtendedKeyUsage },
   );
-  if (!path.ok) return { kind: "invalid", reason: path.reason, detail: path.detail };
+  // A chain that fails validation fails again for the same anchors (an expired one stays expired); the TTL bounds
+  // the one case that changes with time, a certificate not yet valid.
+  if (!path.ok) return { kind: "invalid", reason: path.reason, detail: path.detail, reusableUntil: FOREVER };
+  let reusableUntil: number | undefined = Math.min(...path.path.map((certificate) => certificate.notAfter.getTime()));
 
   const leaf = parsed.chain[0] as (typeof parsed.chain)[number];
   let revocationNote: string | undefined;
   if (profile.revocation) {
     const status = await profile.revocation.check(leaf.certificate, path.path[1] as X509Certificate);
-    if (status.status === "revoked") return { kind: "invalid", reason: "certificate-revoked", detail: status.detail };
+    if (status.status === "revoked") return { kind: "invalid", reason: "certificate-revoked", detail: status.detail, reusableUntil: FOREVER };
     if (status.status === "unknown") {
       if (profile.revocation.whenUnknown === "deny") return { kind: "invalid", reason: "certificate-revocation-unknown", detail: status.detail };
       if (profile.revocation.whenUnknown === "tempfail") return { kind: "unavailable", reason: "certificate-revocation-unknown", detail: status.detail };
       revocationNote = `revocation unknown, allowed by profile: ${status.detail}`;
+      reusableUntil = undefined;
+    } else {
+      reusableUntil = Math.min(reusableUntil, status.usableUntil.getTime());
     }
   }
+  const reuse = reusableUntil === undefined ? {} : { reusableUntil };
 
   const tokens = { ...certificateTokens(leaf.certificate, leaf.der), t: generalizedTime(now) };
   const filter = fillFilter(profile.query.filter, tokens);
-  if (!filter.ok) return { kind: "unmapped", reason: "certificate-unmapped", detail: `the certificate has no ${filter.missing.map((t) => `{${t}}`).join(", ")}` };
+  if (!filter.ok) return { kind: "unmapped", reason: "certificate-unmapped", detail: `the certificate has no ${filter.missing.map((t) => `{${t}}`).join(", ")}`, ...reuse };
 
   const matchBinary = profile.query.matchUserCertificate;
   const found = await profile.directory.search({
@@ -93,20 +110,20 @@ export async function evaluateCertificate(chain: readonly string[] | null, profi
   });
   if (!found.ok) return { kind: "unavailable", reason: "directory-unavailable", detail: found.error.detail };
   const [entry, second] = found.value;
-  if (!entry) return { kind: "unmapped", reason: "certificate-unmapped", detail: `no entry matches ${filter.filter}` };
-  if (second) return { kind: "unmapped", reason: "certificate-ambiguous", detail: `more than one entry matches ${filter.filter}` };
+  if (!entry) return { kind: "unmapped", reason: "certificate-unmapped", detail: `no entry matches ${filter.filter}`, ...reuse };
+  if (second) return { kind: "unmapped", reason: "certificate-ambiguous", detail: `more than one entry matches ${filter.filter}`, ...reuse };
 
   if (matchBinary) {
     const stored = values(entry.attributes, USER_CERTIFICATE);
     if (!stored.some((value) => Buffer.isBuffer(value) && Buffer.compare(value, Buffer.from(leaf.der)) === 0)) {
-      return { kind: "unmapped", reason: "certificate-unmapped", detail: `${entry.dn}: no userCertificate equals the presented certificate` };
+      return { kind: "unmapped", reason: "certificate-unmapped", detail: `${entry.dn}: no userCertificate equals the presented certificate`, ...reuse };
     }
   }
   const identity = values(entry.attributes, profile.query.userIdAttribute)[0];
   if (identity === undefined || identity.length === 0) {
-    return { kind: "unmapped", reason: "certificate-unmapped", detail: `${entry.dn} has no ${profile.query.userIdAttribute}` };
+    return { kind: "unmapped", reason: "certificate-unmapped", detail: `${entry.dn} has no ${profile.query.userIdAttribute}`, ...reuse };
   }
-  return { kind: "authenticated", identity: identity.toString(), dn: entry.dn, ...(revocationNote ? { detail: revocationNote } : {}) };
+  return { kind: "authenticated", identity: identity.toString(), dn: entry.dn, ...(revocationNote ? { detail: revocationNote } : {}), ...reuse };
 }
 
 const USER_CERTIFICATE = "userCertificate;binary";

@@ -2,14 +2,20 @@
  * The gate: from a listener's name to the decision, following the configuration's references
  * (listener → auth profile → query → directory). Pure over its inputs: directories, trust anchors and the CRL
  * store are given, so the Node and Workers entry points differ only in how they build those.
+ *
+ * The one state it keeps is each auth profile's decision cache (api/cache/decision-cache.ts), in memory, when the
+ * profile's `cache` asks for one: SMTP AUTH decisions of ldap profiles, certificate outcomes of certificate
+ * profiles. What is refused without the directory, a tempfail, and a certificate outcome that hangs on an unknown
+ * revocation status are never kept.
  */
+import { CacheKeys, cacheEnabled, DecisionCache, type CacheOutcome, type CachePolicy, type CacheStats } from "../cache/decision-cache.ts";
 import type { Config, MailFlowPolicy, SenderGroup } from "../config/schema.ts";
 import { DEFAULT_CHAIN_LIMITS } from "../pki/certificate-chain.ts";
 import type { CrlStore } from "../pki/crl-store.ts";
 import type { X509Certificate } from "../pki/x509.ts";
-import { evaluateCertificate, tlsVerdict, type CertificateProfile } from "./certificate-auth.ts";
+import { evaluateCertificate, tlsVerdict, type CertificateOutcome, type CertificateProfile } from "./certificate-auth.ts";
 import type { Directory } from "./directory.ts";
-import { decideSmtpAuth, type SmtpAuthCredentials, type SmtpAuthQuery } from "./smtp-auth.ts";
+import { decideSmtpAuth, refuseWithoutDirectory, type SmtpAuthCredentials, type SmtpAuthQuery } from "./smtp-auth.ts";
 import { SMTP_REPLIES } from "./smtp-replies.ts";
 import { deny, proceed, tempfail, type Decision, type Reason } from "./verdict.ts";
 
@@ -41,6 +47,14 @@ export interface ListenerPolicy {
 
 export type GateResult = { ok: true; decision: Decision } | { ok: false; field: string; problem: string };
 
+/** One auth profile's decision cache, for GET /v1/cache and the metrics. */
+export interface ProfileCacheStats extends CacheStats {
+  /** `auth`: SMTP AUTH decisions of an ldap profile; `certificate`: certificate outcomes of a certificate profile. */
+  kind: "auth" | "certificate";
+  enabled: boolean;
+  policy: CachePolicy;
+}
+
 export interface GateOptions {
   config: Config;
   directories: Readonly<Record<string, Directory>>;
@@ -56,6 +70,13 @@ interface LdapProfile {
   name: string;
   query: SmtpAuthQuery;
   directory: Directory;
+  cache: DecisionCache<Decision> | null;
+}
+
+interface ProfileCache {
+  kind: ProfileCacheStats["kind"];
+  policy: CachePolicy;
+  cache: Pick<DecisionCache<unknown>, "flush" | "stats"> | null;
 }
 
 export class Gate {
@@ -66,6 +87,11 @@ export class Gate {
   /** Profiles with their references and defaults resolved once, not per decision. */
   readonly #ldapProfiles = new Map<string, LdapProfile>();
   readonly #certificateProfiles = new Map<string, CertificateProfile>();
+  readonly #certificateCaches = new Map<string, DecisionCache<CertificateOutcome>>();
+  /** Every auth profile's cache (null where its policy keeps nothing), for stats and flushes. */
+  readonly #caches = new Map<string, ProfileCache>();
+  /** Cache keys under a random key made for this gate: never configured, never logged, gone with the process. */
+  readonly #cacheKeys = new CacheKeys();
 
   constructor(options: GateOptions) {
     const { config } = options;
@@ -79,6 +105,12 @@ export class Gate {
       return found;
     };
     const baseDnOf = (query: { directory: string; baseDn?: string | undefined }): string => query.baseDn ?? (config.directories[query.directory]?.baseDn as string);
+    const clock = (): number => this.#now().getTime();
+    const cacheFor = <V>(name: string, kind: ProfileCache["kind"], policy: CachePolicy): DecisionCache<V> | null => {
+      const cache = cacheEnabled(policy) ? new DecisionCache<V>(policy, clock) : null;
+      this.#caches.set(name, { kind, policy, cache });
+      return cache;
+    };
 
     for (const [name, profile] of Object.entries(config.authProfiles)) {
       if (profile.type === "ldap") {
@@ -87,6 +119,7 @@ export class Gate {
         const baseDn = baseDnOf(query);
         this.#ldapProfiles.set(name, {
           name,
+          cache: cacheFor<Decision>(name, "auth", profile.cache),
           directory: directory(query.directory),
           query: {
             baseDn,
@@ -125,6 +158,8 @@ export class Gate {
         allowAuthFallback: profile.allowAuthFallback,
         onInvalidCertificate: profile.onInvalidCertificate,
       });
+      const cache = cacheFor<CertificateOutcome>(name, "certificate", profile.cache);
+      if (cache) this.#certificateCaches.set(name, cache);
     }
   }
 
@@ -153,8 +188,8 @@ export class Gate {
     if (profileName === null) return unknownListener(request.listener);
     const profile = this.#certificateProfiles.get(profileName);
     if (!profile) return { ok: true, decision: proceed("certificate-not-used", { profile: profileName, method: null, detail: "the listener's auth profile does not use certificates" }) };
-    const outcome = await evaluateCertificate(request.certificate?.chain ?? null, profile, this.#now());
-    return { ok: true, decision: tlsVerdict(outcome, profile) };
+    const { outcome, cache } = await this.#certificate(request.certificate?.chain ?? null, profile);
+    return { ok: true, decision: withCache(tlsVerdict(outcome, profile), cache) };
   }
 
   /** At AUTH: credentials, judged by the listener's profile (directly, or as a certificate profile's fallback). */
@@ -173,16 +208,19 @@ export class Gate {
     if (request.certificate === undefined) {
       return { ok: false, field: "certificate", problem: `required for listener "${request.listener}", whose profile judges the STARTTLS certificate: send null when the client presented none` };
     }
-    const outcome = await evaluateCertificate(request.certificate?.chain ?? null, profile, this.#now());
+    const { outcome, cache } = await this.#certificate(request.certificate?.chain ?? null, profile);
     switch (outcome.kind) {
       case "authenticated":
-        return { ok: true, decision: deny("already-authenticated", { ...base, method: "certificate", smtp: SMTP_REPLIES.badSequence, detail: `authenticated by certificate as ${outcome.identity}` }) };
+        return {
+          ok: true,
+          decision: withCache(deny("already-authenticated", { ...base, method: "certificate", smtp: SMTP_REPLIES.badSequence, detail: `authenticated by certificate as ${outcome.identity}` }), cache),
+        };
       case "unavailable":
-        return { ok: true, decision: tempfail({ ...base, method: "certificate", reason: outcome.reason, detail: outcome.detail }) };
+        return { ok: true, decision: withCache(tempfail({ ...base, method: "certificate", reason: outcome.reason, detail: outcome.detail }), cache) };
       case "invalid":
         if (profile.onInvalidCertificate === "reject") {
           const reason = outcome.reason as Exclude<Reason, "ok" | "directory-unavailable">;
-          return { ok: true, decision: deny(reason, { ...base, method: "certificate", smtp: SMTP_REPLIES.certificateRequired, close: true, detail: outcome.detail }) };
+          return { ok: true, decision: withCache(deny(reason, { ...base, method: "certificate", smtp: SMTP_REPLIES.certificateRequired, close: true, detail: outcome.detail }), cache) };
         }
         break;
       case "missing":
@@ -195,13 +233,84 @@ export class Gate {
 
   async #smtpAuth(request: AuthRequest, profile: LdapProfile): Promise<Decision> {
     const listener = this.#config.listeners[request.listener];
-    return await decideSmtpAuth(request, {
-      profile: profile.name,
-      query: profile.query,
-      onAllowanceFailure: listener?.onAllowanceFailure ?? "reject",
-      directory: profile.directory,
-      now: this.#now(),
-    });
+    const decide = (): Promise<Decision> =>
+      decideSmtpAuth(request, {
+        profile: profile.name,
+        query: profile.query,
+        onAllowanceFailure: listener?.onAllowanceFailure ?? "reject",
+        directory: profile.directory,
+        now: this.#now(),
+      });
+    const cache = profile.cache;
+    // What is refused without the directory costs nothing to decide again, and is never worth an entry.
+    if (!cache || refuseWithoutDirectory(request, profile.name, profile.query)) return await decide();
+
+    // Every input the decision depends on: the listener too, since it decides what an allowance failure means.
+    const { username, password, authzid } = request;
+    const key = this.#cacheKeys.key("auth", profile.name, request.listener, username, password, authzid === undefined ? "-" : "+", authzid ?? "");
+    const cached = cache.get(key);
+    if (cached) return { ...cached, cache: "hit" };
+    const decision = await decide();
+    switch (decision.verdict) {
+      case "allow":
+      case "deny":
+        cache.set(key, decision, decision.verdict === "allow");
+        break;
+      case "tempfail": {
+        // Never cached; with serveStaleSeconds, a recent enough allow for exactly these credentials stands in.
+        const stale = decision.reason === "directory-unavailable" ? cache.getStale(key) : undefined;
+        if (stale) return { ...stale.value, detail: staleDetail(stale.ageSeconds, cache.policy, decision.detail), cache: "stale" };
+        break;
+      }
+      case "continue":
+        break;
+    }
+    return { ...decision, cache: "miss" };
+  }
+
+  /** A certificate chain's outcome under a certificate profile, through the profile's cache when it has one. */
+  async #certificate(chain: readonly string[] | null, profile: CertificateProfile): Promise<{ outcome: CertificateOutcome; cache?: CacheOutcome }> {
+    const cache = this.#certificateCaches.get(profile.name);
+    // No certificate is decided at once; nothing to keep.
+    if (!cache || !chain || chain.length === 0) return { outcome: await evaluateCertificate(chain, profile, this.#now()) };
+
+    // The whole chain (the path may depend on every certificate sent) and the CRLs' version: a new CRL from any
+    // source starts afresh, so a revocation counts from the moment the CRL that lists it is loaded.
+    const crlVersion = profile.revocation ? String(this.crls?.version ?? 0) : "-";
+    const key = this.#cacheKeys.key("certificate", profile.name, crlVersion, ...chain);
+    const cached = cache.get(key);
+    if (cached) return { outcome: cached, cache: "hit" };
+    const outcome = await evaluateCertificate(chain, profile, this.#now());
+    if (outcome.kind === "unavailable") {
+      const stale = outcome.reason === "directory-unavailable" ? cache.getStale(key) : undefined;
+      // Only allows are served stale, and only "authenticated" outcomes are stored as allows.
+      if (stale?.value.kind === "authenticated") return { outcome: { ...stale.value, detail: staleDetail(stale.ageSeconds, cache.policy, outcome.detail) }, cache: "stale" };
+    } else if (outcome.kind !== "missing" && outcome.reusableUntil !== undefined) {
+      cache.set(key, outcome, outcome.kind === "authenticated", outcome.reusableUntil);
+    } else {
+      cache.delete(key);
+    }
+    return { outcome, cache: "miss" };
+  }
+
+  /** Each auth profile's cache: policy and counters. */
+  cacheStats(): Record<string, ProfileCacheStats> {
+    const stats: Record<string, ProfileCacheStats> = {};
+    for (const [name, { kind, policy, cache }] of this.#caches) {
+      stats[name] = { kind, enabled: cache !== null, policy, ...(cache?.stats() ?? { entries: 0, hits: 0, misses: 0, staleServed: 0, evictions: 0 }) };
+    }
+    return stats;
+  }
+
+  /** Drops the cached decisions of one auth profile, or of all; the number dropped, or null for an unknown profile. */
+  flushCache(profile?: string): number | null {
+    if (profile !== undefined) {
+      const entry = this.#caches.get(profile);
+      return entry ? (entry.cache?.flush() ?? 0) : null;
+    }
+    let flushed = 0;
+    for (const { cache } of this.#caches.values()) flushed += cache?.flush() ?? 0;
+    return flushed;
   }
 
   #profileOf(listener: string): string | null {
@@ -232,6 +341,14 @@ export class Gate {
     const ready = entries.every(([, state]) => state.ready) && Object.values(crlSources).every((state) => state.ready);
     return { ready, directories: Object.fromEntries(entries), crlSources };
   }
+}
+
+function withCache(decision: Decision, cache: CacheOutcome | undefined): Decision {
+  return cache === undefined ? decision : { ...decision, cache };
+}
+
+function staleDetail(ageSeconds: number, policy: CachePolicy, unavailable: string | undefined): string {
+  return `directory unavailable: answered with the allow cached ${ageSeconds} s ago (serveStaleSeconds ${policy.serveStaleSeconds}); ${unavailable ?? ""}`;
 }
 
 function unknownListener(listener: string): GateResult {

@@ -48,18 +48,13 @@ export interface SmtpAuthCredentials {
 }
 
 export async function decideSmtpAuth(credentials: SmtpAuthCredentials, context: SmtpAuthContext): Promise<Decision> {
-  const { username, password, authzid } = credentials;
+  const { username, password } = credentials;
   const { profile, query, directory } = context;
-  const method: Method = query.method === "bind" ? "ldap-bind" : "ldap-password";
+  const method = methodOf(query);
   const outcome = { profile, method };
 
-  if (password.length === 0) return deny("empty-password", outcome);
-  if (password.length > MAX_PASSWORD_LENGTH) return deny("invalid-credentials", { ...outcome, detail: "password longer than the limit" });
-  if (username.length === 0 || username.length > MAX_USERNAME_LENGTH || CONTROL.test(username)) {
-    return deny("malformed-username", { ...outcome, detail: `user name empty, over ${MAX_USERNAME_LENGTH} characters or with control characters` });
-  }
-  // RFC 4616: an authorization identity other than the authentication identity asks to act as someone else.
-  if (authzid !== undefined && authzid !== "" && authzid !== username) return deny("authzid-not-permitted", outcome);
+  const refused = refuseWithoutDirectory(credentials, profile, query);
+  if (refused) return refused;
 
   const tokens = userTokens(username, context.now);
   const userFilter = fillFilter(query.filter, tokens);
@@ -97,6 +92,27 @@ export async function decideSmtpAuth(credentials: SmtpAuthCredentials, context: 
     return allow({ ...outcome, identity: username, dn: entry.dn, temporary: true, detail: "allowance query found no entry; listener allows temporarily" });
   }
   return deny("allowance-failed", { ...outcome, dn: entry.dn });
+}
+
+/**
+ * Step 1 alone: the refusals that need no directory (and so are worth no cache entry), or null when the
+ * directory must be asked.
+ */
+export function refuseWithoutDirectory(credentials: SmtpAuthCredentials, profile: string, query: Pick<SmtpAuthQuery, "method">): Decision | null {
+  const { username, password, authzid } = credentials;
+  const outcome = { profile, method: methodOf(query) };
+  if (password.length === 0) return deny("empty-password", outcome);
+  if (password.length > MAX_PASSWORD_LENGTH) return deny("invalid-credentials", { ...outcome, detail: "password longer than the limit" });
+  if (username.length === 0 || username.length > MAX_USERNAME_LENGTH || CONTROL.test(username)) {
+    return deny("malformed-username", { ...outcome, detail: `user name empty, over ${MAX_USERNAME_LENGTH} characters or with control characters` });
+  }
+  // RFC 4616: an authorization identity other than the authentication identity asks to act as someone else.
+  if (authzid !== undefined && authzid !== "" && authzid !== username) return deny("authzid-not-permitted", outcome);
+  return null;
+}
+
+function methodOf(query: Pick<SmtpAuthQuery, "method">): Method {
+  return query.method === "bind" ? "ldap-bind" : "ldap-password";
 }
 
 type Check =

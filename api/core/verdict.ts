@@ -60,6 +60,12 @@ export interface Verdict {
 export type Decision = Omit<Verdict, "decisionId"> & {
   /** Operator detail for the log line (never a secret, never sent to the SMTP client). */
   detail?: string;
+  /**
+   * Whether the profile's decision cache answered (`hit`), was asked and missed (`miss`), or gave an allow past its
+   * TTL because the directory was unavailable (`stale`); absent when no cache was involved. Log and metrics only:
+   * the verdict the caller gets has the same shape either way.
+   */
+  cache?: "hit" | "miss" | "stale";
 };
 
 interface Outcome {

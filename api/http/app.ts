@@ -5,19 +5,26 @@
  *   POST /v1/decide/tls    at STARTTLS: the client certificate chain (or null) in, verdict out
  *   POST /v1/decide/auth   SMTP AUTH credentials in, verdict out (always 200 when the call is well-formed)
  *   GET  /v1/listeners/:n  the listener's host access table and mail-flow policies, for relays (ETag)
+ *   GET  /v1/cache         each auth profile's decision cache: policy, entries, hits, misses, stale serves
+ *   POST /v1/cache/flush   empties one profile's decision cache (`{"profile": "corp"}`) or all of them
+ *   GET  /v1/ping          `{"ok":true}`: the cheapest authenticated answer (the HTTP stack's baseline)
  *   GET  /healthz          the process is up
  *   GET  /readyz           every directory answers and every CRL source holds a CRL
+ *   GET  /metrics          Prometheus text format; an API token or one of api.metricsTokens
  */
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
+import { matchedRoutes } from "hono/route";
 import type { z } from "zod";
 import { formatIssues } from "../config/load.ts";
 import type { Gate, GateResult } from "../core/gate.ts";
 import type { Decision, Verdict } from "../core/verdict.ts";
+import { ApiMetrics, type DecisionKind, type ObservedDirectory } from "../metrics/api-metrics.ts";
+import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from "../metrics/prometheus.ts";
 import { bearerToken, type TokenChecker } from "./api-tokens.ts";
 import { problem, type FieldProblem } from "./problem.ts";
-import { authRequestSchema, tlsRequestSchema, type AuthRequestBody, type TlsRequestBody } from "./requests.ts";
+import { authRequestSchema, cacheFlushRequestSchema, tlsRequestSchema, type AuthRequestBody, type TlsRequestBody } from "./requests.ts";
 
 export type LogRecord = Record<string, unknown>;
 export type Logger = (record: LogRecord) => void;
@@ -25,6 +32,10 @@ export type Logger = (record: LogRecord) => void;
 export interface AppOptions {
   gate: Gate;
   tokens: TokenChecker;
+  /** Who may read GET /metrics (default: `tokens`); the runtimes pass the API tokens plus api.metricsTokens. */
+  metricsTokens?: TokenChecker;
+  /** The directory adapters' hosts and selectors, for the host health and failover metrics. */
+  directories?: Readonly<Record<string, ObservedDirectory>>;
   maxBodyBytes: number;
   log: Logger;
   newDecisionId?: () => string;
@@ -32,12 +43,21 @@ export interface AppOptions {
 
 type Env = { Variables: { requestId: string } };
 
+const DIGITS = /^\d{1,15}$/;
+
 /** Longest user name copied into a log line; the rest is cut (a 10 kB injection attempt needs no 10 kB log). */
 const LOGGED_USERNAME_MAX = 128;
 
 export function createApp(options: AppOptions): Hono<Env> {
   const app = new Hono<Env>();
   const newDecisionId = options.newDecisionId ?? (() => crypto.randomUUID());
+  const metrics = new ApiMetrics({ gate: options.gate, ...(options.directories ? { directories: options.directories } : {}) });
+  const metricsTokens = options.metricsTokens ?? options.tokens;
+
+  app.use(async (c, next) => {
+    await next();
+    metrics.request(routeOf(c), c.res.status);
+  });
 
   app.use(requestId({ limitLength: 64 }));
 
@@ -48,22 +68,33 @@ export function createApp(options: AppOptions): Hono<Env> {
     return c.json({ status: readiness.ready ? "ready" : "not-ready", directories: readiness.directories, crlSources: readiness.crlSources }, readiness.ready ? 200 : 503);
   });
 
+  // Token required: the metrics name profiles, hosts and failure rates. A scraper can get a token of its own
+  // (api.metricsTokens) that opens nothing else.
+  app.get("/metrics", async (c) => {
+    const refused = await unauthorized(c, metricsTokens);
+    if (refused) return refused;
+    return c.body(metrics.render(), 200, { "Content-Type": METRICS_CONTENT_TYPE, "Cache-Control": "no-store" });
+  });
+
   app.use("/v1/*", async (c, next) => {
-    const token = bearerToken(c.req.header("Authorization"));
-    if (token === null || !(await options.tokens.check(token))) {
-      c.header("WWW-Authenticate", 'Bearer realm="smtpgate"');
-      return problem(c, 401, "unauthorized", "Unauthorized", token === null ? "missing bearer token" : "invalid bearer token");
-    }
+    const refused = await unauthorized(c, options.tokens);
+    if (refused) return refused;
     await next();
   });
 
-  app.use(
-    "/v1/*",
-    bodyLimit({
-      maxSize: options.maxBodyBytes,
-      onError: (c) => problem(c, 413, "body-too-large", "Request body too large", `the body is larger than ${options.maxBodyBytes} bytes`),
-    }),
-  );
+  const tooLarge = (c: Context): Response => problem(c, 413, "body-too-large", "Request body too large", `the body is larger than ${options.maxBodyBytes} bytes`);
+  const streamedBodyLimit = bodyLimit({ maxSize: options.maxBodyBytes, onError: tooLarge });
+  app.use("/v1/*", async (c, next) => {
+    // Hono's bodyLimit looks at c.req.raw.body, which makes @hono/node-server build a full web Request around a
+    // stream: about as much CPU as a cached decision. A Content-Length (what clients send with a JSON body) bounds
+    // the body by itself, since Node's parser delivers no more than it says; only a chunked body is counted as it
+    // is read (as is anything with an odd Content-Length), and a GET without either has no body.
+    const length = c.req.header("Content-Length");
+    const chunked = c.req.header("Transfer-Encoding") !== undefined;
+    if (length !== undefined && !chunked && DIGITS.test(length)) return Number(length) > options.maxBodyBytes ? tooLarge(c) : await next();
+    if (!chunked && (c.req.method === "GET" || c.req.method === "HEAD")) return await next();
+    return await streamedBodyLimit(c, next);
+  });
 
   // The configuration is immutable for the life of the process, so each listener's document and ETag are
   // computed once.
@@ -88,12 +119,31 @@ export function createApp(options: AppOptions): Hono<Env> {
     return c.body(body, 200, { "Content-Type": "application/json" });
   });
 
+  /** The HTTP stack's own cost: what the benchmark compares cached decisions with. */
+  app.get("/v1/ping", (c) => c.json({ ok: true }));
+
+  app.get("/v1/cache", (c) => c.json({ profiles: options.gate.cacheStats() }));
+
+  app.post("/v1/cache/flush", async (c) => {
+    const text = await c.req.text();
+    let profile: string | undefined;
+    if (text.trim() !== "") {
+      const body = parseJson(c, text, cacheFlushRequestSchema);
+      if (!body.ok) return body.response;
+      profile = body.value.profile;
+    }
+    const flushed = options.gate.flushCache(profile);
+    if (flushed === null) return malformed(c, [{ field: "profile", message: `no auth profile named "${profile}"` }]);
+    options.log({ level: "info", msg: "decision cache flushed", requestId: c.get("requestId"), profile: profile ?? null, flushed });
+    return c.json({ profile: profile ?? null, flushed });
+  });
+
   app.post("/v1/decide/tls", async (c) => {
     const started = performance.now();
     const body = await parseBody(c, tlsRequestSchema);
     if (!body.ok) return body.response;
     const result = await options.gate.decideTls(body.value);
-    return answer(c, result, (decision, verdict) => ({
+    return answer(c, "tls", started, result, (decision, verdict) => ({
       ...decisionLog(c, "tls", body.value, decision, verdict, started),
       certificates: body.value.certificate?.chain.length ?? 0,
     }));
@@ -105,16 +155,17 @@ export function createApp(options: AppOptions): Hono<Env> {
     if (!body.ok) return body.response;
     const request = body.value;
     const result = await options.gate.decideAuth(request);
-    return answer(c, result, (decision, verdict) => ({
+    return answer(c, "auth", started, result, (decision, verdict) => ({
       ...decisionLog(c, "auth", request, decision, verdict, started),
       mechanism: request.mechanism,
       user: request.username.length > LOGGED_USERNAME_MAX ? `${request.username.slice(0, LOGGED_USERNAME_MAX)}…(${request.username.length} chars)` : request.username,
     }));
   });
 
-  /** A verdict (200) with its log line, or the gate's complaint about the call (400). */
-  function answer(c: Context<Env>, result: GateResult, logLine: (decision: Decision, verdict: Verdict) => LogRecord): Response {
+  /** A verdict (200) with its log line and metrics, or the gate's complaint about the call (400). */
+  function answer(c: Context<Env>, kind: DecisionKind, started: number, result: GateResult, logLine: (decision: Decision, verdict: Verdict) => LogRecord): Response {
     if (!result.ok) return malformed(c, [{ field: result.field, message: result.problem }]);
+    metrics.decision(kind, result.decision, (performance.now() - started) / 1000);
     const verdict = toVerdict(result.decision, newDecisionId());
     options.log(logLine(result.decision, verdict));
     return c.json(verdict);
@@ -130,12 +181,35 @@ export function createApp(options: AppOptions): Hono<Env> {
   return app;
 }
 
+/** 401 with a WWW-Authenticate challenge unless the request carries a bearer token `tokens` accepts; else null. */
+async function unauthorized(c: Context, tokens: TokenChecker): Promise<Response | null> {
+  const token = bearerToken(c.req.header("Authorization"));
+  if (token !== null && (await tokens.check(token))) return null;
+  c.header("WWW-Authenticate", 'Bearer realm="smtpgate"');
+  return problem(c, 401, "unauthorized", "Unauthorized", token === null ? "missing bearer token" : "invalid bearer token");
+}
+
+/** The pattern of the route that answered (bounded: a metrics label), or "(unmatched)". */
+function routeOf(c: Context): string {
+  const routes = matchedRoutes(c);
+  for (let i = routes.length - 1; i >= 0; i -= 1) {
+    const route = routes[i];
+    // Middleware is registered for every method ("ALL"); a handler for one method names the route.
+    if (route && route.method !== "ALL") return route.path;
+  }
+  return "(unmatched)";
+}
+
 type Parsed<T> = { ok: true; value: T } | { ok: false; response: Response };
 
 async function parseBody<S extends z.ZodType>(c: Context, schema: S): Promise<Parsed<z.output<S>>> {
+  return parseJson(c, await c.req.text(), schema);
+}
+
+function parseJson<S extends z.ZodType>(c: Context, text: string, schema: S): Parsed<z.output<S>> {
   let json: unknown;
   try {
-    json = JSON.parse(await c.req.text());
+    json = JSON.parse(text);
   } catch {
     return { ok: false, response: malformed(c, [{ field: "(body)", message: "not a JSON document" }]) };
   }
@@ -191,6 +265,7 @@ function decisionLog(c: Context<Env>, kind: "tls" | "auth", request: AuthRequest
     smtp: verdict.smtp?.code ?? null,
     dn: verdict.dn,
     detail: decision.detail,
+    cache: decision.cache,
     durationMs: Math.round((performance.now() - started) * 10) / 10,
   };
 }

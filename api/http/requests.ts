@@ -45,3 +45,8 @@ export const authRequestSchema = z.strictObject({
 
 export type AuthRequestBody = z.output<typeof authRequestSchema>;
 export type TlsRequestBody = z.output<typeof tlsRequestSchema>;
+
+/** POST /v1/cache/flush: one auth profile's cached decisions, or (no body, or no profile) every profile's. */
+export const cacheFlushRequestSchema = z.strictObject({
+  profile: z.string().min(1).max(64).optional().describe("the auth profile whose cache to empty; absent: all"),
+});

@@ -39,7 +39,18 @@ describe("CrlStore", () => {
     const crls = store([{ name: "int", url: `${server.baseUrl}/intermediate.crl` }]);
     await crls.refreshAll();
     expect(await crls.check(pki.leaves.revoked.certificate, pki.intermediate.certificate, { ...options, sources: ["int"] })).toMatchObject({ status: "revoked" });
-    expect(await crls.check(pki.leaves.alice.certificate, pki.intermediate.certificate, { ...options, sources: ["int"] })).toEqual({ status: "good" });
+    expect(await crls.check(pki.leaves.alice.certificate, pki.intermediate.certificate, { ...options, sources: ["int"] })).toMatchObject({ status: "good" });
+  });
+
+  it("says until when a good answer may be relied on: the CRL's nextUpdate plus the profile's grace", async () => {
+    const crls = store([{ name: "int", url: `${server.baseUrl}/intermediate.crl` }]);
+    await crls.refreshAll();
+    const nextUpdate = crls.status()[0]?.crl?.nextUpdate?.getTime() as number;
+    expect(await crls.check(pki.leaves.alice.certificate, pki.intermediate.certificate, { ...options, sources: ["int"] })).toEqual({ status: "good", usableUntil: new Date(nextUpdate) });
+    expect(await crls.check(pki.leaves.alice.certificate, pki.intermediate.certificate, { ...options, sources: ["int"], staleGraceSeconds: 60 })).toEqual({
+      status: "good",
+      usableUntil: new Date(nextUpdate + 60_000),
+    });
   });
 
   it.each(["intermediate.crl", "intermediate.crl.pem"])("reads a CRL file (%s)", async (file) => {
@@ -106,7 +117,7 @@ describe("CrlStore", () => {
     server.fail("/flaky.crl", true);
     now = new Date(now.getTime() + 3_600_000);
     await crls.refreshDue();
-    expect(crls.status()[0]).toMatchObject({ name: "flaky", error: expect.stringMatching(/HTTP 500/) });
+    expect(crls.status()[0]).toMatchObject({ name: "flaky", error: expect.stringMatching(/HTTP 500/), refreshFailures: 1 });
     expect(await crls.check(pki.leaves.revoked.certificate, pki.intermediate.certificate, { ...options, sources: ["flaky"] })).toMatchObject({ status: "revoked" });
   });
 
@@ -136,7 +147,7 @@ describe("CrlStore", () => {
   it("follows the certificate's own CRL distribution point when asked", async () => {
     const crls = store([]);
     expect(await crls.check(pki.leaves.revoked.certificate, pki.intermediate.certificate, { ...options, sources: [], useDistributionPoints: true })).toMatchObject({ status: "revoked" });
-    expect(await crls.check(pki.leaves.alice.certificate, pki.intermediate.certificate, { ...options, sources: [], useDistributionPoints: true })).toEqual({ status: "good" });
+    expect(await crls.check(pki.leaves.alice.certificate, pki.intermediate.certificate, { ...options, sources: [], useDistributionPoints: true })).toMatchObject({ status: "good" });
   });
 
   it("refuses garbage as a CRL", async () => {

@@ -31,7 +31,8 @@ export interface CrlStoreOptions {
   maxDistributionPoints?: number;
 }
 
-export type RevocationStatus = { status: "good" } | { status: "revoked"; detail: string } | { status: "unknown"; detail: string };
+/** `good` says until when the CRL that vouched for the certificate may be relied on (its nextUpdate plus the grace). */
+export type RevocationStatus = { status: "good"; usableUntil: Date } | { status: "revoked"; detail: string } | { status: "unknown"; detail: string };
 
 export interface SourceState {
   name: string;
@@ -42,6 +43,8 @@ export interface SourceState {
   lastAttempt: Date | null;
   lastSuccess: Date | null;
   error: string | null;
+  /** Refreshes that failed since start-up (a metric for operators). */
+  refreshFailures: number;
   etag: string | null;
   lastModified: string | null;
 }
@@ -131,7 +134,7 @@ export class CrlStore {
       const serial = normaliseSerial(certificate.serialNumber);
       const entry = crl.entries.find((revoked) => normaliseSerial(revoked.serialNumber) === serial);
       if (entry) return { status: "revoked", detail: `serial ${serial.toUpperCase()} revoked ${entry.revocationDate.toISOString()} (${source.options.name})` };
-      return { status: "good" };
+      return { status: "good", usableUntil: new Date(nextUpdate.getTime() + options.staleGraceSeconds * 1000) };
     }
     return { status: "unknown", detail: problems.length > 0 ? problems.join("; ") : `no CRL from issuer ${issuer.subject}` };
   }
@@ -216,6 +219,7 @@ export class CrlStore {
       state.error = null;
     } catch (error) {
       state.error = (error as Error).message;
+      state.refreshFailures += 1;
       this.#options.log?.({ level: "warn", msg: "CRL refresh failed", source: source.options.name, location: state.location, error: state.error });
     }
   }
@@ -263,6 +267,7 @@ function newSource(options: CrlSourceOptions): Source {
       lastAttempt: null,
       lastSuccess: null,
       error: null,
+      refreshFailures: 0,
       etag: null,
       lastModified: null,
     },

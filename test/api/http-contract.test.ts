@@ -94,6 +94,27 @@ describe("malformed calls get 400 problem+json naming the field", () => {
     expectProblem(await api.post("/v1/decide/auth", { ...VALID, username: "a".repeat(8192) }), 413);
   });
 
+  it("answers 413 for a chunked body over the limit (no Content-Length to go by), and takes one under it", async () => {
+    const chunked = (text: string) =>
+      fetch(`${api.url}/v1/decide/auth`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${TEST_TOKEN}`, "Content-Type": "application/json" },
+        body: new ReadableStream({
+          start(controller) {
+            for (let at = 0; at < text.length; at += 1000) controller.enqueue(new TextEncoder().encode(text.slice(at, at + 1000)));
+            controller.close();
+          },
+        }),
+        duplex: "half",
+      } as RequestInit);
+    const tooLarge = await chunked(JSON.stringify({ ...VALID, username: "a".repeat(8192) }));
+    expect(tooLarge.status).toBe(413);
+    expect(await tooLarge.json()).toMatchObject({ status: 413, type: expect.stringMatching(/body-too-large$/) });
+    const fine = await chunked(JSON.stringify(VALID));
+    expect(fine.status).toBe(200);
+    expect(await fine.json()).toMatchObject({ verdict: "allow" });
+  });
+
   it("answers 404 problem+json for an unknown route", async () => {
     expectProblem(await api.post("/v1/decide/nothing", VALID), 404);
   });

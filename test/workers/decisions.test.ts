@@ -173,3 +173,28 @@ describe("the HTTP contract in workerd", () => {
     });
   });
 });
+
+describe("decision cache and metrics in workerd", () => {
+  const get = async (path: string, token: string | null = TEST_TOKEN): Promise<Response> =>
+    await SELF.fetch(`${BASE}${path}`, { headers: token === null ? {} : { Authorization: `Bearer ${token}` } });
+
+  it("answers a repeated decision from the isolate's cache, and never for another user with the same password", async () => {
+    expect(await auth("cached", "alice", "alice-password")).toMatchObject({ ...ALLOWED, identity: "alice", profile: "cached" });
+    expect(await auth("cached", "alice", "alice-password")).toMatchObject({ ...ALLOWED, identity: "alice" });
+    expect(await auth("cached", "bob", "alice-password")).toMatchObject({ ...INVALID, reason: "invalid-credentials", identity: null });
+    const stats = (await (await get("/v1/cache")).json()) as { profiles: Record<string, { enabled: boolean; hits: number }> };
+    expect(stats.profiles.cached).toMatchObject({ enabled: true });
+    expect(stats.profiles.cached?.hits).toBeGreaterThanOrEqual(1);
+    expect(stats.profiles.corp).toMatchObject({ enabled: false });
+  });
+
+  it("serves /v1/ping and /metrics to a token holder only", async () => {
+    expect(await (await get("/v1/ping")).json()).toEqual({ ok: true });
+    expect((await get("/v1/ping", null)).status).toBe(401);
+    expect((await get("/metrics", null)).status).toBe(401);
+    const metrics = await get("/metrics");
+    expect(metrics.status).toBe(200);
+    expect(metrics.headers.get("Content-Type")).toBe("text/plain; version=0.0.4; charset=utf-8");
+    expect(await metrics.text()).toMatch(/^smtpgate_decisions_total\{kind="auth",verdict="allow",reason="ok",method="ldap-bind",profile="cached"\} \d+$/m);
+  });
+});

@@ -75,6 +75,7 @@ export function workerTestConfig(fixture: WorkersFixture): ConfigInput {
     crlSources: { intermediate: { url: fixture.crlUrl, refreshSeconds: 60 } },
     authProfiles: {
       corp: { type: "ldap", query: "corp" },
+      cached: { type: "ldap", query: "corp", cache: { positiveTtlSeconds: 300, negativeTtlSeconds: 60 } },
       down: { type: "ldap", query: "down" },
       failover: { type: "ldap", query: "failover" },
       secure: { type: "ldap", query: "secure" },
@@ -86,6 +87,7 @@ export function workerTestConfig(fixture: WorkersFixture): ConfigInput {
     listeners: {
       submission: { authProfile: "corp" },
       lenient: { authProfile: "corp", onAllowanceFailure: "allow-temporarily" },
+      cached: { authProfile: "cached" },
       down: { authProfile: "down" },
       failover: { authProfile: "failover" },
       secure: { authProfile: "secure" },

@@ -11,6 +11,7 @@ import { Gate } from "../../core/gate.ts";
 import { createTokenChecker } from "../../http/api-tokens.ts";
 import { createApp, type Logger } from "../../http/app.ts";
 import { LdapDirectory } from "../../ldap/ldap-directory.ts";
+import { observedDirectories } from "../../metrics/api-metrics.ts";
 import { parseTrustAnchors } from "../../pki/certificate-chain.ts";
 import { CrlStore } from "../../pki/crl-store.ts";
 import type { X509Certificate } from "../../pki/x509.ts";
@@ -126,7 +127,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   if (unreadable.length > 0) throw new ConfigError(source, unreadable.map((state) => `crlSources.${state.name}.file: ${state.error ?? "not loaded"}`));
   const crlTimer = crls ? setInterval(() => void crls.refreshDue(), CRL_SCHEDULE_MS).unref() : undefined;
   const gate = new Gate({ config: options.config, directories, trustAnchors, intermediates, crls });
-  const app = createApp({ gate, tokens: await createTokenChecker(secrets.apiTokens), maxBodyBytes: options.config.api.maxBodyBytes, log });
+  const app = createApp({
+    gate,
+    tokens: await createTokenChecker(secrets.apiTokens),
+    metricsTokens: await createTokenChecker([...secrets.apiTokens, ...secrets.metricsTokens]),
+    directories: observedDirectories(options.config, directories),
+    maxBodyBytes: options.config.api.maxBodyBytes,
+    log,
+  });
   const listen = options.listen ?? options.config.api.listen;
 
   const server = await new Promise<ServerType>((resolve, reject) => {

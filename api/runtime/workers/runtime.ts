@@ -11,6 +11,7 @@ import { Gate } from "../../core/gate.ts";
 import { createTokenChecker } from "../../http/api-tokens.ts";
 import { createApp, type Logger } from "../../http/app.ts";
 import { unreachableFromCloudflare, WorkersLdapDirectory } from "../../ldap/workers-directory.ts";
+import { observedDirectories } from "../../metrics/api-metrics.ts";
 import { parseTrustAnchors } from "../../pki/certificate-chain.ts";
 import { CrlStore } from "../../pki/crl-store.ts";
 import type { X509Certificate } from "../../pki/x509.ts";
@@ -58,7 +59,14 @@ export async function buildWorkerRuntime(env: WorkerEnv, log: Logger = consoleLo
   // must not be called detached from the global object.
   const crls = usesRevocation || crlSources.length > 0 ? new CrlStore({ sources: crlSources, fetch: (input, init) => fetch(input, init), log }) : null;
   const gate = new Gate({ config, directories, trustAnchors, crls });
-  const app = createApp({ gate, tokens: await createTokenChecker(secrets.apiTokens), maxBodyBytes: config.api.maxBodyBytes, log });
+  const app = createApp({
+    gate,
+    tokens: await createTokenChecker(secrets.apiTokens),
+    metricsTokens: await createTokenChecker([...secrets.apiTokens, ...secrets.metricsTokens]),
+    directories: observedDirectories(config, directories),
+    maxBodyBytes: config.api.maxBodyBytes,
+    log,
+  });
   return { app, gate, crls };
 }
 
