@@ -1,12 +1,15 @@
 /**
  * Bearer tokens for API callers (several at once, for rotation). The presented token is compared with every
  * configured token in constant time over their SHA-256 digests, with no early exit, so neither timing nor the
- * token's length tells an attacker how close a guess was. Web Crypto only: the same code runs on Workers.
+ * token's length tells an attacker how close a guess was.
+ *
+ * node:crypto (also available on Workers with nodejs_compat) hashes synchronously: Web Crypto's async digest cost
+ * about a fifth of the server's CPU on a cheap request.
  */
-const encoder = new TextEncoder();
+import { createHash, timingSafeEqual } from "node:crypto";
 
-async function digest(value: string): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(value)));
+function digest(value: string): Buffer {
+  return createHash("sha256").update(value, "utf8").digest();
 }
 
 export interface TokenChecker {
@@ -16,17 +19,14 @@ export interface TokenChecker {
 
 export async function createTokenChecker(tokens: readonly string[]): Promise<TokenChecker> {
   if (tokens.length === 0) throw new Error("at least one API token is required");
-  const digests = await Promise.all(tokens.map(digest));
+  const digests = tokens.map(digest);
   return {
     async check(presented: string): Promise<boolean> {
-      const candidate = await digest(presented);
-      let matched = 0;
-      for (const known of digests) {
-        let difference = 0;
-        for (let i = 0; i < known.length; i += 1) difference |= (known[i] as number) ^ (candidate[i] as number);
-        matched |= difference === 0 ? 1 : 0;
-      }
-      return matched === 1;
+      const candidate = digest(presented);
+      let matched = false;
+      // Every configured token is compared, whatever the earlier ones gave.
+      for (const known of digests) matched = timingSafeEqual(known, candidate) || matched;
+      return matched;
     },
   };
 }
