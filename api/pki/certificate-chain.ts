@@ -2,6 +2,7 @@
  * Turning what a caller sent (base64 DER, leaf first) into parsed certificates, with limits: the input comes from
  * an SMTP client, so its size is bounded and a parse error is a reason, never an exception.
  */
+import { parseCertificateCached } from "./certificate-memo.ts";
 import { x509, type X509Certificate } from "./x509.ts";
 
 export interface ChainLimits {
@@ -32,7 +33,7 @@ export function parseChain(encoded: readonly string[], limits: ChainLimits): Par
     if (!BASE64.test(text) || text.length % 4 !== 0) return { ok: false, detail: `certificate ${index} is not base64` };
     const der = Uint8Array.from(Buffer.from(text, "base64"));
     try {
-      chain.push({ certificate: new x509.X509Certificate(der), der });
+      chain.push({ certificate: parseCertificateCached(text, () => der), der });
     } catch (error) {
       return { ok: false, detail: `certificate ${index} is not a DER X.509 certificate (${(error as Error).message.split("\n")[0]})` };
     }

@@ -8,6 +8,7 @@
  * No such CRL, a bad signature, or a CRL past its nextUpdate (plus the profile's grace) makes the status
  * `unknown`, which the profile turns into deny, tempfail or allow.
  */
+import { nameKey, nameKeys } from "./certificate-memo.ts";
 import { x509, type X509Certificate, type X509Crl } from "./x509.ts";
 
 export interface CrlSourceOptions {
@@ -108,7 +109,7 @@ export class CrlStore {
     await Promise.all(candidates.filter((source) => source.state.crl === null && this.#retryDue(source)).map((source) => this.#load(source)));
     for (const source of candidates) if (source.state.crl !== null && this.#due(source)) void this.#load(source);
 
-    const issuerName = nameKey(issuer.subjectName);
+    const issuerName = nameKeys(issuer).subject;
     const problems: string[] = [];
     for (const source of candidates) {
       const crl = source.state.crl;
@@ -116,7 +117,7 @@ export class CrlStore {
         problems.push(`${source.options.name}: no CRL loaded${source.state.error ? ` (${source.state.error})` : ""}`);
         continue;
       }
-      if (nameKey(crl.issuerName) !== issuerName) continue;
+      if (crlIssuerKey(crl) !== issuerName) continue;
       if (!(await this.#verified(source, crl, issuer))) {
         problems.push(`${source.options.name}: CRL signature does not verify with the issuer's key`);
         continue;
@@ -182,7 +183,7 @@ export class CrlStore {
   }
 
   async #verified(source: Source, crl: X509Crl, issuer: X509Certificate): Promise<boolean> {
-    const key = `${source.state.version}:${issuer.serialNumber}:${nameKey(issuer.subjectName)}`;
+    const key = `${source.state.version}:${issuer.serialNumber}:${nameKeys(issuer).subject}`;
     const known = source.verified.get(key);
     if (known !== undefined) return known;
     let ok: boolean;
@@ -292,6 +293,13 @@ function normaliseSerial(hex: string): string {
   return hex.toLowerCase().replace(/^0+/, "") || "0";
 }
 
-function nameKey(name: x509.Name): string {
-  return Buffer.from(name.toArrayBuffer()).toString("hex");
+const crlIssuers = new WeakMap<X509Crl, string>();
+
+function crlIssuerKey(crl: X509Crl): string {
+  let key = crlIssuers.get(crl);
+  if (key === undefined) {
+    key = nameKey(crl.issuerName);
+    crlIssuers.set(crl, key);
+  }
+  return key;
 }

@@ -102,3 +102,17 @@ describe("parseChain", () => {
     if (!result.ok) expect(result.detail).toMatch(detail);
   });
 });
+
+describe("certificate memo", () => {
+  it("parses a certificate seen before only once, and still judges each decision afresh", async () => {
+    const first = parseChain(pki.chain("alice"), DEFAULT_CHAIN_LIMITS);
+    const second = parseChain(pki.chain("alice"), DEFAULT_CHAIN_LIMITS);
+    if (!first.ok || !second.ok) throw new Error("parse failed");
+    expect(second.chain[0]?.certificate).toBe(first.chain[0]?.certificate);
+    // The memo keeps signatures, not verdicts: the same objects are refused once their time has passed.
+    const certificates = second.chain.map((item) => item.certificate);
+    const options = { anchors: [pki.root.certificate], allowNoExtendedKeyUsage: false };
+    expect((await validatePath(certificates, { ...options, now: new Date() })).ok).toBe(true);
+    expect(await validatePath(certificates, { ...options, now: new Date(Date.now() + 2 * 365 * 86_400_000) })).toMatchObject({ ok: false, reason: "certificate-expired" });
+  });
+});

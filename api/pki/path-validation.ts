@@ -12,6 +12,7 @@
  *   - no critical extension we do not understand, anywhere below the anchor.
  * Revocation is checked afterwards by the caller (see crl-store.ts), on the path this returns.
  */
+import { nameKeys, signedBy } from "./certificate-memo.ts";
 import { x509, type X509Certificate } from "./x509.ts";
 
 export type PathFailureReason =
@@ -118,20 +119,20 @@ async function buildPath(leaf: X509Certificate, presented: readonly X509Certific
   let current = leaf;
   // Each step consumes one presented certificate, so the presented chain bounds the loop.
   for (let step = 0; step <= presented.length; step += 1) {
-    const issuerName = nameKey(current.issuerName);
+    const issuerName = nameKeys(current).issuer;
     for (const anchor of anchors) {
-      if (nameKey(anchor.subjectName) === issuerName && (await signedBy(current, anchor))) return { ok: true, path: [...path, anchor] };
+      if (nameKeys(anchor).subject === issuerName && (await signedBy(current, anchor))) return { ok: true, path: [...path, anchor] };
     }
     let next: X509Certificate | undefined;
     for (const candidate of presented) {
-      if (path.includes(candidate) || nameKey(candidate.subjectName) !== issuerName) continue;
+      if (path.includes(candidate) || nameKeys(candidate).subject !== issuerName) continue;
       if (await signedBy(current, candidate)) {
         next = candidate;
         break;
       }
     }
     if (!next) {
-      const selfSigned = nameKey(current.subjectName) === issuerName;
+      const selfSigned = nameKeys(current).subject === issuerName;
       return {
         ok: false,
         reason: "certificate-untrusted",
@@ -142,19 +143,6 @@ async function buildPath(leaf: X509Certificate, presented: readonly X509Certific
     current = next;
   }
   return { ok: false, reason: "certificate-untrusted", detail: "no path to a trust anchor" };
-}
-
-async function signedBy(certificate: X509Certificate, issuer: X509Certificate): Promise<boolean> {
-  try {
-    return await certificate.verify({ publicKey: issuer.publicKey, signatureOnly: true });
-  } catch {
-    // An unsupported algorithm or a malformed key is "not signed by", never a crash.
-    return false;
-  }
-}
-
-function nameKey(name: x509.Name): string {
-  return Buffer.from(name.toArrayBuffer()).toString("hex");
 }
 
 function describe(certificate: X509Certificate): string {
