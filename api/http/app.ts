@@ -115,7 +115,9 @@ export function createApp(options: AppOptions): Hono<Env> {
     const { body, etag } = await document;
     c.header("ETag", etag);
     c.header("Cache-Control", "no-cache");
-    if (c.req.header("If-None-Match") === etag) return c.body(null, 304);
+    // RFC 9110 §13.1.2: a list of tags, weak comparison, or "*".
+    const ifNoneMatch = c.req.header("If-None-Match");
+    if (ifNoneMatch && (ifNoneMatch.trim() === "*" || ifNoneMatch.split(",").some((tag) => tag.trim().replace(/^W\//, "") === etag))) return c.body(null, 304);
     return c.body(body, 200, { "Content-Type": "application/json" });
   });
 

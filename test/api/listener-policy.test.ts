@@ -76,6 +76,9 @@ describe("GET /v1/listeners/{name}", () => {
     const again = await get("/v1/listeners/submission", { "If-None-Match": etag as string });
     expect(again.status).toBe(304);
     expect((await get("/v1/listeners/submission", { "If-None-Match": '"other"' })).status).toBe(200);
+    // RFC 9110: a list of tags, weak comparison and "*" all match.
+    expect((await get("/v1/listeners/submission", { "If-None-Match": `"other", W/${etag as string}` })).status).toBe(304);
+    expect((await get("/v1/listeners/submission", { "If-None-Match": "*" })).status).toBe(304);
   });
 
   it("answers 404 problem+json for an unknown listener, and 401 without a token", async () => {

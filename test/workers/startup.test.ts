@@ -61,15 +61,15 @@ describe("what workerd cannot do is refused at start-up, saying why and what to 
     expect(problem.errors[0]?.message).toMatch(/custom CAs are not supported on Workers.*publicly trusted certificate/);
   });
 
-  it("refuses files: trust anchors and CRLs", async () => {
+  it("refuses files: trust anchors, intermediates and CRLs", async () => {
     const config = {
       ...baseConfig(),
       certificateQueries: { q: { directory: "corp", filter: "(mail={email})" } },
       crlSources: { ca: { file: "/etc/smtpgate/ca.crl" } },
-      authProfiles: { corp: { type: "ldap", query: "corp" }, cert: { type: "certificate", query: "q", trustAnchors: { file: "/etc/smtpgate/ca.pem" }, revocation: { crlSources: ["ca"] } } },
+      authProfiles: { corp: { type: "ldap", query: "corp" }, cert: { type: "certificate", query: "q", trustAnchors: { file: "/etc/smtpgate/ca.pem" }, intermediates: { file: "/etc/smtpgate/int.pem" }, revocation: { crlSources: ["ca"] } } },
     };
     const problem = await problemFor(config);
-    expect(problem.errors.map((error) => error.field).sort()).toEqual(["authProfiles.cert.trustAnchors.file", "crlSources.ca.file"]);
+    expect(problem.errors.map((error) => error.field).sort()).toEqual(["authProfiles.cert.intermediates.file", "authProfiles.cert.trustAnchors.file", "crlSources.ca.file"]);
     expect(problem.errors.map((error) => error.message).join("\n")).toMatch(/trustAnchors: \{ pem:[\s\S]*give its url/);
   });
 });

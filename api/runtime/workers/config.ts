@@ -63,6 +63,9 @@ export function workersProblems(config: Config): string[] {
     if (profile.type === "certificate" && "file" in profile.trustAnchors) {
       problems.push(`authProfiles.${name}.trustAnchors.file: a Worker has no file system; give the CA certificates inline as trustAnchors: { pem: "-----BEGIN CERTIFICATE-----..." }`);
     }
+    if (profile.type === "certificate" && profile.intermediates && "file" in profile.intermediates) {
+      problems.push(`authProfiles.${name}.intermediates.file: a Worker has no file system; give the certificates inline as intermediates: { pem: "-----BEGIN CERTIFICATE-----..." }`);
+    }
   }
   for (const [name, source] of Object.entries(config.crlSources)) {
     if (source.file !== undefined) {

@@ -34,7 +34,8 @@ export const consoleLogger: Logger = (record) => {
 
 export async function buildWorkerRuntime(env: WorkerEnv, log: Logger = consoleLogger): Promise<WorkerRuntime> {
   const { config, secrets } = loadWorkerConfig(env);
-  const trustAnchors = parseInlineTrustAnchors(config);
+  const trustAnchors = parseInlineBundles(config, "trustAnchors");
+  const intermediates = parseInlineBundles(config, "intermediates");
   const directories: Record<string, WorkersLdapDirectory> = {};
   for (const [name, directory] of Object.entries(config.directories)) {
     const unreachable = directory.hosts.filter(unreachableFromCloudflare);
@@ -58,7 +59,7 @@ export async function buildWorkerRuntime(env: WorkerEnv, log: Logger = consoleLo
   // Node. No readFile: `file` sources were refused with the configuration. fetch is wrapped because workerd's
   // must not be called detached from the global object.
   const crls = usesRevocation || crlSources.length > 0 ? new CrlStore({ sources: crlSources, fetch: (input, init) => fetch(input, init), log }) : null;
-  const gate = new Gate({ config, directories, trustAnchors, crls });
+  const gate = new Gate({ config, directories, trustAnchors, intermediates, crls });
   const app = createApp({
     gate,
     tokens: await createTokenChecker(secrets.apiTokens),
@@ -70,18 +71,21 @@ export async function buildWorkerRuntime(env: WorkerEnv, log: Logger = consoleLo
   return { app, gate, crls };
 }
 
-function parseInlineTrustAnchors(config: Config): Record<string, X509Certificate[]> {
+/** Each certificate profile's inline PEM bundle under `key` (files were refused with the configuration). */
+function parseInlineBundles(config: Config, key: "trustAnchors" | "intermediates"): Record<string, X509Certificate[]> {
   const problems: string[] = [];
-  const anchors: Record<string, X509Certificate[]> = {};
+  const bundles: Record<string, X509Certificate[]> = {};
   for (const [name, profile] of Object.entries(config.authProfiles)) {
-    if (profile.type !== "certificate" || !("pem" in profile.trustAnchors)) continue;
-    const path = `authProfiles.${name}.trustAnchors.pem`;
+    if (profile.type !== "certificate") continue;
+    const ref = profile[key];
+    if (!ref || !("pem" in ref)) continue;
+    const path = `authProfiles.${name}.${key}.pem`;
     try {
-      anchors[name] = parseTrustAnchors(profile.trustAnchors.pem, path);
+      bundles[name] = parseTrustAnchors(ref.pem, path);
     } catch (error) {
       problems.push((error as Error).message);
     }
   }
   if (problems.length > 0) throw new ConfigError(CONFIG_SOURCE, problems);
-  return anchors;
+  return bundles;
 }
