@@ -1,0 +1,88 @@
+// Closed-loop load generation and the numbers a benchmark row needs: rate, latency percentiles, CPU per
+// operation of each process involved (from /proc, so child processes are measured apart from the load generator).
+import { readFileSync } from "node:fs";
+
+const TICKS_PER_SECOND = 100; // Linux USER_HZ
+
+/** CPU seconds (user + system) a process has used so far; null if it is gone. */
+export function cpuSeconds(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name (which may contain spaces) start at ") ".
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  } catch {
+    return null;
+  }
+}
+
+/** Resident set size of a process, in bytes. */
+export function rssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
+  return Number(kb ?? 0) * 1024;
+}
+
+export interface Processes {
+  [name: string]: number | undefined;
+}
+
+export interface RunResult {
+  ops: number;
+  errors: number;
+  seconds: number;
+  rate: number;
+  p50: number;
+  p99: number;
+  /** Milliseconds of CPU per operation, by process name (including "loadgen"). */
+  cpuMsPerOp: Record<string, number>;
+}
+
+/**
+ * Runs `operation` in `concurrency` closed loops for `seconds`. Each loop gets its worker index, so a worker can
+ * own its connection. An operation that throws counts as an error (and is not timed).
+ */
+export async function closedLoop(concurrency: number, seconds: number, operation: (worker: number) => Promise<void>, processes: Processes): Promise<RunResult> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const cpuBefore = Object.fromEntries(Object.entries(processes).map(([name, pid]) => [name, pid === undefined ? null : cpuSeconds(pid)]));
+  const loadgenBefore = process.cpuUsage();
+  const started = performance.now();
+  const deadline = started + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, worker) => {
+      while (performance.now() < deadline) {
+        const t = performance.now();
+        try {
+          await operation(worker);
+          latencies.push(performance.now() - t);
+        } catch {
+          errors += 1;
+          if (errors > 1000) throw new Error("too many errors; aborting the run");
+        }
+      }
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  const loadgen = process.cpuUsage(loadgenBefore);
+  const ops = latencies.length;
+  const cpuMsPerOp: Record<string, number> = { loadgen: ops ? (loadgen.user + loadgen.system) / 1000 / ops : 0 };
+  for (const [name, pid] of Object.entries(processes)) {
+    const before = cpuBefore[name];
+    const after = pid === undefined ? null : cpuSeconds(pid);
+    if (before !== null && before !== undefined && after !== null) cpuMsPerOp[name] = ops ? ((after - before) * 1000) / ops : 0;
+  }
+  latencies.sort((a, b) => a - b);
+  return { ops, errors, seconds: elapsed, rate: ops / elapsed, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), cpuMsPerOp };
+}
+
+function percentile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))] as number;
+}
+
+/** The run whose rate is the median of `runs` (its latencies and CPU come with it). */
+export function medianRun(runs: RunResult[]): RunResult {
+  const sorted = [...runs].sort((a, b) => a.rate - b.rate);
+  return sorted[Math.floor(sorted.length / 2)] as RunResult;
+}
