@@ -3,10 +3,10 @@
  * from the decision API (GET /v1/listeners/{name}). What is here is how to reach the API and the upstream, the
  * relay's own TLS identity, where to listen, and session limits.
  */
-import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { ConfigError, formatIssues } from "../api/config/load.ts";
+import { readConfigText } from "../api/config/read-file.ts";
 import { secretRef } from "../api/config/schema.ts";
 
 const address = z.strictObject({
@@ -84,13 +84,7 @@ export function validateRelayConfig(document: unknown, source: string): RelayCon
 }
 
 export async function readRelayConfig(path: string): Promise<RelayConfig> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new ConfigError(path, [code === "ENOENT" ? "no such file" : `cannot read the file (${code ?? String(error)})`]);
-  }
+  const text = await readConfigText(path);
   let document: unknown;
   try {
     document = parseYaml(text, { uniqueKeys: true });

@@ -9,10 +9,10 @@
  * Referrals are not chased: continuation references in search results are ignored, and a referral result is an
  * error like any other.
  */
-import { InvalidCredentialsError, ResultCodeError, BusyError, UnavailableError } from "ldapts";
 import type { BindOutcome, Directory, DirectoryEntry, DirectoryResult, SearchRequest } from "../core/directory.ts";
 import { LdapConnection, parseLdapUrl, type ConnectionSecurity, type HostEndpoint } from "./connection.ts";
 import { HostSelector } from "./host-selector.ts";
+import { describe, readRootDse, refusedLocally, searchEntries, userBind } from "./operations.ts";
 import { ConnectionPool } from "./pool.ts";
 
 export interface LdapDirectoryOptions {
@@ -70,40 +70,18 @@ export class LdapDirectory implements Directory {
   }
 
   async search(request: SearchRequest): Promise<DirectoryResult<DirectoryEntry[]>> {
-    return await this.#onSomeHost("service", async (connection) => {
-      const result = await connection.client.search(request.baseDn, {
-        scope: "sub",
-        filter: request.filter,
-        derefAliases: "never",
-        attributes: request.attributes.length === 0 ? ["1.1"] : [...request.attributes],
-        explicitBufferAttributes: [...(request.binaryAttributes ?? [])],
-        sizeLimit: request.sizeLimit,
-        timeLimit: this.#timeLimitSeconds,
-      });
-      return result.searchEntries.slice(0, request.sizeLimit).map(toEntry);
-    });
+    return await this.#onSomeHost("service", (connection) => searchEntries(connection.client, request, this.#timeLimitSeconds));
   }
 
   async bindAsUser(dn: string, password: string): Promise<DirectoryResult<BindOutcome>> {
-    // RFC 4513 §5.1.2: a DN with an empty password is an "unauthenticated bind" that many servers accept.
-    // The core refuses empty passwords first; this is the second lock on the same door.
-    if (dn === "" || password === "") return { ok: true, value: { bound: false, resultCode: 49, message: "empty DN or password refused locally" } };
-    return await this.#onSomeHost("userBind", async (connection) => {
-      try {
-        await connection.client.bind(dn, password);
-        return { bound: true };
-      } catch (error) {
-        if (error instanceof InvalidCredentialsError || (error instanceof ResultCodeError && !isServerTrouble(error))) {
-          return { bound: false, resultCode: error.code, message: error.message };
-        }
-        throw error;
-      }
-    });
+    const refused = refusedLocally(dn, password);
+    if (refused) return { ok: true, value: refused };
+    return await this.#onSomeHost("userBind", (connection) => userBind(connection.client, dn, password));
   }
 
   async probe(): Promise<DirectoryResult<{ host: string }>> {
     return await this.#onSomeHost("service", async (connection) => {
-      await connection.client.search("", { scope: "base", filter: "(objectClass=*)", attributes: ["1.1"], sizeLimit: 1 });
+      await readRootDse(connection.client);
       return { host: connection.endpoint.url };
     });
   }
@@ -128,25 +106,4 @@ export class LdapDirectory implements Directory {
     }
     return { ok: false, error: { kind: "unavailable", detail: `directory ${this.name}: ${failures.join("; ")}` } };
   }
-}
-
-/** LDAP results that say "this server cannot answer now" rather than "no". */
-export function isServerTrouble(error: ResultCodeError): boolean {
-  return error instanceof BusyError || error instanceof UnavailableError;
-}
-
-/** One line about a failure, for operators (no secrets: ldapts messages carry none). */
-export function describe(error: unknown): string {
-  if (error instanceof ResultCodeError) return `LDAP result ${error.code} (${error.message.split("\n")[0]})`;
-  if (error instanceof Error) return `${error.name === "Error" ? "" : `${error.name}: `}${error.message.split("\n")[0]}`;
-  return String(error);
-}
-
-export function toEntry(entry: Record<string, unknown> & { dn: string }): DirectoryEntry {
-  const attributes: Record<string, (string | Buffer)[]> = {};
-  for (const [key, value] of Object.entries(entry)) {
-    if (key === "dn") continue;
-    attributes[key] = (Array.isArray(value) ? value : [value]) as (string | Buffer)[];
-  }
-  return { dn: entry.dn, attributes };
 }

@@ -22,12 +22,12 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import net from "node:net";
 import tls from "node:tls";
-import { Client, InvalidCredentialsError, ResultCodeError } from "ldapts";
+import { Client } from "ldapts";
 import type { DirectoryConfig } from "../config/schema.ts";
 import type { BindOutcome, Directory, DirectoryEntry, DirectoryResult, SearchRequest } from "../core/directory.ts";
 import { parseLdapUrl, withDeadline, type HostEndpoint } from "./connection.ts";
 import { HostSelector } from "./host-selector.ts";
-import { describe as describeFailure, isServerTrouble, toEntry } from "./ldap-directory.ts";
+import { describe as describeFailure, readRootDse, refusedLocally, searchEntries, userBind } from "./operations.ts";
 
 /** How long the polite LDAP unbind at the end of a request may take before the socket is simply closed. */
 const UNBIND_TIMEOUT_MS = 1_000;
@@ -204,28 +204,16 @@ export class WorkersLdapDirectory implements Directory {
   }
 
   async search(request: SearchRequest): Promise<DirectoryResult<DirectoryEntry[]>> {
-    return await this.#asService(async (client) => {
-      const result = await client.search(request.baseDn, {
-        scope: "sub",
-        filter: request.filter,
-        derefAliases: "never",
-        attributes: request.attributes.length === 0 ? ["1.1"] : [...request.attributes],
-        explicitBufferAttributes: [...(request.binaryAttributes ?? [])],
-        sizeLimit: request.sizeLimit,
-        timeLimit: this.#timeLimitSeconds,
-      });
-      return result.searchEntries.slice(0, request.sizeLimit).map(toEntry);
-    });
+    return await this.#asService((client) => searchEntries(client, request, this.#timeLimitSeconds));
   }
 
   async bindAsUser(dn: string, password: string): Promise<DirectoryResult<BindOutcome>> {
-    // RFC 4513 §5.1.2: a DN with an empty password is an "unauthenticated bind" that many servers accept.
-    // The core refuses empty passwords first; this is the second lock on the same door (as in the Node adapter).
-    if (dn === "" || password === "") return { ok: true, value: { bound: false, resultCode: 49, message: "empty DN or password refused locally" } };
+    const refused = refusedLocally(dn, password);
+    if (refused) return { ok: true, value: refused };
     return await this.#onSomeHost(async (endpoint) => {
       const connection = openConnection(endpoint, this.#options);
       try {
-        return await withDeadline(this.#userBind(connection.client, dn, password), this.#deadlineMs, "LDAP bind");
+        return await withDeadline(userBind(connection.client, dn, password), this.#deadlineMs, "LDAP bind");
       } finally {
         await connection.close();
       }
@@ -234,7 +222,7 @@ export class WorkersLdapDirectory implements Directory {
 
   async probe(): Promise<DirectoryResult<{ host: string }>> {
     return await this.#asService(async (client, endpoint) => {
-      await client.search("", { scope: "base", filter: "(objectClass=*)", attributes: ["1.1"], sizeLimit: 1 });
+      await readRootDse(client);
       return { host: endpoint.url };
     });
   }
@@ -245,18 +233,6 @@ export class WorkersLdapDirectory implements Directory {
   /** Connect plus one operation: the most a request waits for one host. */
   get #deadlineMs(): number {
     return this.#options.connectTimeoutMs + this.#options.operationTimeoutMs;
-  }
-
-  async #userBind(client: Client, dn: string, password: string): Promise<BindOutcome> {
-    try {
-      await client.bind(dn, password);
-      return { bound: true };
-    } catch (error) {
-      if (error instanceof InvalidCredentialsError || (error instanceof ResultCodeError && !isServerTrouble(error))) {
-        return { bound: false, resultCode: error.code, message: error.message };
-      }
-      throw error;
-    }
   }
 
   /** Runs `operation` on a service connection (bound as the service identity, or anonymous). */

@@ -6,6 +6,7 @@ import { readFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { serve, type ServerType } from "@hono/node-server";
 import { ConfigError, parseConfig, resolveSecrets } from "../../config/load.ts";
+import { readConfigText } from "../../config/read-file.ts";
 import type { Config } from "../../config/schema.ts";
 import { Gate } from "../../core/gate.ts";
 import { createTokenChecker } from "../../http/api-tokens.ts";
@@ -38,14 +39,7 @@ export const jsonLineLogger: Logger = (record) => {
 };
 
 export async function readConfigFile(path: string): Promise<Config> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new ConfigError(path, [code === "ENOENT" ? "no such file" : `cannot read the file (${code ?? String(error)})`]);
-  }
-  return parseConfig(text, path);
+  return parseConfig(await readConfigText(path), path);
 }
 
 /** Builds one LdapDirectory per LDAP server profile; reads the CA bundles. */

@@ -1,0 +1,69 @@
+/**
+ * The LDAP operations both directory adapters (Node, pooled; Workers, per request) perform, on an ldapts Client
+ * they hand in. One place for how a search is asked, how a user's bind answer is read and how failures are
+ * described, so the two runtimes cannot drift apart on what a decision means.
+ */
+import { BusyError, InvalidCredentialsError, ResultCodeError, UnavailableError, type Client } from "ldapts";
+import type { BindOutcome, DirectoryEntry, SearchRequest } from "../core/directory.ts";
+
+/** A subtree search with aliases not dereferenced and no more entries than asked for. */
+export async function searchEntries(client: Client, request: SearchRequest, timeLimitSeconds: number): Promise<DirectoryEntry[]> {
+  const result = await client.search(request.baseDn, {
+    scope: "sub",
+    filter: request.filter,
+    derefAliases: "never",
+    attributes: request.attributes.length === 0 ? ["1.1"] : [...request.attributes],
+    explicitBufferAttributes: [...(request.binaryAttributes ?? [])],
+    sizeLimit: request.sizeLimit,
+    timeLimit: timeLimitSeconds,
+  });
+  // Continuation references (referrals) are ignored: they are never chased.
+  return result.searchEntries.slice(0, request.sizeLimit).map(toEntry);
+}
+
+/**
+ * RFC 4513 §5.1.2: a DN with an empty password is an "unauthenticated bind" that many servers accept. The core
+ * refuses empty passwords first; adapters check this too, before anything is sent: a second lock on the door.
+ */
+export function refusedLocally(dn: string, password: string): BindOutcome | null {
+  return dn === "" || password === "" ? { bound: false, resultCode: 49, message: "empty DN or password refused locally" } : null;
+}
+
+/** A user's simple bind: an LDAP "no" is an outcome; transport failures and "busy/unavailable" are thrown. */
+export async function userBind(client: Client, dn: string, password: string): Promise<BindOutcome> {
+  try {
+    await client.bind(dn, password);
+    return { bound: true };
+  } catch (error) {
+    if (error instanceof InvalidCredentialsError || (error instanceof ResultCodeError && !isServerTrouble(error))) {
+      return { bound: false, resultCode: error.code, message: error.message };
+    }
+    throw error;
+  }
+}
+
+/** A cheap request any server answers: the root DSE. */
+export async function readRootDse(client: Client): Promise<void> {
+  await client.search("", { scope: "base", filter: "(objectClass=*)", attributes: ["1.1"], sizeLimit: 1 });
+}
+
+/** LDAP results that say "this server cannot answer now" rather than "no". */
+export function isServerTrouble(error: ResultCodeError): boolean {
+  return error instanceof BusyError || error instanceof UnavailableError;
+}
+
+/** One line about a failure, for operators (no secrets: ldapts messages carry none). */
+export function describe(error: unknown): string {
+  if (error instanceof ResultCodeError) return `LDAP result ${error.code} (${error.message.split("\n")[0]})`;
+  if (error instanceof Error) return `${error.name === "Error" ? "" : `${error.name}: `}${error.message.split("\n")[0]}`;
+  return String(error);
+}
+
+export function toEntry(entry: Record<string, unknown> & { dn: string }): DirectoryEntry {
+  const attributes: Record<string, (string | Buffer)[]> = {};
+  for (const [key, value] of Object.entries(entry)) {
+    if (key === "dn") continue;
+    attributes[key] = (Array.isArray(value) ? value : [value]) as (string | Buffer)[];
+  }
+  return { dn: entry.dn, attributes };
+}
