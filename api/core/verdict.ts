@@ -77,8 +77,21 @@ interface Outcome {
   close?: boolean;
 }
 
-function withDetail(detail: string | undefined): { detail?: string } {
-  return detail === undefined ? {} : { detail };
+/** The fields every decision that does not authenticate shares; `allow` sets its own. */
+function notAuthenticated(verdict: Exclude<VerdictKind, "allow">, reason: Reason, smtp: SmtpReply | null, outcome: Outcome & { dn?: string | null }): Decision {
+  return {
+    verdict,
+    authenticated: false,
+    method: outcome.method,
+    identity: null,
+    dn: outcome.dn ?? null,
+    temporary: false,
+    reason,
+    smtp,
+    close: verdict === "continue" ? false : (outcome.close ?? false),
+    profile: outcome.profile,
+    ...(outcome.detail === undefined ? {} : { detail: outcome.detail }),
+  };
 }
 
 export function allow(outcome: Outcome & { identity: string; dn: string | null; temporary?: boolean }): Decision {
@@ -93,56 +106,21 @@ export function allow(outcome: Outcome & { identity: string; dn: string | null; 
     smtp: outcome.smtp ?? SMTP_REPLIES.authSucceeded,
     close: outcome.close ?? false,
     profile: outcome.profile,
-    ...withDetail(outcome.detail),
+    ...(outcome.detail === undefined ? {} : { detail: outcome.detail }),
   };
 }
 
 export function deny(reason: Exclude<Reason, "ok" | "directory-unavailable">, outcome: Outcome & { dn?: string | null }): Decision {
-  return {
-    verdict: "deny",
-    authenticated: false,
-    method: outcome.method,
-    identity: null,
-    dn: outcome.dn ?? null,
-    temporary: false,
-    reason,
-    smtp: outcome.smtp ?? SMTP_REPLIES.authInvalid,
-    close: outcome.close ?? false,
-    profile: outcome.profile,
-    ...withDetail(outcome.detail),
-  };
+  return notAuthenticated("deny", reason, outcome.smtp ?? SMTP_REPLIES.authInvalid, outcome);
 }
 
 /** A directory (or revocation source) that cannot answer is a temporary failure, never an accept. */
 export function tempfail(outcome: Outcome & { reason?: "directory-unavailable" | "certificate-revocation-unknown" }): Decision {
-  return {
-    verdict: "tempfail",
-    authenticated: false,
-    method: outcome.method,
-    identity: null,
-    dn: null,
-    temporary: false,
-    reason: outcome.reason ?? "directory-unavailable",
-    smtp: outcome.smtp ?? SMTP_REPLIES.authTemporaryFailure,
-    close: outcome.close ?? false,
-    profile: outcome.profile,
-    ...withDetail(outcome.detail),
-  };
+  // Whatever DN was reached, a tempfail names none: nothing was decided about it.
+  return notAuthenticated("tempfail", outcome.reason ?? "directory-unavailable", outcome.smtp ?? SMTP_REPLIES.authTemporaryFailure, { ...outcome, dn: null });
 }
 
 /** No decision yet: the session goes on and the relay offers SMTP AUTH. The reason says why. */
 export function proceed(reason: Reason, outcome: Outcome & { dn?: string | null }): Decision {
-  return {
-    verdict: "continue",
-    authenticated: false,
-    method: outcome.method,
-    identity: null,
-    dn: outcome.dn ?? null,
-    temporary: false,
-    reason,
-    smtp: null,
-    close: false,
-    profile: outcome.profile,
-    ...withDetail(outcome.detail),
-  };
+  return notAuthenticated("continue", reason, null, outcome);
 }
