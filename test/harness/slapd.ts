@@ -419,14 +419,19 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** Starts a private slapd with the seed data; see SlapdOptions. close() it when done. */
 export async function startSlapd(options: SlapdOptions = {}): Promise<SlapdInstance> {
   installExitHooks();
-  const dir = await mkdtemp(join(tmpdir(), "smtpgate-slapd-"));
-  liveDirs.add(dir);
-  try {
-    return await setUp(dir, options);
-  } catch (err) {
-    liveDirs.delete(dir);
-    await rm(dir, { recursive: true, force: true });
-    throw err;
+  // A free port is free when we look, not necessarily when slapd binds it (other test files run in parallel):
+  // when slapd finds its port taken, start over with fresh ports, unless the caller fixed them.
+  for (let attempt = 1; ; attempt += 1) {
+    const dir = await mkdtemp(join(tmpdir(), "smtpgate-slapd-"));
+    liveDirs.add(dir);
+    try {
+      return await setUp(dir, options);
+    } catch (err) {
+      liveDirs.delete(dir);
+      await rm(dir, { recursive: true, force: true });
+      if (!options.ports && attempt < 5 && /Address already in use/.test((err as Error).message)) continue;
+      throw err;
+    }
   }
 }
 
