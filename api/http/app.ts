@@ -23,6 +23,7 @@ import type { Decision, Verdict } from "../core/verdict.ts";
 import { ApiMetrics, type DecisionKind, type ObservedDirectory } from "../metrics/api-metrics.ts";
 import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from "../metrics/prometheus.ts";
 import { bearerToken, type TokenChecker } from "./api-tokens.ts";
+import { openApiDocument } from "./openapi.ts";
 import { problem, type FieldProblem } from "./problem.ts";
 import { authRequestSchema, cacheFlushRequestSchema, tlsRequestSchema, type AuthRequestBody, type TlsRequestBody } from "./requests.ts";
 
@@ -62,6 +63,10 @@ export function createApp(options: AppOptions): Hono<Env> {
   app.use(requestId({ limitLength: 64 }));
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
+
+  // The public contract, without a token: it describes the API and holds nothing secret.
+  const openApi = JSON.stringify(openApiDocument());
+  app.get("/openapi.json", (c) => c.body(openApi, 200, { "Content-Type": "application/json" }));
 
   app.get("/readyz", async (c) => {
     const readiness = await options.gate.readiness();

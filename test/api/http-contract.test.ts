@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { API_TOKENS_CONFIG, TEST_TOKEN, TEST_TOKEN_NEXT, startTestApi, type TestApi } from "../harness/api.ts";
 import { SEED, startSlapd, type SlapdInstance } from "../harness/slapd.ts";
+import { verdictSchema } from "../../api/http/openapi.ts";
 
 let slapd: SlapdInstance;
 let api: TestApi;
@@ -122,6 +123,24 @@ describe("malformed calls get 400 problem+json naming the field", () => {
   it("never echoes the password in a problem", async () => {
     const response = await api.post("/v1/decide/auth", { ...VALID, mechanism: "XX", password: "secret-in-a-bad-call" });
     expect(JSON.stringify(response.body)).not.toContain("secret-in-a-bad-call");
+  });
+});
+
+describe("OpenAPI", () => {
+  it("serves /openapi.json without a token, describing the decision endpoints", async () => {
+    const response = await fetch(`${api.url}/openapi.json`);
+    expect(response.status).toBe(200);
+    const document = (await response.json()) as { openapi: string; paths: Record<string, unknown>; components: { schemas: Record<string, { properties?: Record<string, unknown> }> } };
+    expect(document.openapi).toBe("3.1.0");
+    expect(Object.keys(document.paths)).toEqual(expect.arrayContaining(["/v1/decide/tls", "/v1/decide/auth", "/v1/listeners/{name}"]));
+    expect(Object.keys(document.components.schemas.AuthRequest?.properties ?? {})).toEqual(expect.arrayContaining(["listener", "client", "mechanism", "username", "password", "certificate"]));
+  });
+
+  it("describes the verdicts the API really gives", async () => {
+    const verdict = await api.post("/v1/decide/auth", VALID);
+    expect(verdictSchema.safeParse(verdict.body).success).toBe(true);
+    const denied = await api.post("/v1/decide/auth", { ...VALID, password: "wrong" });
+    expect(verdictSchema.safeParse(denied.body).success).toBe(true);
   });
 });
 
