@@ -93,6 +93,13 @@ export async function evaluateCertificate(chain: readonly string[] | null, profi
     } else {
       reusableUntil = Math.min(reusableUntil, status.usableUntil.getTime());
     }
+    // A revoked CA revokes what it signed: each intermediate on the path is checked against a CRL from its own
+    // issuer where one of the profile's sources holds one. Unlike the leaf's, a missing CRL here is not "unknown"
+    // (most deployments publish none for their CAs), so only a positive revocation counts.
+    for (let index = 1; index < path.path.length - 1; index += 1) {
+      const intermediate = await profile.revocation.check(path.path[index] as X509Certificate, path.path[index + 1] as X509Certificate);
+      if (intermediate.status === "revoked") return { kind: "invalid", reason: "certificate-revoked", detail: `intermediate CA ${(path.path[index] as X509Certificate).subject}: ${intermediate.detail}`, reusableUntil: FOREVER };
+    }
   }
   const reuse = reusableUntil === undefined ? {} : { reusableUntil };
 

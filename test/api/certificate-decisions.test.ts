@@ -11,6 +11,7 @@ import { generateClientPki, type ClientPki, type LeafName } from "../harness/cli
 import { serveCrls, type CrlServer } from "../harness/crl-server.ts";
 import { freePorts } from "../harness/ports.ts";
 import { SEED, startSlapd, type SlapdInstance } from "../harness/slapd.ts";
+import { x509 } from "../../api/pki/x509.ts";
 
 let slapd: SlapdInstance;
 let crlServer: CrlServer;
@@ -41,6 +42,7 @@ function config(directoryHosts: string[]): ConfigInput {
       intermediate: { url: `${crlServer.baseUrl}/intermediate.crl` },
       "stale-file": { file: join(dir, "stale.crl") },
       "wrong-key": { url: `${crlServer.baseUrl}/wrong-key.crl` },
+      "root-revokes-intermediate": { url: `${crlServer.baseUrl}/root-revokes-intermediate.crl` },
     },
     authProfiles: {
       corp: { type: "ldap", query: "corp" },
@@ -54,6 +56,7 @@ function config(directoryHosts: string[]): ConfigInput {
       "stale-tempfail": certificateProfile("asyncos", { revocation: { crlSources: ["stale-file"], whenUnknown: "tempfail" } }),
       "stale-grace": certificateProfile("asyncos", { revocation: { crlSources: ["stale-file"], staleGraceSeconds: 86_400 } }),
       "forged-crl": certificateProfile("asyncos", { revocation: { crlSources: ["wrong-key"] } }),
+      "intermediate-revoked": certificateProfile("asyncos", { revocation: { crlSources: ["intermediate", "root-revokes-intermediate"] } }),
       "no-revocation": { type: "certificate" as const, query: "asyncos", trustAnchors: { pem: pki.rootPem } },
     },
     listeners: {
@@ -69,6 +72,7 @@ function config(directoryHosts: string[]): ConfigInput {
       "stale-grace": { authProfile: "stale-grace" },
       "forged-crl": { authProfile: "forged-crl" },
       "no-revocation": { authProfile: "no-revocation" },
+      "intermediate-revoked": { authProfile: "intermediate-revoked" },
     },
     api: { ...API_TOKENS_CONFIG, maxBodyBytes: 4 * 1024 * 1024 },
   };
@@ -79,6 +83,7 @@ beforeAll(async () => {
   pki = await generateClientPki({ crlBaseUrl: crlServer.baseUrl });
   crlServer.set("/intermediate.crl", pki.crls.intermediateCurrent.der);
   crlServer.set("/wrong-key.crl", pki.crls.intermediateWrongKey.der);
+  crlServer.set("/root-revokes-intermediate.crl", await rootCrlRevoking(pki.intermediate.certificate.serialNumber));
   dir = await mkdtemp(join(tmpdir(), "smtpgate-cert-"));
   await writeFile(join(dir, "stale.crl"), pki.crls.intermediateStale.pem);
   slapd = await startSlapd({ extraSchema: CAC_SCHEMA, extraLdif: certUsersLdif(pki) });
@@ -91,6 +96,21 @@ afterAll(async () => {
   await crlServer?.close();
   await rm(dir, { recursive: true, force: true });
 });
+
+/** A CRL from the test root (signed with its key) that revokes `serial`. */
+async function rootCrlRevoking(serial: string): Promise<Uint8Array> {
+  const der = Buffer.from(pki.root.keyPem.replace(/-----[^-]+-----|\s/g, ""), "base64");
+  const signingKey = await crypto.subtle.importKey("pkcs8", der, { name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
+  const crl = await x509.X509CrlGenerator.create({
+    issuer: pki.root.certificate.subjectName,
+    thisUpdate: new Date(Date.now() - 60_000),
+    nextUpdate: new Date(Date.now() + 86_400_000),
+    entries: [{ serialNumber: serial, revocationDate: new Date(Date.now() - 60_000) }],
+    signingAlgorithm: { name: "ECDSA", hash: "SHA-256" },
+    signingKey,
+  });
+  return new Uint8Array(crl.rawData);
+}
 
 async function tls(listener: string, chain: string[] | null, server: TestApi = api): Promise<Record<string, unknown>> {
   const response = await server.post("/v1/decide/tls", {
@@ -245,6 +265,15 @@ describe("revocation sources", () => {
   it("shows the CRL sources in /readyz", async () => {
     const body = (await (await fetch(`${api.url}/readyz`)).json()) as { crlSources: Record<string, { ready: boolean }> };
     expect(body.crlSources.intermediate?.ready).toBe(true);
+  });
+});
+
+describe("revoked intermediate CA", () => {
+  it("refuses a valid leaf whose intermediate the root's CRL revokes", async () => {
+    const verdict = await tls("intermediate-revoked", pki.chain("alice"));
+    expect(verdict).toMatchObject({ ...REFUSED, reason: "certificate-revoked" });
+    const line = api.logs.findLast((record) => record.msg === "decision");
+    expect(String(line?.detail)).toMatch(/^intermediate CA .*smtpgate Test Intermediate CA/);
   });
 });
 
