@@ -105,7 +105,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const slapd = await startSlapd({ extraSchema: CAC_SCHEMA, extraLdif: certUsersLdif(pki) });
     closers.push(() => slapd.close());
     const apiToken = options.apiToken ?? TEST_TOKEN;
-    const api = await startTestApi(stackApiConfig(slapd, pki, crls.baseUrl), { BIND_PW: SEED.servicePassword, TEST_TOKEN: apiToken }, options.apiPort);
+    // With a token of its own (the demo), the API accepts that token only: not the test suite's rotation token.
+    const tokens = options.apiToken ? { TEST_TOKEN: apiToken, TEST_TOKEN_NEXT: apiToken } : {};
+    const api = await startTestApi(stackApiConfig(slapd, pki, crls.baseUrl), { BIND_PW: SEED.servicePassword, ...tokens }, options.apiPort);
     closers.push(() => api.close());
     const sink = await startSink({ ...(options.mailFolder ? { folder: options.mailFolder } : {}), ...(options.onMessage ? { onMessage: options.onMessage } : {}) });
     closers.push(() => sink.close());
