@@ -106,7 +106,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     closers.push(() => slapd.close());
     const apiToken = options.apiToken ?? TEST_TOKEN;
     // With a token of its own (the demo), the API accepts that token only: not the test suite's rotation token.
-    const tokens = options.apiToken ? { TEST_TOKEN: apiToken, TEST_TOKEN_NEXT: apiToken } : {};
+    const tokens: Record<string, string> = options.apiToken ? { TEST_TOKEN: apiToken, TEST_TOKEN_NEXT: apiToken } : {};
     const api = await startTestApi(stackApiConfig(slapd, pki, crls.baseUrl), { BIND_PW: SEED.servicePassword, ...tokens }, options.apiPort);
     closers.push(() => api.close());
     const sink = await startSink({ ...(options.mailFolder ? { folder: options.mailFolder } : {}), ...(options.onMessage ? { onMessage: options.onMessage } : {}) });
