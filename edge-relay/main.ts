@@ -9,6 +9,7 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { ConfigError, resolveSecretRef } from "../api/config/load.ts";
+import { stopOnSignals } from "../api/runtime/node/signals.ts";
 import { readRelayConfig } from "./config.ts";
 import { jsonLines } from "./log.ts";
 import { startRelay } from "./relay.ts";
@@ -49,15 +50,9 @@ try {
     tls: { key: await read(config.tls.keyFile, "tls.keyFile"), cert: await read(config.tls.certFile, "tls.certFile") },
     upstreamCa: config.upstream.tls.caFile ? await read(config.upstream.tls.caFile, "upstream.tls.caFile") : undefined,
   });
-  const stop = (signal: string): void => {
-    jsonLines({ level: "info", msg: "stopping: no new connections; open sessions get the grace period", signal, graceMs: config.limits.shutdownGraceMs });
-    relay.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
+  stopOnSignals(relay.close, (signal) =>
+    jsonLines({ level: "info", msg: "stopping: no new connections; open sessions get the grace period", signal, graceMs: config.limits.shutdownGraceMs }),
+  );
 } catch (error) {
   if (error instanceof ConfigError) fail(error.message);
   const code = (error as NodeJS.ErrnoException).code;

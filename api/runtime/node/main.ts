@@ -9,6 +9,7 @@
 import { parseArgs } from "node:util";
 import { ConfigError } from "../../config/load.ts";
 import { jsonLineLogger, readConfigFile, startApiServer } from "./server.ts";
+import { stopOnSignals } from "./signals.ts";
 
 const USAGE = "usage: smtpgate-api --config FILE [--host HOST] [--port PORT]   (or set SMTPGATE_CONFIG)";
 
@@ -34,15 +35,7 @@ async function main(): Promise<void> {
     if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port: not a port number: ${values.port}`);
     const server = await startApiServer({ config, source: path, listen: { host: values.host ?? config.api.listen.host, port } });
     jsonLineLogger({ level: "info", msg: "listening", url: server.url, config: path, directories: Object.keys(config.directories), listeners: Object.keys(config.listeners) });
-    const stop = (signal: string): void => {
-      jsonLineLogger({ level: "info", msg: "stopping", signal });
-      server.close().then(
-        () => process.exit(0),
-        () => process.exit(1),
-      );
-    };
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
+    stopOnSignals(server.close, (signal) => jsonLineLogger({ level: "info", msg: "stopping", signal }));
   } catch (error) {
     if (error instanceof ConfigError) fail(error.message);
     const code = (error as NodeJS.ErrnoException).code;
