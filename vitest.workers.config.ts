@@ -19,7 +19,12 @@ process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
 const dir = await mkdtemp(join(tmpdir(), "smtpgate-workerd-tls-"));
 const directoryTls = await generateCaAndServerCert(dir, "", "smtpgate workerd test CA");
 process.env.NODE_EXTRA_CA_CERTS = directoryTls.caFile;
-process.env[WORKERD_TLS_ENV] = JSON.stringify({ dir, caFile: directoryTls.caFile, certFile: directoryTls.certFile, keyFile: directoryTls.keyFile } satisfies WorkerdTlsFiles);
+process.env[WORKERD_TLS_ENV] = JSON.stringify({
+  dir,
+  caFile: directoryTls.caFile,
+  certFile: directoryTls.certFile,
+  keyFile: directoryTls.keyFile,
+} satisfies WorkerdTlsFiles);
 const { cloudflareTest } = await import("@cloudflare/vitest-pool-workers");
 
 export default defineConfig({

@@ -19,7 +19,8 @@ export class ApiError extends Error {
   override name = "ApiError";
 }
 
-export type PolicyFetch = { status: "changed"; policy: ListenerPolicy; etag: string | null } | { status: "not-modified" };
+export type PolicyFetch =
+  { status: "changed"; policy: ListenerPolicy; etag: string | null } | { status: "not-modified" };
 
 export class ApiClient {
   readonly #pool: Pool;
@@ -49,15 +50,22 @@ export class ApiClient {
   }
 
   async listenerPolicy(name: string, etag: string | null): Promise<PolicyFetch> {
-    const response = await this.#send("GET", `/v1/listeners/${encodeURIComponent(name)}`, undefined, etag ? { "if-none-match": etag } : {});
+    const response = await this.#send(
+      "GET",
+      `/v1/listeners/${encodeURIComponent(name)}`,
+      undefined,
+      etag ? { "if-none-match": etag } : {},
+    );
     if (response.statusCode === 304) {
       await response.body.dump();
       return { status: "not-modified" };
     }
     const text = await response.body.text();
-    if (response.statusCode !== 200) throw new ApiError(`GET /v1/listeners/${name}: HTTP ${response.statusCode}: ${text.slice(0, 200)}`);
+    if (response.statusCode !== 200)
+      throw new ApiError(`GET /v1/listeners/${name}: HTTP ${response.statusCode}: ${text.slice(0, 200)}`);
     const policy = JSON.parse(text) as ListenerPolicy;
-    if (!Array.isArray(policy.hostAccessTable) || typeof policy.mailFlowPolicies !== "object") throw new ApiError(`GET /v1/listeners/${name}: not a listener policy`);
+    if (!Array.isArray(policy.hostAccessTable) || typeof policy.mailFlowPolicies !== "object")
+      throw new ApiError(`GET /v1/listeners/${name}: not a listener policy`);
     const header = response.headers.etag;
     return { status: "changed", policy, etag: typeof header === "string" ? header : null };
   }
@@ -67,9 +75,13 @@ export class ApiClient {
   }
 
   async #call(method: string, path: string, body: unknown, requestId: string): Promise<unknown> {
-    const response = await this.#send(method, path, JSON.stringify(body), { "content-type": "application/json", "x-request-id": requestId });
+    const response = await this.#send(method, path, JSON.stringify(body), {
+      "content-type": "application/json",
+      "x-request-id": requestId,
+    });
     const text = await response.body.text();
-    if (response.statusCode !== 200) throw new ApiError(`${method} ${path}: HTTP ${response.statusCode}: ${text.slice(0, 300)}`);
+    if (response.statusCode !== 200)
+      throw new ApiError(`${method} ${path}: HTTP ${response.statusCode}: ${text.slice(0, 300)}`);
     try {
       return JSON.parse(text);
     } catch {

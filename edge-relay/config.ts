@@ -16,11 +16,22 @@ const address = z.strictObject({
 
 export const relayConfigSchema = z.strictObject({
   listener: z.string().min(1).max(64).describe("the API listener whose policy this relay enforces"),
-  hostname: z.string().min(1).max(253).default("localhost").describe("the name in the greeting and in Received: headers"),
+  hostname: z
+    .string()
+    .min(1)
+    .max(253)
+    .default("localhost")
+    .describe("the name in the greeting and in Received: headers"),
   api: z.strictObject({
     url: z.url({ protocol: /^https?$/ }).describe("the decision API, e.g. http://127.0.0.1:8787"),
     token: secretRef,
-    timeoutMs: z.number().int().min(100).max(60_000).default(3_000).describe("per decision call; a slower API is a 454"),
+    timeoutMs: z
+      .number()
+      .int()
+      .min(100)
+      .max(60_000)
+      .default(3_000)
+      .describe("per decision call; a slower API is a 454"),
     connections: z.number().int().min(1).max(1024).default(32),
     policyRefreshSeconds: z.number().int().min(1).max(86_400).default(60),
   }),
@@ -35,7 +46,9 @@ export const relayConfigSchema = z.strictObject({
       implicitTls: address.optional().describe("SMTP over TLS from the first byte (465)"),
       health: address.optional().describe("HTTP GET /healthz (503 while stopping) and GET /metrics (Prometheus text)"),
     })
-    .refine((listen) => listen.starttls !== undefined || listen.implicitTls !== undefined, { message: "give starttls, implicitTls or both" }),
+    .refine((listen) => listen.starttls !== undefined || listen.implicitTls !== undefined, {
+      message: "give starttls, implicitTls or both",
+    }),
   upstream: z.strictObject({
     host: z.string().min(1),
     port: z.number().int().min(1).max(65535).default(25),
@@ -53,8 +66,20 @@ export const relayConfigSchema = z.strictObject({
   }),
   limits: z
     .strictObject({
-      authFailureDelayMs: z.number().int().min(0).max(60_000).default(2_000).describe("delay before answering a failed AUTH"),
-      maxAuthFailures: z.number().int().min(1).max(100).default(3).describe("close the session after this many failed AUTHs"),
+      authFailureDelayMs: z
+        .number()
+        .int()
+        .min(0)
+        .max(60_000)
+        .default(2_000)
+        .describe("delay before answering a failed AUTH"),
+      maxAuthFailures: z
+        .number()
+        .int()
+        .min(1)
+        .max(100)
+        .default(3)
+        .describe("close the session after this many failed AUTHs"),
       maxClients: z.number().int().min(1).max(100_000).default(1_000),
       socketTimeoutMs: z.number().int().min(1_000).max(3_600_000).default(60_000),
       shutdownGraceMs: z

@@ -56,7 +56,8 @@ export function buildDeliveryReport(report: DeliveryReport): string {
   const messageId = /^message-id:\s*(<[^>\r\n]{1,900}>)/im.exec(report.headers)?.[1];
   const permanent = report.refused.filter((item) => isPermanent(item.response));
   const temporary = report.refused.filter((item) => !isPermanent(item.response));
-  const list = (items: readonly RefusedRecipient[]) => items.map((item) => `  <${clean(item.recipient, 320)}>\r\n      ${clean(item.response, 400)}`).join("\r\n");
+  const list = (items: readonly RefusedRecipient[]) =>
+    items.map((item) => `  <${clean(item.recipient, 320)}>\r\n      ${clean(item.response, 400)}`).join("\r\n");
 
   const text = [
     `This is the mail system at host ${report.hostname}.`,
@@ -65,7 +66,9 @@ export function buildDeliveryReport(report: DeliveryReport): string {
     `server (${report.upstream}) refused the recipients below, and this relay keeps no queue:`,
     "the message was NOT delivered to them and will not be retried.",
     ...(permanent.length > 0 ? ["", "Refused permanently:", "", list(permanent)] : []),
-    ...(temporary.length > 0 ? ["", "Refused for now (send the message to them again later):", "", list(temporary)] : []),
+    ...(temporary.length > 0
+      ? ["", "Refused for now (send the message to them again later):", "", list(temporary)]
+      : []),
     "",
     "The headers of your message are attached.",
     ...(report.sessionId ? ["", `Relay session: ${clean(report.sessionId, 80)}`] : []),
@@ -82,7 +85,10 @@ export function buildDeliveryReport(report: DeliveryReport): string {
     ].join("\r\n"),
   );
 
-  const headers = report.headers.length > 0 ? report.headers.replace(/(\r\n)*$/, "\r\n") : "X-Smtpgate-Note: the message's headers were not read\r\n";
+  const headers =
+    report.headers.length > 0
+      ? report.headers.replace(/(\r\n)*$/, "\r\n")
+      : "X-Smtpgate-Note: the message's headers were not read\r\n";
   // RFC 6532 headers may carry UTF-8; the part says so rather than mangling them.
   const eightBit = /[\u0080-\uffff]/.test(headers);
 

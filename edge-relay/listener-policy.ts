@@ -36,7 +36,12 @@ export class ListenerPolicyHolder {
   /** Why the last refresh failed; null once one succeeds (a 304 is a success). */
   lastError: string | null = null;
 
-  constructor(api: ApiClient, listener: string, log: (record: Record<string, unknown>) => void, hooks: ListenerPolicyHooks = {}) {
+  constructor(
+    api: ApiClient,
+    listener: string,
+    log: (record: Record<string, unknown>) => void,
+    hooks: ListenerPolicyHooks = {},
+  ) {
     this.#api = api;
     this.#listener = listener;
     this.#log = log;
@@ -48,7 +53,8 @@ export class ListenerPolicyHolder {
     const fetched = await this.#api.listenerPolicy(this.#listener, null);
     if (fetched.status !== "changed") throw new Error("the API answered 304 to an unconditional request");
     this.#install(fetched.policy, fetched.etag);
-    if (this.#compiled?.groups.length === 0) throw new Error(`listener ${this.#listener} has an empty host access table: every connection would be refused`);
+    if (this.#compiled?.groups.length === 0)
+      throw new Error(`listener ${this.#listener} has an empty host access table: every connection would be refused`);
   }
 
   startRefreshing(everySeconds: number): void {
@@ -72,7 +78,13 @@ export class ListenerPolicyHolder {
       this.lastError = null;
     } catch (error) {
       this.lastError = (error as Error).message;
-      this.#log({ level: "warn", msg: "listener policy refresh failed; keeping the last good copy", listener: this.#listener, stage, error: this.lastError });
+      this.#log({
+        level: "warn",
+        msg: "listener policy refresh failed; keeping the last good copy",
+        listener: this.#listener,
+        stage,
+        error: this.lastError,
+      });
       this.#hooks.onRefreshFailure?.(stage, error as Error);
     }
   }
@@ -99,7 +111,10 @@ export class ListenerPolicyHolder {
 
   /** The largest message any policy allows (smtp-server's own SIZE limit; each policy's is checked per session). */
   get largestMessageBytes(): number {
-    return Math.max(1024, ...Object.values(this.#compiled?.policy.mailFlowPolicies ?? {}).map((policy) => policy.maxMessageBytes));
+    return Math.max(
+      1024,
+      ...Object.values(this.#compiled?.policy.mailFlowPolicies ?? {}).map((policy) => policy.maxMessageBytes),
+    );
   }
 
   #install(policy: ListenerPolicy, etag: string | null): void {
@@ -115,7 +130,11 @@ export class ListenerPolicyHolder {
       if (!mailFlowPolicy) throw new Error(`sender group ${group.name} names an unknown policy ${group.policy}`);
       return { group, blocks, policy: mailFlowPolicy };
     });
-    this.#compiled = { policy, groups, acceptedDomains: new Set(policy.acceptedDomains.map((domain) => domain.toLowerCase())) };
+    this.#compiled = {
+      policy,
+      groups,
+      acceptedDomains: new Set(policy.acceptedDomains.map((domain) => domain.toLowerCase())),
+    };
     this.#etag = etag;
   }
 }

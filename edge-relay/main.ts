@@ -23,7 +23,9 @@ function fail(message: string): never {
 
 let values;
 try {
-  ({ values } = parseArgs({ options: { config: { type: "string", short: "c" }, help: { type: "boolean", short: "h" } } }));
+  ({ values } = parseArgs({
+    options: { config: { type: "string", short: "c" }, help: { type: "boolean", short: "h" } },
+  }));
 } catch (error) {
   fail(`${(error as Error).message}\n${USAGE}`);
 }
@@ -41,7 +43,9 @@ try {
     try {
       return await readFile(file, "utf8");
     } catch (error) {
-      throw new ConfigError(path, [`${key}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)})`]);
+      throw new ConfigError(path, [
+        `${key}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+      ]);
     }
   };
   const relay = await startRelay({
@@ -51,7 +55,12 @@ try {
     upstreamCa: config.upstream.tls.caFile ? await read(config.upstream.tls.caFile, "upstream.tls.caFile") : undefined,
   });
   stopOnSignals(relay.close, (signal) =>
-    jsonLines({ level: "info", msg: "stopping: no new connections; open sessions get the grace period", signal, graceMs: config.limits.shutdownGraceMs }),
+    jsonLines({
+      level: "info",
+      msg: "stopping: no new connections; open sessions get the grace period",
+      signal,
+      graceMs: config.limits.shutdownGraceMs,
+    }),
   );
 } catch (error) {
   if (error instanceof ConfigError) fail(error.message);

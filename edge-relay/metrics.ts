@@ -51,7 +51,9 @@ abstract class Series<L extends string, V> {
 
   protected labelText(labels: Labels<L>, extra: Record<string, string> = {}): string {
     const pairs = [...this.labelNames.map((label) => [label, labels[label]] as const), ...Object.entries(extra)];
-    return pairs.length === 0 ? "" : `{${pairs.map(([label, value]) => `${label}="${escapeLabelValue(value)}"`).join(",")}}`;
+    return pairs.length === 0
+      ? ""
+      : `{${pairs.map(([label, value]) => `${label}="${escapeLabelValue(value)}"`).join(",")}}`;
   }
 }
 
@@ -61,7 +63,9 @@ export class Counter<L extends string = never> extends Series<L, number> impleme
     return 0;
   }
 
-  inc(...[labels, by = 1]: [L] extends [never] ? [labels?: Labels<L>, by?: number] : [labels: Labels<L>, by?: number]): void {
+  inc(
+    ...[labels, by = 1]: [L] extends [never] ? [labels?: Labels<L>, by?: number] : [labels: Labels<L>, by?: number]
+  ): void {
     if (by < 0) throw new Error(`${this.name}: a counter cannot go down`);
     this.entry((labels ?? {}) as Labels<L>).value += by;
   }
@@ -78,7 +82,9 @@ export class Counter<L extends string = never> extends Series<L, number> impleme
 
 /** A value that goes up and down. */
 export class Gauge<L extends string = never> extends Counter<L> {
-  dec(...[labels, by = 1]: [L] extends [never] ? [labels?: Labels<L>, by?: number] : [labels: Labels<L>, by?: number]): void {
+  dec(
+    ...[labels, by = 1]: [L] extends [never] ? [labels?: Labels<L>, by?: number] : [labels: Labels<L>, by?: number]
+  ): void {
     this.entry((labels ?? {}) as Labels<L>).value -= by;
   }
 }
@@ -145,19 +151,37 @@ export class MetricsRegistry {
     return this.#add(new Gauge<L>(name, labelNames), help, "gauge");
   }
 
-  histogram<L extends string = never>(name: string, help: string, labelNames: readonly L[], bounds: readonly number[]): Histogram<L> {
+  histogram<L extends string = never>(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    bounds: readonly number[],
+  ): Histogram<L> {
     return this.#add(new Histogram<L>(name, labelNames, bounds), help, "histogram");
   }
 
   /** The text exposition: `# HELP`, `# TYPE`, then one `name{labels} value` line per series. */
   render(): string {
-    return this.#metrics.map(({ metric, help, type }) => [`# HELP ${metric.name} ${escapeHelp(help)}`, `# TYPE ${metric.name} ${type}`, ...metric.lines()].join("\n")).join("\n") + "\n";
+    return (
+      this.#metrics
+        .map(({ metric, help, type }) =>
+          [`# HELP ${metric.name} ${escapeHelp(help)}`, `# TYPE ${metric.name} ${type}`, ...metric.lines()].join("\n"),
+        )
+        .join("\n") + "\n"
+    );
   }
 
-  #add<M extends Metric & { labelNames: readonly string[] }>(metric: M, help: string, type: "counter" | "gauge" | "histogram"): M {
+  #add<M extends Metric & { labelNames: readonly string[] }>(
+    metric: M,
+    help: string,
+    type: "counter" | "gauge" | "histogram",
+  ): M {
     if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(metric.name)) throw new Error(`not a metric name: ${metric.name}`);
-    if (this.#metrics.some((known) => known.metric.name === metric.name)) throw new Error(`metric registered twice: ${metric.name}`);
-    for (const label of metric.labelNames) if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(label) || label.startsWith("__")) throw new Error(`not a label name: ${label}`);
+    if (this.#metrics.some((known) => known.metric.name === metric.name))
+      throw new Error(`metric registered twice: ${metric.name}`);
+    for (const label of metric.labelNames)
+      if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(label) || label.startsWith("__"))
+        throw new Error(`not a label name: ${label}`);
     this.#metrics.push({ metric, help, type });
     return metric;
   }
@@ -179,27 +203,57 @@ export function createRelayMetrics() {
       "SMTP connections by the mail-flow policy of their sender group (none: no group matched) and what the relay did at connect",
       ["policy", "result"],
     ),
-    sessionsActive: registry.gauge("smtpgate_relay_sessions_active", "SMTP sessions open now (accepted at connect, not yet closed)"),
-    tls: registry.counter<"result" | "protocol">("smtpgate_relay_tls_total", "TLS handshakes with clients (STARTTLS and implicit TLS) by result and protocol version", ["result", "protocol"]),
+    sessionsActive: registry.gauge(
+      "smtpgate_relay_sessions_active",
+      "SMTP sessions open now (accepted at connect, not yet closed)",
+    ),
+    tls: registry.counter<"result" | "protocol">(
+      "smtpgate_relay_tls_total",
+      "TLS handshakes with clients (STARTTLS and implicit TLS) by result and protocol version",
+      ["result", "protocol"],
+    ),
     auth: registry.counter<"method" | "result">(
       "smtpgate_relay_auth_total",
       "Authentication decisions: client certificates at TLS time and SMTP AUTH passwords, by result (tempfail: API or directory unavailable)",
       ["method", "result"],
     ),
-    messages: registry.counter<"result">("smtpgate_relay_messages_total", "Messages at the end of DATA by outcome: relayed (the upstream accepted), refused (5xx), tempfail (4xx), too-big", ["result"]),
-    messageBytes: registry.counter("smtpgate_relay_message_bytes_total", "Bytes of message data relayed to the upstream (as received from clients, without the added Received: header)"),
+    messages: registry.counter<"result">(
+      "smtpgate_relay_messages_total",
+      "Messages at the end of DATA by outcome: relayed (the upstream accepted), refused (5xx), tempfail (4xx), too-big",
+      ["result"],
+    ),
+    messageBytes: registry.counter(
+      "smtpgate_relay_message_bytes_total",
+      "Bytes of message data relayed to the upstream (as received from clients, without the added Received: header)",
+    ),
     dsn: registry.counter<"result">(
       "smtpgate_relay_dsn_total",
       "Delivery status notifications for recipients the upstream refused while accepting others: sent, failed (client told 451), refused (client told 5xx), suppressed (null sender)",
       ["result"],
     ),
-    apiErrors: registry.counter<"call">("smtpgate_relay_api_errors_total", "Decision API calls that failed (unreachable, timeout, HTTP error, malformed answer) by call", ["call"]),
-    upstreamErrors: registry.counter("smtpgate_relay_upstream_errors_total", "Upstream transactions that failed without a reply from the upstream (connect, TLS, timeout, connection lost) or with 421"),
-    policyRefreshFailures: registry.counter("smtpgate_relay_policy_refresh_failures_total", "Failed refreshes of the listener policy (the last good copy stays in force)"),
-    decisionSeconds: registry.histogram<"call">("smtpgate_relay_decision_seconds", "Latency of decision API calls in seconds, failures included", ["call"], DECISION_BUCKETS),
+    apiErrors: registry.counter<"call">(
+      "smtpgate_relay_api_errors_total",
+      "Decision API calls that failed (unreachable, timeout, HTTP error, malformed answer) by call",
+      ["call"],
+    ),
+    upstreamErrors: registry.counter(
+      "smtpgate_relay_upstream_errors_total",
+      "Upstream transactions that failed without a reply from the upstream (connect, TLS, timeout, connection lost) or with 421",
+    ),
+    policyRefreshFailures: registry.counter(
+      "smtpgate_relay_policy_refresh_failures_total",
+      "Failed refreshes of the listener policy (the last good copy stays in force)",
+    ),
+    decisionSeconds: registry.histogram<"call">(
+      "smtpgate_relay_decision_seconds",
+      "Latency of decision API calls in seconds, failures included",
+      ["call"],
+      DECISION_BUCKETS,
+    ),
   };
   // Series with a fixed label set are exposed from the start, so that rate() sees their first increment.
-  for (const method of ["certificate", "password"]) for (const result of ["success", "failure", "tempfail"]) metrics.auth.inc({ method, result }, 0);
+  for (const method of ["certificate", "password"])
+    for (const result of ["success", "failure", "tempfail"]) metrics.auth.inc({ method, result }, 0);
   for (const result of ["relayed", "refused", "tempfail", "too-big"]) metrics.messages.inc({ result }, 0);
   for (const result of ["sent", "failed", "refused", "suppressed"]) metrics.dsn.inc({ result }, 0);
   for (const call of ["tls", "auth", "policy"]) metrics.apiErrors.inc({ call }, 0);

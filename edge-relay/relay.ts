@@ -16,13 +16,27 @@ import type { AddressInfo, Socket } from "node:net";
 import { PassThrough, Transform, type TransformCallback } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import nodemailer from "nodemailer";
-import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from "smtp-server";
+import {
+  SMTPServer,
+  type SMTPServerAddress,
+  type SMTPServerAuthentication,
+  type SMTPServerDataStream,
+  type SMTPServerOptions,
+  type SMTPServerSession,
+} from "smtp-server";
 import { SMTP_REPLIES } from "../api/core/smtp-replies.ts";
 import type { Verdict } from "../api/core/verdict.ts";
 import { ApiClient } from "./api-client.ts";
 import type { RelayConfig } from "./config.ts";
 import { buildDeliveryReport, type RefusedRecipient } from "./dsn.ts";
-import { COMMANDS_NEEDING_TLS, HIDE_AUTH_BEFORE_TLS, TLS_REQUIRED, installSmtpServerPatches, replyError, replyText } from "./smtp-server-patches.ts";
+import {
+  COMMANDS_NEEDING_TLS,
+  HIDE_AUTH_BEFORE_TLS,
+  TLS_REQUIRED,
+  installSmtpServerPatches,
+  replyError,
+  replyText,
+} from "./smtp-server-patches.ts";
 import { ListenerPolicyHolder, type SenderGroupMatch } from "./listener-policy.ts";
 import { jsonLines, sessionLog, type Logger, type SessionLog } from "./log.ts";
 import { createRelayMetrics, METRICS_CONTENT_TYPE, type RelayMetrics, type SessionResult } from "./metrics.ts";
@@ -80,7 +94,12 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const { config } = options;
   const log = options.log ?? jsonLines;
   const metrics = createRelayMetrics();
-  const api = new ApiClient({ url: config.api.url, token: options.apiToken, timeoutMs: config.api.timeoutMs, connections: config.api.connections });
+  const api = new ApiClient({
+    url: config.api.url,
+    token: options.apiToken,
+    timeoutMs: config.api.timeoutMs,
+    connections: config.api.connections,
+  });
   const policy = new ListenerPolicyHolder(api, config.listener, log, {
     onRefreshFailure: (stage) => {
       metrics.policyRefreshFailures.inc();
@@ -91,7 +110,10 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     await policy.load();
   } catch (error) {
     await api.close();
-    throw new Error(`cannot load the policy of listener "${config.listener}" from ${config.api.url}: ${(error as Error).message}`, { cause: error });
+    throw new Error(
+      `cannot load the policy of listener "${config.listener}" from ${config.api.url}: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   policy.startRefreshing(config.api.policyRefreshSeconds);
 
@@ -124,7 +146,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   /** Aborts of the upstream transactions whose DATA is still streaming in (close() ends them after the grace). */
   const streaming = new Set<() => void>();
 
-  const connectionsOf = (server: SMTPServer): Set<ConnectionHandle> => (server as unknown as { connections: Set<ConnectionHandle> }).connections;
+  const connectionsOf = (server: SMTPServer): Set<ConnectionHandle> =>
+    (server as unknown as { connections: Set<ConnectionHandle> }).connections;
 
   /** A decision API call, timed, its failures counted. */
   const decide = async <T>(call: "tls" | "auth", run: () => Promise<T>): Promise<T> => {
@@ -139,7 +162,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     }
   };
 
-  const countSession = (policyName: string, result: SessionResult) => metrics.sessions.inc({ policy: policyName, result });
+  const countSession = (policyName: string, result: SessionResult) =>
+    metrics.sessions.inc({ policy: policyName, result });
 
   /** Failures where the upstream could not be used at all (or said 421) are upstream errors; refusals are not. */
   const countUpstreamFailure = (failure: UpstreamError) => {
@@ -164,8 +188,18 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const common = (state: SessionState, session: SMTPServerSession) => ({
     listener: config.listener,
     session: `${session.id}`,
-    client: { ip: session.remoteAddress, ...(session.hostNameAppearsAs ? { helo: String(session.hostNameAppearsAs).slice(0, 255) } : {}) },
-    tls: session.secure && session.tlsOptions ? { version: protocolOf(session), cipher: session.tlsOptions.name, ...(session.servername ? { sni: String(session.servername) } : {}) } : null,
+    client: {
+      ip: session.remoteAddress,
+      ...(session.hostNameAppearsAs ? { helo: String(session.hostNameAppearsAs).slice(0, 255) } : {}),
+    },
+    tls:
+      session.secure && session.tlsOptions
+        ? {
+            version: protocolOf(session),
+            cipher: session.tlsOptions.name,
+            ...(session.servername ? { sni: String(session.servername) } : {}),
+          }
+        : null,
     ...(state.certificate ? { certificate: { chain: state.certificate } } : {}),
   });
 
@@ -184,7 +218,10 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       countSession("none", "rejected");
       return callback(replyError(SMTP_REPLIES.accessDenied));
     }
-    slog("info", `New SMTP ICID ${icid} interface ${session.localAddress}:${session.localPort} address ${session.remoteAddress} range ${group.group} policy ${group.policyName}`);
+    slog(
+      "info",
+      `New SMTP ICID ${icid} interface ${session.localAddress}:${session.localPort} address ${session.remoteAddress} range ${group.group} policy ${group.policyName}`,
+    );
     if (group.policy.behaviour === "reject" || group.policy.behaviour === "tcprefuse") {
       slog("info", `ICID ${icid} REJECT SG ${group.group} match ${session.remoteAddress}`);
       countSession(group.policyName, "rejected");
@@ -192,7 +229,10 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     }
     const count = (perClient.get(session.remoteAddress) ?? 0) + 1;
     if (count > group.policy.maxConnectionsPerClient) {
-      slog("warn", `ICID ${icid} TEMPFAIL: more than ${group.policy.maxConnectionsPerClient} connections from ${session.remoteAddress}`);
+      slog(
+        "warn",
+        `ICID ${icid} TEMPFAIL: more than ${group.policy.maxConnectionsPerClient} connections from ${session.remoteAddress}`,
+      );
       countSession(group.policyName, "too-many-connections");
       return callback(replyError(SMTP_REPLIES.tooManyConnections));
     }
@@ -208,7 +248,16 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       marks[TLS_REQUIRED] = true;
     }
     if (disabled.length > 0) session.disabledCommands = disabled;
-    states.set(session, { icid, log: slog, group, certificate: null, identity: null, method: null, authFailures: 0, counted: true });
+    states.set(session, {
+      icid,
+      log: slog,
+      group,
+      certificate: null,
+      identity: null,
+      method: null,
+      authFailures: 0,
+      counted: true,
+    });
     countSession(group.policyName, "accepted");
     metrics.sessionsActive.inc();
     callback();
@@ -231,7 +280,10 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       const tlsSocket = socket as TLSSocket;
       const protocol = tlsSocket.getProtocol?.() ?? "unknown";
       metrics.tls.inc({ result: "success", protocol });
-      state.log("info", `ICID ${state.icid} TLS success protocol ${protocol} cipher ${tlsSocket.getCipher?.()?.name ?? "unknown"}`);
+      state.log(
+        "info",
+        `ICID ${state.icid} TLS success protocol ${protocol} cipher ${tlsSocket.getCipher?.()?.name ?? "unknown"}`,
+      );
       // RFC 3207: nothing from before the handshake counts any more, identity included.
       state.identity = null;
       state.method = null;
@@ -243,7 +295,14 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       let verdict: Verdict;
       try {
         verdict = await decide("tls", () =>
-          api.decideTls({ ...common(state, session), tls: { version: protocol, cipher: tlsSocket.getCipher?.()?.name ?? "unknown" }, certificate: certificate ? { chain: certificate } : null }, `${session.id}-tls`),
+          api.decideTls(
+            {
+              ...common(state, session),
+              tls: { version: protocol, cipher: tlsSocket.getCipher?.()?.name ?? "unknown" },
+              certificate: certificate ? { chain: certificate } : null,
+            },
+            `${session.id}-tls`,
+          ),
         );
       } catch (error) {
         metrics.auth.inc({ method: "certificate", result: "tempfail" });
@@ -255,14 +314,24 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         state.identity = verdict.identity;
         state.method = "certificate";
         session.user = verdict.identity;
-        state.log("info", `ICID ${state.icid} Cert Auth: succeeded for user: ${verdict.identity} with profile: ${verdict.profile}`, { decisionId: verdict.decisionId });
+        state.log(
+          "info",
+          `ICID ${state.icid} Cert Auth: succeeded for user: ${verdict.identity} with profile: ${verdict.profile}`,
+          { decisionId: verdict.decisionId },
+        );
         return callback();
       }
       // "continue" without a certificate is no attempt at all (flow C offers AUTH); with one, it did not pass.
       if (verdict.verdict === "tempfail") metrics.auth.inc({ method: "certificate", result: "tempfail" });
-      else if (verdict.verdict === "deny" || certificate) metrics.auth.inc({ method: "certificate", result: "failure" });
-      state.log("info", `ICID ${state.icid} Cert Auth: ${verdict.verdict === "continue" ? "no decision" : "failed"} reason ${verdict.reason}`, { decisionId: verdict.decisionId, verdict: verdict.verdict });
-      if (verdict.close || verdict.verdict === "deny") return callback(replyError(verdict.smtp ?? SMTP_REPLIES.certificateRequired));
+      else if (verdict.verdict === "deny" || certificate)
+        metrics.auth.inc({ method: "certificate", result: "failure" });
+      state.log(
+        "info",
+        `ICID ${state.icid} Cert Auth: ${verdict.verdict === "continue" ? "no decision" : "failed"} reason ${verdict.reason}`,
+        { decisionId: verdict.decisionId, verdict: verdict.verdict },
+      );
+      if (verdict.close || verdict.verdict === "deny")
+        return callback(replyError(verdict.smtp ?? SMTP_REPLIES.certificateRequired));
       callback();
     })().catch((error: unknown) => callback(error as Error));
   };
@@ -276,7 +345,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       if (rules.smtpAuth === "off") return callback(replyError(SMTP_REPLIES.authNotAvailable));
       if (!session.secure && rules.tls === "required") return callback(replyError(SMTP_REPLIES.startTlsFirst));
       if (!session.secure && rules.requireTlsToOfferAuth) return callback(replyError(SMTP_REPLIES.encryptionRequired));
-      if (auth.method !== "PLAIN" && auth.method !== "LOGIN") return callback(replyError(SMTP_REPLIES.unknownMechanism));
+      if (auth.method !== "PLAIN" && auth.method !== "LOGIN")
+        return callback(replyError(SMTP_REPLIES.unknownMechanism));
       let verdict: Verdict;
       try {
         verdict = await decide("auth", () =>
@@ -303,25 +373,39 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         if (verdict.temporary) state.log.markTemporary();
         state.identity = verdict.identity;
         state.method = verdict.method;
-        state.log("info", `SMTP Auth: (ICID ${state.icid}) succeeded for user: ${user} using AUTH mechanism: ${auth.method} with profile: ${verdict.profile}`, {
-          decisionId: verdict.decisionId,
-          ...(verdict.temporary ? { note: "allowance query failed; allowed temporarily by the listener" } : {}),
-        });
+        state.log(
+          "info",
+          `SMTP Auth: (ICID ${state.icid}) succeeded for user: ${user} using AUTH mechanism: ${auth.method} with profile: ${verdict.profile}`,
+          {
+            decisionId: verdict.decisionId,
+            ...(verdict.temporary ? { note: "allowance query failed; allowed temporarily by the listener" } : {}),
+          },
+        );
         return callback(null, { user: verdict.identity });
       }
       if (verdict.verdict === "tempfail") {
         metrics.auth.inc({ method: "password", result: "tempfail" });
-        state.log("warn", `SMTP Auth: (ICID ${state.icid}) temporary failure for user: ${user} reason ${verdict.reason}`, { decisionId: verdict.decisionId });
+        state.log(
+          "warn",
+          `SMTP Auth: (ICID ${state.icid}) temporary failure for user: ${user} reason ${verdict.reason}`,
+          { decisionId: verdict.decisionId },
+        );
         return callback(replyError(verdict.smtp ?? SMTP_REPLIES.authTemporaryFailure));
       }
       state.authFailures += 1;
       metrics.auth.inc({ method: "password", result: "failure" });
-      state.log("info", `SMTP Auth: (ICID ${state.icid}) failed for user: ${user} using AUTH mechanism: ${auth.method} reason ${verdict.reason}`, { decisionId: verdict.decisionId });
+      state.log(
+        "info",
+        `SMTP Auth: (ICID ${state.icid}) failed for user: ${user} using AUTH mechanism: ${auth.method} reason ${verdict.reason}`,
+        { decisionId: verdict.decisionId },
+      );
       // A delay makes guessing slow; the reply never says which of user name or password was wrong.
       await delay(config.limits.authFailureDelayMs);
       if (verdict.close || state.authFailures >= config.limits.maxAuthFailures) {
         const connection = connectionOf(session);
-        callback(replyError(verdict.close ? (verdict.smtp ?? SMTP_REPLIES.authInvalid) : SMTP_REPLIES.tooManyAuthFailures));
+        callback(
+          replyError(verdict.close ? (verdict.smtp ?? SMTP_REPLIES.authInvalid) : SMTP_REPLIES.tooManyAuthFailures),
+        );
         setImmediate(() => connection?.close());
         return;
       }
@@ -336,8 +420,11 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     if (shuttingDown) return callback(replyError(SMTP_REPLIES.shuttingDown));
     if (!session.secure && rules.tls === "required") return callback(replyError(SMTP_REPLIES.startTlsFirst));
     if (!state.identity && rules.smtpAuth === "required") return callback(replyError(SMTP_REPLIES.authRequired));
-    const declared = Number(address.args && typeof address.args === "object" ? (address.args as Record<string, string>).SIZE : 0);
-    if (Number.isFinite(declared) && declared > rules.maxMessageBytes) return callback(replyError(SMTP_REPLIES.messageTooBig));
+    const declared = Number(
+      address.args && typeof address.args === "object" ? (address.args as Record<string, string>).SIZE : 0,
+    );
+    if (Number.isFinite(declared) && declared > rules.maxMessageBytes)
+      return callback(replyError(SMTP_REPLIES.messageTooBig));
     state.log("info", `ICID ${state.icid} MID from: <${printable(address.address, 320)}>`);
     callback();
   };
@@ -345,7 +432,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const onRcptTo: SMTPServerOptions["onRcptTo"] = (address, session, callback) => {
     const state = stateOf(session);
     const rules = state.group.policy;
-    if (session.envelope.rcptTo.length >= rules.maxRecipients) return callback(replyError(SMTP_REPLIES.tooManyRecipients));
+    if (session.envelope.rcptTo.length >= rules.maxRecipients)
+      return callback(replyError(SMTP_REPLIES.tooManyRecipients));
     const relayAllowed = state.identity !== null || rules.behaviour === "relay";
     if (!relayAllowed && !isLocalRecipient(address, policy)) {
       state.log("info", `ICID ${state.icid} RCPT rejected (relay denied): <${printable(address.address, 320)}>`);
@@ -362,7 +450,11 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     );
   };
 
-  const relayMessage = async (stream: SMTPServerDataStream, session: SMTPServerSession, state: SessionState): Promise<string | Error> => {
+  const relayMessage = async (
+    stream: SMTPServerDataStream,
+    session: SMTPServerSession,
+    state: SessionState,
+  ): Promise<string | Error> => {
     const arrived = new Date();
     const limit = state.group.policy.maxMessageBytes;
     const counter = new ByteLimit(limit);
@@ -406,7 +498,11 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
     const to = session.envelope.rcptTo.map((recipient) => recipient.address);
     try {
-      const info = (await upstream.sendMail({ envelope: { from, to }, raw: body })) as { response?: string; rejected?: string[]; rejectedErrors?: UpstreamRefusal[] };
+      const info = (await upstream.sendMail({ envelope: { from, to }, raw: body })) as {
+        response?: string;
+        rejected?: string[];
+        rejectedErrors?: UpstreamRefusal[];
+      };
       await ended;
       if (stream.sizeExceeded || counter.exceeded) {
         metrics.messages.inc({ result: "too-big" });
@@ -417,10 +513,27 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       if (refused.length === 0) {
         metrics.messages.inc({ result: "relayed" });
         metrics.messageBytes.inc(undefined, counter.bytes);
-        state.log("info", `ICID ${state.icid} Message relayed to ${config.upstream.host}:${config.upstream.port}: ${response}`, { recipients: to.length, bytes: counter.bytes });
-        return replyText({ code: 250, enhanced: "2.0.0", text: "" }, `Ok: relayed (${printable(info.response ?? "", 120)})`);
+        state.log(
+          "info",
+          `ICID ${state.icid} Message relayed to ${config.upstream.host}:${config.upstream.port}: ${response}`,
+          { recipients: to.length, bytes: counter.bytes },
+        );
+        return replyText(
+          { code: 250, enhanced: "2.0.0", text: "" },
+          `Ok: relayed (${printable(info.response ?? "", 120)})`,
+        );
       }
-      return await reportRefused({ state, session, from, to, refused, response, bytes: counter.bytes, headers: received + counter.headers, arrived });
+      return await reportRefused({
+        state,
+        session,
+        from,
+        to,
+        refused,
+        response,
+        bytes: counter.bytes,
+        headers: received + counter.headers,
+        arrived,
+      });
     } catch (error) {
       // Whatever happened upstream, read the rest of the client's DATA so the session stays in step.
       stream.unpipe(counter);
@@ -438,18 +551,28 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       }
       const failure = error as UpstreamError;
       countUpstreamFailure(failure);
-      state.log("warn", `ICID ${state.icid} Upstream delivery failed: ${printable(failure.response ?? failure.message, 300)}`, { code: failure.code, responseCode: failure.responseCode });
+      state.log(
+        "warn",
+        `ICID ${state.icid} Upstream delivery failed: ${printable(failure.response ?? failure.message, 300)}`,
+        { code: failure.code, responseCode: failure.responseCode },
+      );
       if (failure.responseCode && failure.responseCode >= 500 && failure.responseCode < 600) {
         // Every recipient refused (or the message itself): the client gets the upstream's own reply.
         metrics.messages.inc({ result: "refused" });
         const enhanced = /\b5\.\d{1,3}\.\d{1,3}\b/.exec(failure.response ?? "")?.[0] ?? "5.0.0";
-        return replyError({ code: failure.responseCode, enhanced, text: "" }, `Upstream refused the message: ${printable(stripReplyCode(failure.response ?? ""), 200)}`);
+        return replyError(
+          { code: failure.responseCode, enhanced, text: "" },
+          `Upstream refused the message: ${printable(stripReplyCode(failure.response ?? ""), 200)}`,
+        );
       }
       metrics.messages.inc({ result: "tempfail" });
       if (failure.responseCode) {
         // SPEC §7: a 4xx with the upstream's reason.
         const reason = printable(stripReplyCode(failure.response ?? ""), 200);
-        return replyError(SMTP_REPLIES.upstreamFailed, reason ? `${SMTP_REPLIES.upstreamFailed.text}: ${reason}` : SMTP_REPLIES.upstreamFailed.text);
+        return replyError(
+          SMTP_REPLIES.upstreamFailed,
+          reason ? `${SMTP_REPLIES.upstreamFailed.text}: ${reason}` : SMTP_REPLIES.upstreamFailed.text,
+        );
       }
       return replyError(SMTP_REPLIES.upstreamUnavailable);
     }
@@ -485,8 +608,17 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   }): Promise<string | Error> => {
     const { state, from, to, refused } = message;
     const delivered = to.length - refused.length;
-    const list = refused.map((item) => `<${printable(item.recipient, 320)}> ${printable(item.response, 200)}`).join("; ");
-    const fields = { refused: refused.map((item) => ({ recipient: printable(item.recipient, 320), response: printable(item.response, 300) })), recipients: to.length, bytes: message.bytes };
+    const list = refused
+      .map((item) => `<${printable(item.recipient, 320)}> ${printable(item.response, 200)}`)
+      .join("; ");
+    const fields = {
+      refused: refused.map((item) => ({
+        recipient: printable(item.recipient, 320),
+        response: printable(item.response, 300),
+      })),
+      recipients: to.length,
+      bytes: message.bytes,
+    };
     const relayedPart = `relayed to ${delivered} of ${to.length} recipients (${printable(message.response, 100)})`;
     if (!from) {
       metrics.dsn.inc({ result: "suppressed" });
@@ -497,7 +629,10 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         `ICID ${state.icid} Message from the null sender <> relayed to ${delivered} of ${to.length} recipients; the upstream refused the others and NO delivery status notification is sent (a bounce of a bounce could loop): ${list}`,
         fields,
       );
-      return replyText({ code: 250, enhanced: "2.0.0", text: "" }, `Ok: ${relayedPart}; ${refused.length} refused by the upstream, not reported (null sender)`);
+      return replyText(
+        { code: 250, enhanced: "2.0.0", text: "" },
+        `Ok: ${relayedPart}; ${refused.length} refused by the upstream, not reported (null sender)`,
+      );
     }
     const report = buildDeliveryReport({
       hostname: config.hostname,
@@ -510,7 +645,9 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       sessionId: `${message.session.id}`,
     });
     try {
-      const sent = (await upstream.sendMail({ envelope: { from: "", to: [from] }, raw: report })) as { response?: string };
+      const sent = (await upstream.sendMail({ envelope: { from: "", to: [from] }, raw: report })) as {
+        response?: string;
+      };
       metrics.dsn.inc({ result: "sent" });
       metrics.messages.inc({ result: "relayed" });
       metrics.messageBytes.inc(undefined, message.bytes);
@@ -519,7 +656,10 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         `ICID ${state.icid} Message relayed to ${delivered} of ${to.length} recipients; the upstream refused ${refused.length}: ${list}; delivery status notification sent to <${printable(from, 320)}>: ${printable(sent.response ?? "", 200)}`,
         fields,
       );
-      return replyText({ code: 250, enhanced: "2.0.0", text: "" }, `Ok: ${relayedPart}; ${refused.length} refused by the upstream, reported to the sender`);
+      return replyText(
+        { code: 250, enhanced: "2.0.0", text: "" },
+        `Ok: ${relayedPart}; ${refused.length} refused by the upstream, reported to the sender`,
+      );
     } catch (error) {
       const failure = error as UpstreamError;
       countUpstreamFailure(failure);
@@ -527,16 +667,30 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       if (failure.responseCode && failure.responseCode >= 500) {
         metrics.dsn.inc({ result: "refused" });
         metrics.messages.inc({ result: "refused" });
-        state.log("error", `ICID ${state.icid} Message relayed to ${delivered} of ${to.length} recipients; the upstream refused ${list}; and it refused the delivery status notification to <${printable(from, 320)}>: ${reason}`, fields);
+        state.log(
+          "error",
+          `ICID ${state.icid} Message relayed to ${delivered} of ${to.length} recipients; the upstream refused ${list}; and it refused the delivery status notification to <${printable(from, 320)}>: ${reason}`,
+          fields,
+        );
         return replyError(
           { code: 554, enhanced: "5.0.0", text: "" },
-          printable(`Delivered to ${delivered} of ${to.length} recipients only; the upstream refused ${list}; the notice to the sender was refused: ${stripReplyCode(failure.response ?? failure.message)}`, 400),
+          printable(
+            `Delivered to ${delivered} of ${to.length} recipients only; the upstream refused ${list}; the notice to the sender was refused: ${stripReplyCode(failure.response ?? failure.message)}`,
+            400,
+          ),
         );
       }
       metrics.dsn.inc({ result: "failed" });
       metrics.messages.inc({ result: "tempfail" });
-      state.log("error", `ICID ${state.icid} Upstream refused ${list}; the delivery status notification to <${printable(from, 320)}> failed: ${reason}; answering 451 so that the client retries (the ${delivered} accepted recipients will get the message again)`, fields);
-      return replyError(SMTP_REPLIES.upstreamFailed, `${SMTP_REPLIES.upstreamFailed.text}: ${refused.length} of ${to.length} recipients refused and the sender could not be notified`);
+      state.log(
+        "error",
+        `ICID ${state.icid} Upstream refused ${list}; the delivery status notification to <${printable(from, 320)}> failed: ${reason}; answering 451 so that the client retries (the ${delivered} accepted recipients will get the message again)`,
+        fields,
+      );
+      return replyError(
+        SMTP_REPLIES.upstreamFailed,
+        `${SMTP_REPLIES.upstreamFailed.text}: ${refused.length} of ${to.length} recipients refused and the sender could not be notified`,
+      );
     }
   };
 
@@ -575,7 +729,11 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const ports: Relay["ports"] = {};
   const listen = async (server: SMTPServer, address: { host: string; port: number }): Promise<number> => {
     // tcprefuse: close before smtp-server even greets (AsyncOS's TCPREFUSE), decided on the raw socket.
-    const netServer = (server as unknown as { server: { prependListener(event: "connection", listener: (socket: Socket) => void): void } }).server;
+    const netServer = (
+      server as unknown as {
+        server: { prependListener(event: "connection", listener: (socket: Socket) => void): void };
+      }
+    ).server;
     netServer.prependListener("connection", (socket: Socket) => {
       const match = policy.match(normaliseAddress(socket.remoteAddress ?? ""));
       if (match?.policy.behaviour === "tcprefuse") {
@@ -587,17 +745,24 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       server.once("error", reject);
       server.listen(address.port, address.host, () => resolve());
     });
-    server.on("error", (error: Error & { meta?: { stage?: string; remoteAddress?: string }; remoteAddress?: string }) => {
-      // smtp-server marks failed handshakes (STARTTLS and implicit TLS) with meta.stage "connect". No version was
-      // agreed on (what the socket reports then is only the highest it would have offered): protocol "unknown".
-      if (error.meta?.stage === "connect") {
-        metrics.tls.inc({ result: "failure", protocol: "unknown" });
-        log({ level: "warn", msg: `TLS failed: ${printable(error.message.trim(), 300)}`, client: error.meta.remoteAddress ?? error.remoteAddress });
-        return;
-      }
-      log({ level: "error", msg: "SMTP server error", error: error.message });
-    });
-    return ((server as unknown as { server: { address(): AddressInfo } }).server.address()).port;
+    server.on(
+      "error",
+      (error: Error & { meta?: { stage?: string; remoteAddress?: string }; remoteAddress?: string }) => {
+        // smtp-server marks failed handshakes (STARTTLS and implicit TLS) with meta.stage "connect". No version was
+        // agreed on (what the socket reports then is only the highest it would have offered): protocol "unknown".
+        if (error.meta?.stage === "connect") {
+          metrics.tls.inc({ result: "failure", protocol: "unknown" });
+          log({
+            level: "warn",
+            msg: `TLS failed: ${printable(error.message.trim(), 300)}`,
+            client: error.meta.remoteAddress ?? error.remoteAddress,
+          });
+          return;
+        }
+        log({ level: "error", msg: "SMTP server error", error: error.message });
+      },
+    );
+    return (server as unknown as { server: { address(): AddressInfo } }).server.address().port;
   };
 
   if (config.listen.starttls) {
@@ -618,7 +783,13 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       if (request.method === "GET" && path === "/healthz") {
         // 503 while stopping: a load balancer stops sending new clients during the grace period.
         response.writeHead(shuttingDown ? 503 : 200, { "content-type": "application/json" });
-        response.end(JSON.stringify({ status: shuttingDown ? "stopping" : "ok", listener: config.listener, policyRefreshError: policy.lastError }));
+        response.end(
+          JSON.stringify({
+            status: shuttingDown ? "stopping" : "ok",
+            listener: config.listener,
+            policyRefreshError: policy.lastError,
+          }),
+        );
         return;
       }
       if (request.method === "GET" && path === "/metrics") {
@@ -633,7 +804,13 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     ports.health = (health.address() as AddressInfo).port;
   }
 
-  log({ level: "info", msg: "relay listening", listener: config.listener, ports, upstream: `${config.upstream.host}:${config.upstream.port}` });
+  log({
+    level: "info",
+    msg: "relay listening",
+    listener: config.listener,
+    ports,
+    upstream: `${config.upstream.host}:${config.upstream.port}`,
+  });
 
   const openSessions = (): number => servers.reduce((count, server) => count + connectionsOf(server).size, 0);
 
@@ -641,7 +818,13 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     shuttingDown = true;
     policy.stopRefreshing();
     const graceMs = config.limits.shutdownGraceMs;
-    log({ level: "info", msg: "relay stopping: no new connections; open sessions may finish their mail transaction", listener: config.listener, openSessions: openSessions(), graceMs });
+    log({
+      level: "info",
+      msg: "relay stopping: no new connections; open sessions may finish their mail transaction",
+      listener: config.listener,
+      openSessions: openSessions(),
+      graceMs,
+    });
     // Stop accepting at once: the listening sockets close and the kernel refuses new connections. (smtp-server's
     // own close() would do that too, but it also answers every command from then on with 421 at once: no
     // session could finish.)
@@ -649,7 +832,14 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     const deadline = Date.now() + graceMs;
     while (openSessions() > 0 && Date.now() < deadline) await delay(Math.min(25, deadline - Date.now()));
     const left = openSessions();
-    if (left > 0) log({ level: "warn", msg: "relay stopping: grace period over, closing the sessions left with 421 4.3.2", listener: config.listener, openSessions: left, messagesStreaming: streaming.size });
+    if (left > 0)
+      log({
+        level: "warn",
+        msg: "relay stopping: grace period over, closing the sessions left with 421 4.3.2",
+        listener: config.listener,
+        openSessions: left,
+        messagesStreaming: streaming.size,
+      });
     // A message still streaming in is not relayed: the client is told 421 and sends it again elsewhere or later.
     for (const abort of streaming) abort();
     // smtp-server's close(): handshakes in progress are dropped, and every session left gets "421 Server
@@ -704,8 +894,12 @@ class ByteLimit extends Transform {
   get headers(): string {
     const text = Buffer.concat(this.#head).toString("latin1");
     const blank = /(?:^|\n)\r?\n/.exec(text);
-    const section = blank ? text.slice(0, blank.index + (blank[0].startsWith("\n") ? 1 : 0)) : text.slice(0, text.lastIndexOf("\n") + 1);
-    return Buffer.from(section, "latin1").toString("utf8").replace(/\r\n|\r|\n/g, "\r\n");
+    const section = blank
+      ? text.slice(0, blank.index + (blank[0].startsWith("\n") ? 1 : 0))
+      : text.slice(0, text.lastIndexOf("\n") + 1);
+    return Buffer.from(section, "latin1")
+      .toString("utf8")
+      .replace(/\r\n|\r|\n/g, "\r\n");
   }
 
   /** Joins what was kept and stops keeping more once the blank line or MAX_HEADER_BYTES is reached. */
@@ -735,7 +929,9 @@ function refusedRecipients(info: { rejected?: string[]; rejectedErrors?: Upstrea
   const errors = info.rejectedErrors ?? [];
   return (info.rejected ?? []).map((recipient) => ({
     recipient,
-    response: errors.find((error) => error.recipient === recipient)?.response ?? "550 5.0.0 Recipient refused (the upstream gave no reason)",
+    response:
+      errors.find((error) => error.recipient === recipient)?.response ??
+      "550 5.0.0 Recipient refused (the upstream gave no reason)",
   }));
 }
 
@@ -759,9 +955,17 @@ function isLocalRecipient(address: SMTPServerAddress, policy: ListenerPolicyHold
 function receivedHeader(session: SMTPServerSession, state: SessionState, hostname: string): string {
   const protocol = `ESMTP${session.secure ? "S" : ""}${state.identity ? "A" : ""}`;
   const helo = printable(String(session.hostNameAppearsAs || "unknown"), 100).replace(/[()]/g, "");
-  const tls = session.secure && session.tlsOptions ? ` (${printable(protocolOf(session), 20)} ${printable(session.tlsOptions.name, 60)})` : "";
-  const auth = state.identity ? `\r\n\t(authenticated as ${printable(state.identity, 100).replace(/[()]/g, "")} by ${state.method ?? "smtpgate"})` : "";
-  const recipient = session.envelope.rcptTo.length === 1 ? `\r\n\tfor <${printable(session.envelope.rcptTo[0]?.address ?? "", 320)}>` : "";
+  const tls =
+    session.secure && session.tlsOptions
+      ? ` (${printable(protocolOf(session), 20)} ${printable(session.tlsOptions.name, 60)})`
+      : "";
+  const auth = state.identity
+    ? `\r\n\t(authenticated as ${printable(state.identity, 100).replace(/[()]/g, "")} by ${state.method ?? "smtpgate"})`
+    : "";
+  const recipient =
+    session.envelope.rcptTo.length === 1
+      ? `\r\n\tfor <${printable(session.envelope.rcptTo[0]?.address ?? "", 320)}>`
+      : "";
   return `Received: from ${helo} ([${session.remoteAddress}])\r\n\tby ${hostname} (smtpgate) with ${protocol} id ${session.id}${tls}${auth}${recipient};\r\n\t${new Date().toUTCString().replace("GMT", "+0000")}\r\n`;
 }
 

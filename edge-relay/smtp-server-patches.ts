@@ -67,8 +67,18 @@ export function installSmtpServerPatches(): void {
   const original = prototype.send;
   prototype.send = function send(code, data, context) {
     if (typeof data === "string") {
-      if (code === 500 && data === "Error: command not recognized" && !this.secure && this.session?.[TLS_REQUIRED] === true) {
-        return original.call(this, SMTP_REPLIES.startTlsFirst.code, `${SMTP_REPLIES.startTlsFirst.enhanced} ${SMTP_REPLIES.startTlsFirst.text}`, false);
+      if (
+        code === 500 &&
+        data === "Error: command not recognized" &&
+        !this.secure &&
+        this.session?.[TLS_REQUIRED] === true
+      ) {
+        return original.call(
+          this,
+          SMTP_REPLIES.startTlsFirst.code,
+          `${SMTP_REPLIES.startTlsFirst.enhanced} ${SMTP_REPLIES.startTlsFirst.text}`,
+          false,
+        );
       }
       const line = `${code} ${data}`;
       const rewrite = REWRITES.get(line) ?? REWRITE_PATTERNS.find(([pattern]) => pattern.test(line))?.[1];

@@ -13,11 +13,17 @@ import { certificateTokens } from "../api/pki/certificate-tokens.ts";
 import { validatePath } from "../api/pki/path-validation.ts";
 import { x509 } from "../api/pki/x509.ts";
 
-const USAGE = "usage: npm run cert:inspect -- [--ca anchors.pem] [--query FILTER] [--allow-no-eku] FILE (PEM chain, leaf first, or DER)";
+const USAGE =
+  "usage: npm run cert:inspect -- [--ca anchors.pem] [--query FILTER] [--allow-no-eku] FILE (PEM chain, leaf first, or DER)";
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { ca: { type: "string" }, query: { type: "string" }, "allow-no-eku": { type: "boolean" }, help: { type: "boolean", short: "h" } },
+  options: {
+    ca: { type: "string" },
+    query: { type: "string" },
+    "allow-no-eku": { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  },
 });
 if (values.help) {
   process.stdout.write(`${USAGE}\n`);
@@ -51,11 +57,16 @@ const tokens = certificateTokens(leaf.certificate, leaf.der);
 const out: string[] = [`file        ${file} (${chain.length} certificate${chain.length > 1 ? "s" : ""}, leaf first)`];
 out.push(`validity    ${leaf.certificate.notBefore.toISOString()} .. ${leaf.certificate.notAfter.toISOString()}`);
 out.push("tokens");
-for (const [token, value] of Object.entries(tokens)) out.push(`  {${token}}${" ".repeat(Math.max(1, 13 - token.length))}${value ?? "(absent: a query using it fails closed)"}`);
+for (const [token, value] of Object.entries(tokens))
+  out.push(
+    `  {${token}}${" ".repeat(Math.max(1, 13 - token.length))}${value ?? "(absent: a query using it fails closed)"}`,
+  );
 
 if (values.query) {
   const filled = fillFilter(values.query, { ...tokens, t: generalizedTime(new Date()) });
-  out.push(`query       ${filled.ok ? filled.filter : `cannot be filled: no ${filled.missing.map((t) => `{${t}}`).join(", ")}`}`);
+  out.push(
+    `query       ${filled.ok ? filled.filter : `cannot be filled: no ${filled.missing.map((t) => `{${t}}`).join(", ")}`}`,
+  );
 }
 
 let exitCode = 0;
@@ -65,14 +76,20 @@ if (values.ca) {
   try {
     anchors = parseTrustAnchors(await readFile(caFile, "utf8"), caFile);
   } catch (error) {
-    process.stderr.write(`cert:inspect: --ca ${caFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}\n`);
+    process.stderr.write(
+      `cert:inspect: --ca ${caFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}\n`,
+    );
     process.exit(2);
   }
   const result = await validatePath(
     chain.map((item) => item.certificate),
     { anchors, now: new Date(), allowNoExtendedKeyUsage: values["allow-no-eku"] ?? false },
   );
-  out.push(result.ok ? `path        valid: ${result.path.map((c) => c.subject).join(" <- ")}` : `path        ${result.reason}: ${result.detail}`);
+  out.push(
+    result.ok
+      ? `path        valid: ${result.path.map((c) => c.subject).join(" <- ")}`
+      : `path        ${result.reason}: ${result.detail}`,
+  );
   if (!result.ok) exitCode = 1;
 }
 process.stdout.write(`${out.join("\n")}\n`);

@@ -40,7 +40,10 @@ function check(ok: boolean, where: string, message: string): void {
 async function filesUnder(dir: string, test: (name: string) => boolean): Promise<string[]> {
   if (!existsSync(dir)) return [];
   const entries = await readdir(dir, { withFileTypes: true, recursive: true });
-  return entries.filter((entry) => entry.isFile() && test(entry.name)).map((entry) => join(entry.parentPath, entry.name)).sort();
+  return entries
+    .filter((entry) => entry.isFile() && test(entry.name))
+    .map((entry) => join(entry.parentPath, entry.name))
+    .sort();
 }
 
 const rel = (path: string): string => relative(root, path);
@@ -62,7 +65,8 @@ async function checkYaml(): Promise<Manifest[]> {
       const errors = [...document.errors, ...document.warnings];
       check(errors.length === 0, rel(file), `YAML: ${errors.map((error) => error.message.split("\n")[0]).join("; ")}`);
       const value = document.toJS() as unknown;
-      if (file.startsWith(join(infra, "kubernetes")) && value !== null && typeof value === "object") manifests.push({ file, doc: value as Json });
+      if (file.startsWith(join(infra, "kubernetes")) && value !== null && typeof value === "object")
+        manifests.push({ file, doc: value as Json });
     }
   }
   return manifests;
@@ -92,13 +96,21 @@ async function checkKubernetesSchemas(manifests: Manifest[]): Promise<void> {
     check(module !== undefined, where, `no schema for ${key} here (add it to MODELS in scripts/check-infra.ts)`);
     if (!module) continue;
     const Model = (await import(module)) as Record<string, new (data: unknown) => { validate(): void }>;
-    const Class = Object.values(Model).find((value) => typeof value === "function") as new (data: unknown) => { validate(): void };
+    const Class = Object.values(Model).find((value) => typeof value === "function") as new (data: unknown) => {
+      validate(): void;
+    };
     try {
       new Class(doc).validate();
       check(true, where, "");
     } catch (error) {
-      const details = ((error as { errors?: SchemaError[] }).errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message ?? ""}`);
-      check(false, where, `not valid against the Kubernetes schema: ${details.length > 0 ? details.join("; ") : (error as Error).message}`);
+      const details = ((error as { errors?: SchemaError[] }).errors ?? []).map(
+        (e) => `${e.instancePath || "/"} ${e.message ?? ""}`,
+      );
+      check(
+        false,
+        where,
+        `not valid against the Kubernetes schema: ${details.length > 0 ? details.join("; ") : (error as Error).message}`,
+      );
     }
   }
 }
@@ -126,37 +138,70 @@ function checkKubernetesRules(manifests: Manifest[]): void {
     const template = spec.template as Json;
     const pod = template.spec as Json;
     const podSecurity = (pod.securityContext ?? {}) as Json;
-    check(labelsMatch((spec.selector as Json).matchLabels as Json, (template.metadata as Json).labels as Json), where, "selector.matchLabels must match the template's labels");
+    check(
+      labelsMatch((spec.selector as Json).matchLabels as Json, (template.metadata as Json).labels as Json),
+      where,
+      "selector.matchLabels must match the template's labels",
+    );
     check(podSecurity.runAsNonRoot === true, where, "securityContext.runAsNonRoot: true");
-    check((podSecurity.seccompProfile as Json | undefined)?.type === "RuntimeDefault", where, "securityContext.seccompProfile.type: RuntimeDefault");
-    check(pod.automountServiceAccountToken === false, where, "automountServiceAccountToken: false (the service needs no Kubernetes API access)");
+    check(
+      (podSecurity.seccompProfile as Json | undefined)?.type === "RuntimeDefault",
+      where,
+      "securityContext.seccompProfile.type: RuntimeDefault",
+    );
+    check(
+      pod.automountServiceAccountToken === false,
+      where,
+      "automountServiceAccountToken: false (the service needs no Kubernetes API access)",
+    );
     for (const container of pod.containers as Json[]) {
       const at = `${where} container ${String(container.name)}`;
       const security = (container.securityContext ?? {}) as Json;
       check(security.readOnlyRootFilesystem === true, at, "securityContext.readOnlyRootFilesystem: true");
       check(security.allowPrivilegeEscalation === false, at, "securityContext.allowPrivilegeEscalation: false");
-      check(((security.capabilities as Json | undefined)?.drop as string[] | undefined)?.includes("ALL") === true, at, "securityContext.capabilities.drop: [ALL]");
-      check(!/:latest$|^[^:]+$/.test(String(container.image)), at, `image ${String(container.image)}: pin a version, not latest`);
-      const probePath = (probe: unknown): string | undefined => ((probe as Json | undefined)?.httpGet as Json | undefined)?.path as string | undefined;
+      check(
+        ((security.capabilities as Json | undefined)?.drop as string[] | undefined)?.includes("ALL") === true,
+        at,
+        "securityContext.capabilities.drop: [ALL]",
+      );
+      check(
+        !/:latest$|^[^:]+$/.test(String(container.image)),
+        at,
+        `image ${String(container.image)}: pin a version, not latest`,
+      );
+      const probePath = (probe: unknown): string | undefined =>
+        ((probe as Json | undefined)?.httpGet as Json | undefined)?.path as string | undefined;
       check(probePath(container.livenessProbe) === "/healthz", at, "livenessProbe: GET /healthz");
       const readiness = probePath(container.readinessProbe);
-      check(readiness === "/readyz" || readiness === "/healthz", at, "readinessProbe: GET /readyz (or /healthz where the service has no readiness endpoint)");
-      if (name === "smtpgate-api") check(readiness === "/readyz", at, "the API's readinessProbe is GET /readyz (directories reachable)");
+      check(
+        readiness === "/readyz" || readiness === "/healthz",
+        at,
+        "readinessProbe: GET /readyz (or /healthz where the service has no readiness endpoint)",
+      );
+      if (name === "smtpgate-api")
+        check(readiness === "/readyz", at, "the API's readinessProbe is GET /readyz (directories reachable)");
       const portNames = new Set(((container.ports ?? []) as Json[]).map((port) => port.name));
       for (const probe of [container.livenessProbe, container.readinessProbe, container.startupProbe]) {
         const port = ((probe as Json | undefined)?.httpGet as Json | undefined)?.port;
-        if (typeof port === "string") check(portNames.has(port), at, `probe port "${port}" is not a named container port`);
+        if (typeof port === "string")
+          check(portNames.has(port), at, `probe port "${port}" is not a named container port`);
       }
       for (const variable of (container.env ?? []) as Json[]) {
         if (!SECRET_NAME.test(String(variable.name))) continue;
         const reference = (variable.valueFrom as Json | undefined)?.secretKeyRef as Json | undefined;
-        check(variable.value === undefined && reference?.name !== undefined && reference.key !== undefined, at, `env ${String(variable.name)}: secrets only by secretKeyRef, never inline`);
+        check(
+          variable.value === undefined && reference?.name !== undefined && reference.key !== undefined,
+          at,
+          `env ${String(variable.name)}: secrets only by secretKeyRef, never inline`,
+        );
       }
       const args = (container.args ?? []) as string[];
       const configPath = args[args.indexOf("--config") + 1];
       if (args.includes("--config") && configPath) {
         const mounts = (container.volumeMounts ?? []) as Json[];
-        const mount = mounts.find((m) => configPath === m.mountPath || configPath.startsWith(`${String(m.mountPath)}/`));
+        const mount = mounts.find(
+          (m) => configPath === m.mountPath || configPath.startsWith(`${String(m.mountPath)}/`),
+        );
         const volume = ((pod.volumes ?? []) as Json[]).find((v) => v.name === mount?.name);
         const configMap = (volume?.configMap as Json | undefined)?.name;
         check(configMap !== undefined, at, `--config ${configPath} is not on a ConfigMap volume`);
@@ -164,12 +209,19 @@ function checkKubernetesRules(manifests: Manifest[]): void {
     }
     for (const volume of (pod.volumes ?? []) as Json[]) {
       const configMap = (volume.configMap as Json | undefined)?.name;
-      if (configMap !== undefined) check(configMaps.has(String(configMap)), where, `volume ${String(volume.name)}: ConfigMap ${String(configMap)} is not defined in infra/kubernetes`);
+      if (configMap !== undefined)
+        check(
+          configMaps.has(String(configMap)),
+          where,
+          `volume ${String(volume.name)}: ConfigMap ${String(configMap)} is not defined in infra/kubernetes`,
+        );
     }
   }
 
-  const deploymentNamed = (name: unknown) => deployments.find((manifest) => (manifest.doc.metadata as Json).name === name);
-  const podLabels = (manifest: Manifest) => (((manifest.doc.spec as Json).template as Json).metadata as Json).labels as Json;
+  const deploymentNamed = (name: unknown) =>
+    deployments.find((manifest) => (manifest.doc.metadata as Json).name === name);
+  const podLabels = (manifest: Manifest) =>
+    (((manifest.doc.spec as Json).template as Json).metadata as Json).labels as Json;
   for (const { file, doc } of of("Service")) {
     const where = `${rel(file)} Service ${String((doc.metadata as Json).name)}`;
     const spec = doc.spec as Json;
@@ -177,19 +229,36 @@ function checkKubernetesRules(manifests: Manifest[]): void {
     check(target !== undefined, where, "its selector matches no Deployment's Pods");
     if (!target) continue;
     const containerPorts = (((target.doc.spec as Json).template as Json).spec as Json).containers as Json[];
-    const names = new Set(containerPorts.flatMap((container) => ((container.ports ?? []) as Json[]).map((port) => port.name)));
+    const names = new Set(
+      containerPorts.flatMap((container) => ((container.ports ?? []) as Json[]).map((port) => port.name)),
+    );
     for (const port of spec.ports as Json[]) {
-      if (typeof port.targetPort === "string") check(names.has(port.targetPort), where, `targetPort "${port.targetPort}" is not a container port of ${String((target.doc.metadata as Json).name)}`);
+      if (typeof port.targetPort === "string")
+        check(
+          names.has(port.targetPort),
+          where,
+          `targetPort "${port.targetPort}" is not a container port of ${String((target.doc.metadata as Json).name)}`,
+        );
     }
   }
   for (const { file, doc } of of("PodDisruptionBudget")) {
     const where = `${rel(file)} PodDisruptionBudget ${String((doc.metadata as Json).name)}`;
-    check(deployments.some((manifest) => labelsMatch(((doc.spec as Json).selector as Json).matchLabels as Json, podLabels(manifest))), where, "its selector matches no Deployment's Pods");
+    check(
+      deployments.some((manifest) =>
+        labelsMatch(((doc.spec as Json).selector as Json).matchLabels as Json, podLabels(manifest)),
+      ),
+      where,
+      "its selector matches no Deployment's Pods",
+    );
   }
   for (const { file, doc } of of("HorizontalPodAutoscaler")) {
     const where = `${rel(file)} HorizontalPodAutoscaler ${String((doc.metadata as Json).name)}`;
     const target = (doc.spec as Json).scaleTargetRef as Json;
-    check(target.kind === "Deployment" && deploymentNamed(target.name) !== undefined, where, `scaleTargetRef ${String(target.kind)}/${String(target.name)} is not defined here`);
+    check(
+      target.kind === "Deployment" && deploymentNamed(target.name) !== undefined,
+      where,
+      `scaleTargetRef ${String(target.kind)}/${String(target.name)} is not defined here`,
+    );
   }
 }
 
@@ -198,10 +267,15 @@ function checkKubernetesRules(manifests: Manifest[]): void {
 
 async function checkConfigExamples(manifests: Manifest[]): Promise<void> {
   const configMapData = (name: string): Json | undefined =>
-    manifests.find((manifest) => manifest.doc.kind === "ConfigMap" && (manifest.doc.metadata as Json).name === name)?.doc.data as Json | undefined;
+    manifests.find((manifest) => manifest.doc.kind === "ConfigMap" && (manifest.doc.metadata as Json).name === name)
+      ?.doc.data as Json | undefined;
 
   const apiConfig = configMapData("smtpgate-api-config")?.["smtpgate.yaml"];
-  check(typeof apiConfig === "string", "infra/kubernetes/api-config.yaml", "ConfigMap smtpgate-api-config holds smtpgate.yaml");
+  check(
+    typeof apiConfig === "string",
+    "infra/kubernetes/api-config.yaml",
+    "ConfigMap smtpgate-api-config holds smtpgate.yaml",
+  );
   let apiListeners: Record<string, { hostAccessTable: unknown[] }> = {};
   if (typeof apiConfig === "string") {
     try {
@@ -213,13 +287,21 @@ async function checkConfigExamples(manifests: Manifest[]): Promise<void> {
   }
 
   const relayConfig = configMapData("smtpgate-relay-config")?.["relay.yaml"];
-  check(typeof relayConfig === "string", "infra/kubernetes/relay-config.yaml", "ConfigMap smtpgate-relay-config holds relay.yaml");
+  check(
+    typeof relayConfig === "string",
+    "infra/kubernetes/relay-config.yaml",
+    "ConfigMap smtpgate-relay-config holds relay.yaml",
+  );
   if (typeof relayConfig === "string") {
     const relayModule = join(root, "edge-relay", "config.ts");
     if (!existsSync(relayModule)) {
-      notes.push("relay.yaml in the relay ConfigMap: not checked against the relay's schema (edge-relay/config.ts does not exist yet)");
+      notes.push(
+        "relay.yaml in the relay ConfigMap: not checked against the relay's schema (edge-relay/config.ts does not exist yet)",
+      );
     } else {
-      const { validateRelayConfig } = (await import(relayModule)) as { validateRelayConfig: (document: unknown, source: string) => unknown };
+      const { validateRelayConfig } = (await import(relayModule)) as {
+        validateRelayConfig: (document: unknown, source: string) => unknown;
+      };
       const { parse } = await import("yaml");
       try {
         const relay = validateRelayConfig(parse(relayConfig), "relay.yaml") as { listener: string };
@@ -240,13 +322,28 @@ async function checkConfigExamples(manifests: Manifest[]): Promise<void> {
   // wrangler.toml: the example configuration must be valid and deployable on Workers.
   const { unstable_readConfig } = await import("wrangler");
   const wrangler = unstable_readConfig({ config: join(root, "wrangler.toml") });
-  check(existsSync(resolve(root, String(wrangler.main))), "wrangler.toml", `main ${String(wrangler.main)} does not exist`);
-  check(wrangler.compatibility_flags.includes("nodejs_compat"), "wrangler.toml", "compatibility_flags needs nodejs_compat (node:net/node:tls for ldapts)");
+  check(
+    existsSync(resolve(root, String(wrangler.main))),
+    "wrangler.toml",
+    `main ${String(wrangler.main)} does not exist`,
+  );
+  check(
+    wrangler.compatibility_flags.includes("nodejs_compat"),
+    "wrangler.toml",
+    "compatibility_flags needs nodejs_compat (node:net/node:tls for ldapts)",
+  );
   const workerConfig = (wrangler.vars as Json).SMTPGATE_CONFIG;
   try {
-    const config = typeof workerConfig === "string" ? parseConfig(workerConfig, "wrangler.toml SMTPGATE_CONFIG") : validateConfig(workerConfig, "wrangler.toml SMTPGATE_CONFIG");
+    const config =
+      typeof workerConfig === "string"
+        ? parseConfig(workerConfig, "wrangler.toml SMTPGATE_CONFIG")
+        : validateConfig(workerConfig, "wrangler.toml SMTPGATE_CONFIG");
     const limits = workersProblems(config);
-    check(limits.length === 0, "wrangler.toml SMTPGATE_CONFIG", `asks for what Workers cannot do: ${limits.join("; ")}`);
+    check(
+      limits.length === 0,
+      "wrangler.toml SMTPGATE_CONFIG",
+      `asks for what Workers cannot do: ${limits.join("; ")}`,
+    );
   } catch (error) {
     check(false, "wrangler.toml", error instanceof ConfigError ? error.message : String(error));
   }
@@ -306,25 +403,55 @@ async function checkDockerfiles(): Promise<void> {
     }
     const all = instructions(text);
     const stages = all.filter((instruction) => instruction.keyword === "FROM");
-    check(stages.length > 0 && stages.every((stage) => /^node:24[-.\w]*(\s|$)/.test(stage.args)), where, "every stage FROM node:24-* (Node >= 22.18 runs the .ts sources)");
+    check(
+      stages.length > 0 && stages.every((stage) => /^node:24[-.\w]*(\s|$)/.test(stage.args)),
+      where,
+      "every stage FROM node:24-* (Node >= 22.18 runs the .ts sources)",
+    );
     const finalStage = all.slice(all.lastIndexOf(stages.at(-1) as Instruction));
-    const user = finalStage.filter((instruction) => instruction.keyword === "USER").at(-1)?.args.trim();
+    const user = finalStage
+      .filter((instruction) => instruction.keyword === "USER")
+      .at(-1)
+      ?.args.trim();
     check(user !== undefined && !/^(root|0)(:|$)/.test(user), where, "the final stage runs as a non-root USER");
-    check(finalStage.some((instruction) => instruction.keyword === "HEALTHCHECK" && !/^NONE/i.test(instruction.args)), where, "a HEALTHCHECK in the final stage");
+    check(
+      finalStage.some((instruction) => instruction.keyword === "HEALTHCHECK" && !/^NONE/i.test(instruction.args)),
+      where,
+      "a HEALTHCHECK in the final stage",
+    );
     const npmCi = all.filter((instruction) => instruction.keyword === "RUN" && /\bnpm ci\b/.test(instruction.args));
-    check(npmCi.length > 0 && npmCi.every((instruction) => instruction.args.includes("--omit=dev")), where, "dependencies with npm ci --omit=dev");
+    check(
+      npmCi.length > 0 && npmCi.every((instruction) => instruction.args.includes("--omit=dev")),
+      where,
+      "dependencies with npm ci --omit=dev",
+    );
     for (const copy of all.filter((instruction) => instruction.keyword === "COPY" || instruction.keyword === "ADD")) {
       const parts = words(copy.args);
       if (parts.some((part) => part.startsWith("--from="))) continue;
       const sources = parts.filter((part) => !part.startsWith("--")).slice(0, -1);
-      for (const source of sources) check(existsSync(join(root, source)), `${where}:${copy.line}`, `COPY source ${source} does not exist in the repository`);
+      for (const source of sources)
+        check(
+          existsSync(join(root, source)),
+          `${where}:${copy.line}`,
+          `COPY source ${source} does not exist in the repository`,
+        );
     }
     const entrypoint = words(finalStage.find((instruction) => instruction.keyword === "ENTRYPOINT")?.args ?? "[]");
     const script = entrypoint.find((part) => part.endsWith(".ts") || part.endsWith(".js"));
-    check(script !== undefined && existsSync(join(root, script)), where, `ENTRYPOINT runs ${script ?? "(nothing)"}, which does not exist in the repository`);
-    check(existsSync(`${file}.dockerignore`), where, `${basename(file)}.dockerignore keeps the build context to what the image needs`);
+    check(
+      script !== undefined && existsSync(join(root, script)),
+      where,
+      `ENTRYPOINT runs ${script ?? "(nothing)"}, which does not exist in the repository`,
+    );
+    check(
+      existsSync(`${file}.dockerignore`),
+      where,
+      `${basename(file)}.dockerignore keeps the build context to what the image needs`,
+    );
   }
-  notes.push("Dockerfiles: not built (no Docker engine here); syntax, base image, user, health check, COPY sources and entry point checked statically");
+  notes.push(
+    "Dockerfiles: not built (no Docker engine here); syntax, base image, user, health check, COPY sources and entry point checked statically",
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -343,14 +470,28 @@ async function checkSystemdUnits(): Promise<void> {
       if (match) settings.set(match[1] as string, [...(settings.get(match[1] as string) ?? []), match[2] as string]);
     }
     const value = (key: string): string | undefined => settings.get(key)?.at(-1);
-    check(value("DynamicUser") === "yes" || (value("User") ?? "root") !== "root", where, "DynamicUser=yes or a dedicated User=");
-    for (const [key, wanted] of [["NoNewPrivileges", "yes"], ["ProtectSystem", "strict"], ["ProtectHome", "yes"], ["PrivateTmp", "yes"], ["PrivateDevices", "yes"]] as const) {
+    check(
+      value("DynamicUser") === "yes" || (value("User") ?? "root") !== "root",
+      where,
+      "DynamicUser=yes or a dedicated User=",
+    );
+    for (const [key, wanted] of [
+      ["NoNewPrivileges", "yes"],
+      ["ProtectSystem", "strict"],
+      ["ProtectHome", "yes"],
+      ["PrivateTmp", "yes"],
+      ["PrivateDevices", "yes"],
+    ] as const) {
       check(value(key) === wanted, where, `${key}=${wanted}`);
     }
     check(settings.has("EnvironmentFile"), where, "secrets from an EnvironmentFile");
     const exec = value("ExecStart")?.split(/\s+/) ?? [];
     const script = exec.find((part) => part.startsWith("/opt/smtpgate/"));
-    check(script !== undefined && existsSync(join(root, script.slice("/opt/smtpgate/".length))), where, `ExecStart runs ${script ?? "(nothing under /opt/smtpgate)"}, which does not exist in the repository`);
+    check(
+      script !== undefined && existsSync(join(root, script.slice("/opt/smtpgate/".length))),
+      where,
+      `ExecStart runs ${script ?? "(nothing under /opt/smtpgate)"}, which does not exist in the repository`,
+    );
   }
 
   try {
@@ -369,9 +510,14 @@ async function checkSystemdUnits(): Promise<void> {
   }
   const lines = output.split("\n").filter((line) => line.trim() !== "");
   // The units name /usr/bin/node and /opt/smtpgate: where this machine has no /usr/bin/node, that line is expected.
-  const real = lines.filter((line) => !(/Command \/usr\/bin\/node is not executable/.test(line) && !existsSync("/usr/bin/node")));
+  const real = lines.filter(
+    (line) => !(/Command \/usr\/bin\/node is not executable/.test(line) && !existsSync("/usr/bin/node")),
+  );
   check(real.length === 0, "infra/systemd", `systemd-analyze verify: ${real.join("; ")}`);
-  if (real.length === 0) notes.push(`systemd units: systemd-analyze verify passed${lines.length > 0 ? " (apart from /usr/bin/node missing on this machine)" : ""}`);
+  if (real.length === 0)
+    notes.push(
+      `systemd units: systemd-analyze verify passed${lines.length > 0 ? " (apart from /usr/bin/node missing on this machine)" : ""}`,
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -383,7 +529,9 @@ async function main(): Promise<void> {
   await checkConfigExamples(manifests);
   await checkDockerfiles();
   await checkSystemdUnits();
-  notes.push("Kubernetes: validated against the schemas in kubernetes-models (types, required fields, enums); unknown fields are not flagged, and nothing was applied to a cluster");
+  notes.push(
+    "Kubernetes: validated against the schemas in kubernetes-models (types, required fields, enums); unknown fields are not flagged, and nothing was applied to a cluster",
+  );
 
   for (const note of notes) console.log(`note: ${note}`);
   for (const problem of problems) console.error(`problem: ${problem}`);

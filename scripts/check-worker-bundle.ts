@@ -29,33 +29,60 @@ async function main(): Promise<void> {
     gzipped += gzipSync(body, { level: 9 }).length;
   }
   const kib = (bytes: number): string => `${(bytes / 1024).toFixed(1)} KiB`;
-  console.log(`worker bundle ${outdir}: ${files.join(", ")}: ${kib(raw)} raw, ${kib(gzipped)} gzipped (Workers limits: 3 MiB gzipped on Free, 10 MiB on Paid)`);
+  console.log(
+    `worker bundle ${outdir}: ${files.join(", ")}: ${kib(raw)} raw, ${kib(gzipped)} gzipped (Workers limits: 3 MiB gzipped on Free, 10 MiB on Paid)`,
+  );
 
   const pki = await generateClientPki();
   const config = {
     // A closed loopback port: never contacted, the certificates below are refused before any LDAP query.
-    directories: { corp: { hosts: ["ldaps://127.0.0.1:1"], baseDn: "dc=example,dc=com", connectTimeoutMs: 500, operationTimeoutMs: 500 } },
+    directories: {
+      corp: {
+        hosts: ["ldaps://127.0.0.1:1"],
+        baseDn: "dc=example,dc=com",
+        connectTimeoutMs: 500,
+        operationTimeoutMs: 500,
+      },
+    },
     certificateQueries: { q: { directory: "corp", filter: "(mail={email})" } },
     authProfiles: { cert: { type: "certificate", query: "q", trustAnchors: { pem: pki.rootPem } } },
     listeners: { a: { authProfile: "cert" } },
     api: { tokens: [{ env: "SMTPGATE_API_TOKEN" }] },
   };
   const server = createTestHarness({
-    workers: [{ configPath: "./wrangler.toml", prebuiltWorkerDir: outdir, vars: { SMTPGATE_CONFIG: config }, secrets: { SMTPGATE_API_TOKEN: TOKEN, SMTPGATE_LDAP_BIND_PASSWORD: "unused" } }],
+    workers: [
+      {
+        configPath: "./wrangler.toml",
+        prebuiltWorkerDir: outdir,
+        vars: { SMTPGATE_CONFIG: config },
+        secrets: { SMTPGATE_API_TOKEN: TOKEN, SMTPGATE_LDAP_BIND_PASSWORD: "unused" },
+      },
+    ],
   });
   try {
     await server.listen();
     const health = await server.fetch("/healthz");
     if (health.status !== 200) throw new Error(`/healthz answered ${health.status}: ${await health.text()}`);
     await health.arrayBuffer();
-    for (const [leaf, reason] of [["expired", "certificate-expired"], ["otherCa", "certificate-untrusted"]] as const) {
+    for (const [leaf, reason] of [
+      ["expired", "certificate-expired"],
+      ["otherCa", "certificate-untrusted"],
+    ] as const) {
       const response = await server.fetch("/v1/decide/tls", {
         method: "POST",
         headers: { Authorization: `Bearer ${TOKEN}`, "Content-Type": "application/json" },
-        body: JSON.stringify({ listener: "a", client: { ip: "192.0.2.1" }, tls: { version: "TLSv1.3", cipher: "TLS_AES_128_GCM_SHA256" }, certificate: { chain: pki.chain(leaf) } }),
+        body: JSON.stringify({
+          listener: "a",
+          client: { ip: "192.0.2.1" },
+          tls: { version: "TLSv1.3", cipher: "TLS_AES_128_GCM_SHA256" },
+          certificate: { chain: pki.chain(leaf) },
+        }),
       });
       const verdict = (await response.json()) as { verdict?: string; reason?: string };
-      if (response.status !== 200 || verdict.reason !== reason) throw new Error(`the ${leaf} certificate: expected ${reason}, got ${response.status} ${JSON.stringify(verdict)}`);
+      if (response.status !== 200 || verdict.reason !== reason)
+        throw new Error(
+          `the ${leaf} certificate: expected ${reason}, got ${response.status} ${JSON.stringify(verdict)}`,
+        );
     }
     console.log("worker bundle runs in workerd: /healthz 200, certificates judged (expired, untrusted)");
   } finally {

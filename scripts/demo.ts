@@ -38,7 +38,9 @@ const stack = await startStack({
   pkiFolder: PKI,
   onMessage: (message) => {
     count += 1;
-    process.stderr.write(`sink: message ${count} from <${message.from}> to ${message.to.map((to) => `<${to}>`).join(", ")}, ${message.data.length} bytes -> ${show(message.file ?? "")}\n`);
+    process.stderr.write(
+      `sink: message ${count} from <${message.from}> to ${message.to.map((to) => `<${to}>`).join(", ")}, ${message.data.length} bytes -> ${show(message.file ?? "")}\n`,
+    );
   },
 });
 
@@ -78,7 +80,9 @@ let stopping = false;
 const stop = async (): Promise<void> => {
   if (stopping) return;
   stopping = true;
-  process.stderr.write("\nstopping: relay, sink, API, slapd; removing the throw-away directory (relayed mail stays in .demo/mail until the next run)\n");
+  process.stderr.write(
+    "\nstopping: relay, sink, API, slapd; removing the throw-away directory (relayed mail stays in .demo/mail until the next run)\n",
+  );
   await stack.close();
   process.exit(0);
 };

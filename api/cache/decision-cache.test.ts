@@ -53,7 +53,9 @@ describe("CacheKeys", () => {
   it("uses a random key per instance: another process computes other keys", () => {
     expect(new CacheKeys().key("alice", "alice-password")).not.toBe(keys.key("alice", "alice-password"));
     const secret = new Uint8Array(32).fill(7);
-    expect(new CacheKeys(secret).key("alice", "alice-password")).toBe(new CacheKeys(secret).key("alice", "alice-password"));
+    expect(new CacheKeys(secret).key("alice", "alice-password")).toBe(
+      new CacheKeys(secret).key("alice", "alice-password"),
+    );
   });
 });
 

@@ -149,7 +149,13 @@ export class DecisionCache<V> {
   }
 
   stats(): CacheStats {
-    return { entries: this.#entries.size, hits: this.#hits, misses: this.#misses, staleServed: this.#staleServed, evictions: this.#evictions };
+    return {
+      entries: this.#entries.size,
+      hits: this.#hits,
+      misses: this.#misses,
+      staleServed: this.#staleServed,
+      evictions: this.#evictions,
+    };
   }
 
   /** How long an entry is worth keeping: an allow for its TTL or the stale window, whichever is longer. */

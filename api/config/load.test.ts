@@ -44,20 +44,39 @@ describe("configuration", () => {
 
   it("fills safe defaults: failover, StartTLS, seconds-long timeouts, the uid filter", () => {
     const config = parseConfig(JSON.stringify(minimal()), "x");
-    expect(config.directories.corp).toMatchObject({ mode: "failover", startTls: true, allowPlaintext: false, connectTimeoutMs: 3000, operationTimeoutMs: 3000 });
-    expect(config.smtpAuthQueries.q).toMatchObject({ filter: "(uid={u})", method: "bind", allowPlaintextPasswords: false });
+    expect(config.directories.corp).toMatchObject({
+      mode: "failover",
+      startTls: true,
+      allowPlaintext: false,
+      connectTimeoutMs: 3000,
+      operationTimeoutMs: 3000,
+    });
+    expect(config.smtpAuthQueries.q).toMatchObject({
+      filter: "(uid={u})",
+      method: "bind",
+      allowPlaintextPasswords: false,
+    });
   });
 
   it("names the path and the reason of a bad host URL", () => {
     const document = minimal();
-    (document.directories as { corp: { hosts: string[] } }).corp.hosts = ["ldaps://ok.example.com", "http://ldap.example.com"];
-    expect(problemsOf(document)).toEqual(["directories.corp.hosts[1]: not an ldap:// or ldaps:// URL (scheme, host and optional port only)"]);
+    (document.directories as { corp: { hosts: string[] } }).corp.hosts = [
+      "ldaps://ok.example.com",
+      "http://ldap.example.com",
+    ];
+    expect(problemsOf(document)).toEqual([
+      "directories.corp.hosts[1]: not an ldap:// or ldaps:// URL (scheme, host and optional port only)",
+    ]);
   });
 
   it("reports every problem at once", () => {
     const document = minimal();
     (document.smtpAuthQueries as Record<string, unknown>).q = { directory: "nope", filter: "(uid={user})" };
-    (document.listeners as Record<string, unknown>).submission = { authProfile: "corp", onAllowanceFailure: "maybe", extra: 1 };
+    (document.listeners as Record<string, unknown>).submission = {
+      authProfile: "corp",
+      onAllowanceFailure: "maybe",
+      extra: 1,
+    };
     const problems = problemsOf(document);
     expect(problems).toContain("smtpAuthQueries.q.filter: unknown token {user} (allowed: {u} {a} {d} {t})");
     expect(problems).toContain('listeners.submission: unknown key "extra"');
@@ -90,7 +109,9 @@ describe("configuration", () => {
 
   it("checks host access tables: CIDR syntax and policy references", () => {
     const document = minimal();
-    (document as Record<string, unknown>).mailFlowPolicies = { RELAYED: { behaviour: "relay", verifyClientCertificate: true, tls: "off" } };
+    (document as Record<string, unknown>).mailFlowPolicies = {
+      RELAYED: { behaviour: "relay", verifyClientCertificate: true, tls: "off" },
+    };
     (document.listeners as Record<string, unknown>).submission = {
       authProfile: "corp",
       hostAccessTable: [
@@ -98,7 +119,9 @@ describe("configuration", () => {
         { name: "X", match: ["10.0.0.0/8"], policy: "MISSING" },
       ],
     };
-    expect(problemsOf(document)).toEqual(["listeners.submission.hostAccessTable[0].match[0]: not an IP address or CIDR block"]);
+    expect(problemsOf(document)).toEqual([
+      "listeners.submission.hostAccessTable[0].match[0]: not an IP address or CIDR block",
+    ]);
     (document.listeners as { submission: { hostAccessTable: unknown[] } }).submission.hostAccessTable.shift();
     expect(problemsOf(document)).toEqual([
       'listeners.submission.hostAccessTable[0].policy: no mailFlowPolicies entry named "MISSING"',
@@ -108,7 +131,11 @@ describe("configuration", () => {
 
   it("refuses ldap:// without StartTLS unless plaintext is explicitly allowed", () => {
     const document = minimal();
-    (document.directories as Record<string, unknown>).corp = { hosts: ["ldap://ldap.example.com"], baseDn: "dc=x", startTls: false };
+    (document.directories as Record<string, unknown>).corp = {
+      hosts: ["ldap://ldap.example.com"],
+      baseDn: "dc=x",
+      startTls: false,
+    };
     expect(problemsOf(document)[0]).toMatch(/^directories\.corp\.hosts\[0\]: ldap:\/\/ without StartTLS/);
   });
 
@@ -119,7 +146,9 @@ describe("configuration", () => {
   });
 
   it("reports a YAML syntax error and a missing section", () => {
-    expect(() => parseConfig("directories: [", "bad.yaml")).toThrow(/bad.yaml: invalid configuration\n {2}not valid YAML or JSON/);
+    expect(() => parseConfig("directories: [", "bad.yaml")).toThrow(
+      /bad.yaml: invalid configuration\n {2}not valid YAML or JSON/,
+    );
     const document = minimal();
     delete document.listeners;
     expect(problemsOf(document)).toEqual(["listeners: required (record)"]);
@@ -127,9 +156,16 @@ describe("configuration", () => {
 
   it("resolves secrets from the environment and names what is missing", () => {
     const document = minimal();
-    (document.directories as { corp: Record<string, unknown> }).corp.bind = { dn: "cn=svc", password: { env: "BIND_PW" } };
+    (document.directories as { corp: Record<string, unknown> }).corp.bind = {
+      dn: "cn=svc",
+      password: { env: "BIND_PW" },
+    };
     const config = parseConfig(JSON.stringify(document), "x");
-    expect(resolveSecrets(config, { TOKEN: "t0ken", BIND_PW: "pw" }, "x")).toEqual({ apiTokens: ["t0ken"], metricsTokens: [], bindPasswords: { corp: "pw" } });
+    expect(resolveSecrets(config, { TOKEN: "t0ken", BIND_PW: "pw" }, "x")).toEqual({
+      apiTokens: ["t0ken"],
+      metricsTokens: [],
+      bindPasswords: { corp: "pw" },
+    });
     expect(() => resolveSecrets(config, { TOKEN: "has spaces!", BIND_PW: "pw" }, "x")).toThrow(
       "api.tokens[0]: the value of TOKEN is not a valid bearer token",
     );
@@ -142,15 +178,29 @@ describe("configuration", () => {
     const document = minimal();
     (document.api as Record<string, unknown>).metricsTokens = [{ env: "SCRAPER" }];
     const config = parseConfig(JSON.stringify(document), "x");
-    expect(resolveSecrets(config, { TOKEN: "t0ken", SCRAPER: "scr4per" }, "x")).toMatchObject({ apiTokens: ["t0ken"], metricsTokens: ["scr4per"] });
-    expect(() => resolveSecrets(config, { TOKEN: "t0ken" }, "x")).toThrow("api.metricsTokens[0]: environment variable SCRAPER is not set");
+    expect(resolveSecrets(config, { TOKEN: "t0ken", SCRAPER: "scr4per" }, "x")).toMatchObject({
+      apiTokens: ["t0ken"],
+      metricsTokens: ["scr4per"],
+    });
+    expect(() => resolveSecrets(config, { TOKEN: "t0ken" }, "x")).toThrow(
+      "api.metricsTokens[0]: environment variable SCRAPER is not set",
+    );
   });
 
   it("keeps the decision cache off unless asked, and checks its settings", () => {
     const config = parseConfig(JSON.stringify(minimal()), "x");
-    expect(config.authProfiles.corp?.cache).toEqual({ positiveTtlSeconds: 0, negativeTtlSeconds: 0, serveStaleSeconds: 0, maxEntries: 10_000 });
+    expect(config.authProfiles.corp?.cache).toEqual({
+      positiveTtlSeconds: 0,
+      negativeTtlSeconds: 0,
+      serveStaleSeconds: 0,
+      maxEntries: 10_000,
+    });
     const document = minimal();
-    (document.authProfiles as Record<string, unknown>).corp = { type: "ldap", query: "q", cache: { positiveTtlSeconds: 300, serveStaleSeconds: 60, maxEntries: 0 } };
+    (document.authProfiles as Record<string, unknown>).corp = {
+      type: "ldap",
+      query: "q",
+      cache: { positiveTtlSeconds: 300, serveStaleSeconds: 60, maxEntries: 0 },
+    };
     expect(problemsOf(document)).toEqual([
       "authProfiles.corp.cache.maxEntries: Too small: expected number to be >=1",
       "authProfiles.corp.cache.serveStaleSeconds: must be 0 (off) or longer than positiveTtlSeconds: an allow younger than positiveTtlSeconds is reused anyway",

@@ -41,7 +41,8 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
 
 function issueMessage(issue: z.core.$ZodIssue): string {
   // Parsed with reportInput, so an absent value is told apart from a value of the wrong type.
-  if (issue.code === "unrecognized_keys") return `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
+  if (issue.code === "unrecognized_keys")
+    return `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
   if (issue.code === "invalid_type" && issue.input === undefined) return `required (${issue.expected})`;
   return issue.message;
 }
@@ -77,14 +78,24 @@ export interface Secrets {
 }
 
 /** Resolves one secret reference; a missing or empty variable is a ConfigError naming `path`. */
-export function resolveSecretRef(ref: SecretRef, env: Readonly<Record<string, string | undefined>>, path: string, source: string): string {
+export function resolveSecretRef(
+  ref: SecretRef,
+  env: Readonly<Record<string, string | undefined>>,
+  path: string,
+  source: string,
+): string {
   const value = env[ref.env];
-  if (value === undefined || value === "") throw new ConfigError(source, [`${path}: environment variable ${ref.env} is not set`]);
+  if (value === undefined || value === "")
+    throw new ConfigError(source, [`${path}: environment variable ${ref.env} is not set`]);
   return value;
 }
 
 /** Resolves every `{ env: NAME }` reference; a missing or empty variable is an error naming the config path. */
-export function resolveSecrets(config: Config, env: Readonly<Record<string, string | undefined>>, source: string): Secrets {
+export function resolveSecrets(
+  config: Config,
+  env: Readonly<Record<string, string | undefined>>,
+  source: string,
+): Secrets {
   const problems: string[] = [];
   const read = (ref: SecretRef, path: string): string => {
     const value = env[ref.env];
@@ -98,7 +109,9 @@ export function resolveSecrets(config: Config, env: Readonly<Record<string, stri
     config.api[key].map((ref, index) => {
       const token = read(ref, `api.${key}[${index}]`);
       if (token !== "" && !BEARER_TOKEN.test(token)) {
-        problems.push(`api.${key}[${index}]: the value of ${ref.env} is not a valid bearer token (letters, digits and - . _ ~ + / with trailing =)`);
+        problems.push(
+          `api.${key}[${index}]: the value of ${ref.env} is not a valid bearer token (letters, digits and - . _ ~ + / with trailing =)`,
+        );
       }
       return token;
     });

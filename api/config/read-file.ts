@@ -8,6 +8,8 @@ export async function readConfigText(path: string): Promise<string> {
     return await readFile(path, "utf8");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new ConfigError(path, [code === "ENOENT" ? "no such file" : `cannot read the file (${code ?? String(error)})`]);
+    throw new ConfigError(path, [
+      code === "ENOENT" ? "no such file" : `cannot read the file (${code ?? String(error)})`,
+    ]);
   }
 }

@@ -21,16 +21,19 @@ export const secretRef = z
   .strictObject({ env: z.string().regex(ENV_NAME, "not an environment variable name") })
   .describe("A secret, read from the environment variable `env` at start-up. Never inline.");
 
-const ldapUrl = z
-  .string()
-  .refine((value) => {
-    try {
-      const url = new URL(value);
-      return (url.protocol === "ldap:" || url.protocol === "ldaps:") && url.hostname !== "" && url.pathname.replace(/^\/$/, "") === "" && url.search === "";
-    } catch {
-      return false;
-    }
-  }, "not an ldap:// or ldaps:// URL (scheme, host and optional port only)");
+const ldapUrl = z.string().refine((value) => {
+  try {
+    const url = new URL(value);
+    return (
+      (url.protocol === "ldap:" || url.protocol === "ldaps:") &&
+      url.hostname !== "" &&
+      url.pathname.replace(/^\/$/, "") === "" &&
+      url.search === ""
+    );
+  } catch {
+    return false;
+  }
+}, "not an ldap:// or ldaps:// URL (scheme, host and optional port only)");
 
 const durationMs = (fallback: number, max: number) => z.number().int().min(1).max(max).default(fallback);
 
@@ -39,22 +42,28 @@ const durationMs = (fallback: number, max: number) => z.number().int().min(1).ma
  * an RFC 4515 filter once the tokens are filled in.
  */
 const filterTemplate = (allowed: readonly string[]) =>
-  z.string().min(1).superRefine((template, ctx) => {
-    const unknown = templateTokens(template).filter((token) => !allowed.includes(token));
-    if (unknown.length > 0) {
-      ctx.addIssue({ code: "custom", message: `unknown token ${unknown.map((t) => `{${t}}`).join(", ")} (allowed: ${allowed.map((t) => `{${t}}`).join(" ")})` });
-      return;
-    }
-    if (!parenthesesBalanced(template)) {
-      ctx.addIssue({ code: "custom", message: "not a valid LDAP filter: unbalanced parentheses" });
-      return;
-    }
-    try {
-      FilterParser.parseString(template.replace(/\{[a-z0-9_]+\}/g, "x"));
-    } catch (error) {
-      ctx.addIssue({ code: "custom", message: `not a valid LDAP filter: ${(error as Error).message}` });
-    }
-  });
+  z
+    .string()
+    .min(1)
+    .superRefine((template, ctx) => {
+      const unknown = templateTokens(template).filter((token) => !allowed.includes(token));
+      if (unknown.length > 0) {
+        ctx.addIssue({
+          code: "custom",
+          message: `unknown token ${unknown.map((t) => `{${t}}`).join(", ")} (allowed: ${allowed.map((t) => `{${t}}`).join(" ")})`,
+        });
+        return;
+      }
+      if (!parenthesesBalanced(template)) {
+        ctx.addIssue({ code: "custom", message: "not a valid LDAP filter: unbalanced parentheses" });
+        return;
+      }
+      try {
+        FilterParser.parseString(template.replace(/\{[a-z0-9_]+\}/g, "x"));
+      } catch (error) {
+        ctx.addIssue({ code: "custom", message: `not a valid LDAP filter: ${(error as Error).message}` });
+      }
+    });
 
 /** ldapts' parser closes a missing ")" silently; a typo in a filter must not change its meaning unnoticed. */
 function parenthesesBalanced(filter: string): boolean {
@@ -74,14 +83,27 @@ export const directorySchema = z
   .strictObject({
     hosts: z.array(ldapUrl).min(1).max(16).describe("LDAP servers, tried in order (failover) or spread (loadbalance)"),
     mode: z.enum(["failover", "loadbalance"]).default("failover"),
-    failbackAfterMs: durationMs(60_000, 86_400_000).describe("failover: go back to the first host this long after leaving it"),
+    failbackAfterMs: durationMs(60_000, 86_400_000).describe(
+      "failover: go back to the first host this long after leaving it",
+    ),
     hostDownForMs: durationMs(30_000, 86_400_000).describe("loadbalance: skip a host this long after it failed"),
     startTls: z.boolean().default(true).describe("ldap:// hosts: upgrade with StartTLS before any bind (default true)"),
-    allowPlaintext: z.boolean().default(false).describe("permit startTls: false on ldap:// hosts: passwords cross the network in clear; tests only"),
+    allowPlaintext: z
+      .boolean()
+      .default(false)
+      .describe("permit startTls: false on ldap:// hosts: passwords cross the network in clear; tests only"),
     tls: z
       .strictObject({
-        caFile: z.string().min(1).optional().describe("PEM bundle of CAs trusted for the directory's certificate (default: the system store)"),
-        serverName: z.string().min(1).optional().describe("name checked against the directory's certificate (default: the host of each URL)"),
+        caFile: z
+          .string()
+          .min(1)
+          .optional()
+          .describe("PEM bundle of CAs trusted for the directory's certificate (default: the system store)"),
+        serverName: z
+          .string()
+          .min(1)
+          .optional()
+          .describe("name checked against the directory's certificate (default: the host of each URL)"),
       })
       .default({}),
     bind: z
@@ -91,25 +113,46 @@ export const directorySchema = z
     baseDn: dn,
     connectTimeoutMs: durationMs(3_000, 60_000),
     operationTimeoutMs: durationMs(3_000, 60_000),
-    maxConnections: z.number().int().min(1).max(1024).default(16).describe("per host, service and user-bind connections each"),
+    maxConnections: z
+      .number()
+      .int()
+      .min(1)
+      .max(1024)
+      .default(16)
+      .describe("per host, service and user-bind connections each"),
   })
   .superRefine((directory, ctx) => {
     const plain = directory.hosts.findIndex((host) => host.startsWith("ldap:"));
     if (plain >= 0 && !directory.startTls && !directory.allowPlaintext) {
-      ctx.addIssue({ code: "custom", path: ["hosts", plain], message: "ldap:// without StartTLS sends passwords in clear: set startTls: true or use ldaps:// (or allowPlaintext: true for tests)" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["hosts", plain],
+        message:
+          "ldap:// without StartTLS sends passwords in clear: set startTls: true or use ldaps:// (or allowPlaintext: true for tests)",
+      });
     }
   });
 
 export const smtpAuthQuerySchema = z.strictObject({
   directory: name.describe("the LDAP server profile to ask"),
   baseDn: dn.optional().describe("search base (default: the directory's baseDn)"),
-  filter: filterTemplate(FILTER_TOKENS.user).default("(uid={u})").describe("finds the user's entry; AD: (sAMAccountName={u})"),
+  filter: filterTemplate(FILTER_TOKENS.user)
+    .default("(uid={u})")
+    .describe("finds the user's entry; AD: (sAMAccountName={u})"),
   method: z.enum(["bind", "password-attribute"]).default("bind"),
-  passwordAttribute: z.string().regex(/^[A-Za-z][A-Za-z0-9-]*(;[A-Za-z0-9-]+)*$/, "not an attribute name").default("userPassword"),
-  allowPlaintextPasswords: z.boolean().default(false).describe("password-attribute: also accept values stored without a {SCHEME} prefix"),
+  passwordAttribute: z
+    .string()
+    .regex(/^[A-Za-z][A-Za-z0-9-]*(;[A-Za-z0-9-]+)*$/, "not an attribute name")
+    .default("userPassword"),
+  allowPlaintextPasswords: z
+    .boolean()
+    .default(false)
+    .describe("password-attribute: also accept values stored without a {SCHEME} prefix"),
   allowance: z
     .strictObject({
-      filter: filterTemplate(FILTER_TOKENS.allowance).describe("must find at least one entry for the user to be allowed"),
+      filter: filterTemplate(FILTER_TOKENS.allowance).describe(
+        "must find at least one entry for the user to be allowed",
+      ),
       baseDn: dn.optional().describe("default: the query's baseDn"),
     })
     .optional(),
@@ -118,9 +161,18 @@ export const smtpAuthQuerySchema = z.strictObject({
 export const certificateQuerySchema = z.strictObject({
   directory: name.describe("the LDAP server profile to ask"),
   baseDn: dn.optional().describe("search base (default: the directory's baseDn)"),
-  filter: filterTemplate(FILTER_TOKENS.certificate).describe("finds the entry of the certificate's owner, e.g. (&(objectClass=inetOrgPerson)(mail={email}))"),
-  userIdAttribute: z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/, "not an attribute name").default("uid").describe("its value becomes the session identity (AD: sAMAccountName)"),
-  matchUserCertificate: z.boolean().default(false).describe("also require the presented leaf to equal one of the entry's userCertificate;binary values"),
+  filter: filterTemplate(FILTER_TOKENS.certificate).describe(
+    "finds the entry of the certificate's owner, e.g. (&(objectClass=inetOrgPerson)(mail={email}))",
+  ),
+  userIdAttribute: z
+    .string()
+    .regex(/^[A-Za-z][A-Za-z0-9-]*$/, "not an attribute name")
+    .default("uid")
+    .describe("its value becomes the session identity (AD: sAMAccountName)"),
+  matchUserCertificate: z
+    .boolean()
+    .default(false)
+    .describe("also require the presented leaf to equal one of the entry's userCertificate;binary values"),
 });
 
 const httpUrl = z.string().refine((value) => {
@@ -136,9 +188,17 @@ export const crlSourceSchema = z
   .strictObject({
     url: httpUrl.optional().describe("where to download the CRL (DER or PEM)"),
     file: z.string().min(1).optional().describe("a CRL file (DER or PEM); not available on Workers"),
-    refreshSeconds: z.number().int().min(10).max(7 * 86_400).default(3_600).describe("how often to fetch it again (conditional requests)"),
+    refreshSeconds: z
+      .number()
+      .int()
+      .min(10)
+      .max(7 * 86_400)
+      .default(3_600)
+      .describe("how often to fetch it again (conditional requests)"),
   })
-  .refine((source) => (source.url === undefined) !== (source.file === undefined), { message: "give exactly one of url and file" });
+  .refine((source) => (source.url === undefined) !== (source.file === undefined), {
+    message: "give exactly one of url and file",
+  });
 
 /**
  * The decision cache of one auth profile (api/cache/decision-cache.ts). Off by default: without it every decision
@@ -153,29 +213,42 @@ export const decisionCacheSchema = z
       .min(0)
       .max(86_400)
       .default(0)
-      .describe("how long an allow is reused for the same user and password (certificate profiles: the same chain); 0 = never (default)"),
+      .describe(
+        "how long an allow is reused for the same user and password (certificate profiles: the same chain); 0 = never (default)",
+      ),
     negativeTtlSeconds: z
       .number()
       .int()
       .min(0)
       .max(3_600)
       .default(0)
-      .describe("how long a deny (wrong password, unknown user, allowance failed, invalid certificate ...) is reused; 0 = never (default). A tempfail is never cached"),
+      .describe(
+        "how long a deny (wrong password, unknown user, allowance failed, invalid certificate ...) is reused; 0 = never (default). A tempfail is never cached",
+      ),
     serveStaleSeconds: z
       .number()
       .int()
       .min(0)
       .max(7 * 86_400)
       .default(0)
-      .describe("while the directory is unavailable, answer with a cached allow up to this old instead of a tempfail; 0 = off (default)"),
-    maxEntries: z.number().int().min(1).max(1_000_000).default(10_000).describe("most decisions kept for this profile; the least recently used goes first"),
+      .describe(
+        "while the directory is unavailable, answer with a cached allow up to this old instead of a tempfail; 0 = off (default)",
+      ),
+    maxEntries: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .default(10_000)
+      .describe("most decisions kept for this profile; the least recently used goes first"),
   })
   .superRefine((cache, ctx) => {
     if (cache.serveStaleSeconds > 0 && cache.serveStaleSeconds <= cache.positiveTtlSeconds) {
       ctx.addIssue({
         code: "custom",
         path: ["serveStaleSeconds"],
-        message: "must be 0 (off) or longer than positiveTtlSeconds: an allow younger than positiveTtlSeconds is reused anyway",
+        message:
+          "must be 0 (off) or longer than positiveTtlSeconds: an allow younger than positiveTtlSeconds is reused anyway",
       });
     }
   });
@@ -197,24 +270,55 @@ const certificateAuthProfileSchema = z.strictObject({
   intermediates: z
     .union([z.strictObject({ file: z.string().min(1) }), z.strictObject({ pem: z.string().min(1) })])
     .optional()
-    .describe("intermediate CA certificates used to build paths when clients send only their own certificate (not trusted by themselves)"),
-  allowNoExtendedKeyUsage: z.boolean().default(false).describe("accept a leaf without extendedKeyUsage (default: clientAuth or anyExtendedKeyUsage required)"),
+    .describe(
+      "intermediate CA certificates used to build paths when clients send only their own certificate (not trusted by themselves)",
+    ),
+  allowNoExtendedKeyUsage: z
+    .boolean()
+    .default(false)
+    .describe("accept a leaf without extendedKeyUsage (default: clientAuth or anyExtendedKeyUsage required)"),
   revocation: z
     .strictObject({
       crlSources: z.array(name).default([]).describe("names of crlSources that may hold the issuer's CRL"),
-      useDistributionPoints: z.boolean().default(false).describe("also fetch the CRLs named in the certificate's own CRL distribution points"),
-      whenUnknown: z.enum(["deny", "tempfail", "allow"]).default("deny").describe("no usable CRL (missing, stale, bad signature)"),
-      staleGraceSeconds: z.number().int().min(0).max(30 * 86_400).default(0).describe("keep using a CRL this long past its nextUpdate"),
+      useDistributionPoints: z
+        .boolean()
+        .default(false)
+        .describe("also fetch the CRLs named in the certificate's own CRL distribution points"),
+      whenUnknown: z
+        .enum(["deny", "tempfail", "allow"])
+        .default("deny")
+        .describe("no usable CRL (missing, stale, bad signature)"),
+      staleGraceSeconds: z
+        .number()
+        .int()
+        .min(0)
+        .max(30 * 86_400)
+        .default(0)
+        .describe("keep using a CRL this long past its nextUpdate"),
     })
     .optional()
     .describe("omit to skip revocation checking"),
-  allowAuthFallback: name.optional().describe("an ldap auth profile: SMTP AUTH is allowed when no certificate is presented, or a valid one maps to no entry"),
-  onInvalidCertificate: z.enum(["reject", "fallback"]).default("reject").describe("fallback: an invalid certificate also leads to SMTP AUTH (needs allowAuthFallback)"),
+  allowAuthFallback: name
+    .optional()
+    .describe(
+      "an ldap auth profile: SMTP AUTH is allowed when no certificate is presented, or a valid one maps to no entry",
+    ),
+  onInvalidCertificate: z
+    .enum(["reject", "fallback"])
+    .default("reject")
+    .describe("fallback: an invalid certificate also leads to SMTP AUTH (needs allowAuthFallback)"),
   maxChainLength: z.number().int().min(1).max(16).default(8),
-  maxCertificateBytes: z.number().int().min(512).max(64 * 1024).default(16 * 1024),
+  maxCertificateBytes: z
+    .number()
+    .int()
+    .min(512)
+    .max(64 * 1024)
+    .default(16 * 1024),
   cache: decisionCacheSchema
     .default(cacheOff)
-    .describe("reuse of this profile's certificate decisions, by chain, CRL version and profile; never past a certificate's notAfter or a CRL's nextUpdate (off by default)"),
+    .describe(
+      "reuse of this profile's certificate decisions, by chain, CRL version and profile; never past a certificate's notAfter or a CRL's nextUpdate (off by default)",
+    ),
 });
 
 export const authProfileSchema = z.discriminatedUnion("type", [ldapAuthProfileSchema, certificateAuthProfileSchema]);
@@ -224,14 +328,35 @@ export const authProfileSchema = z.discriminatedUnion("type", [ldapAuthProfileSc
  * policy of the appliance ("RELAYED") is simply a policy with `behaviour: relay` here.
  */
 export const mailFlowPolicySchema = z.strictObject({
-  behaviour: z.enum(["accept", "relay", "reject", "tcprefuse"]).describe("relay: may send anywhere; accept: only to acceptedDomains unless authenticated; reject: 554 at connect; tcprefuse: close at once"),
+  behaviour: z
+    .enum(["accept", "relay", "reject", "tcprefuse"])
+    .describe(
+      "relay: may send anywhere; accept: only to acceptedDomains unless authenticated; reject: 554 at connect; tcprefuse: close at once",
+    ),
   tls: z.enum(["off", "preferred", "required"]).default("preferred"),
-  verifyClientCertificate: z.boolean().default(false).describe("ask for a client certificate at STARTTLS and have the API judge it"),
-  smtpAuth: z.enum(["off", "preferred", "required"]).default("off").describe("required: no mail without authentication (by certificate or AUTH)"),
+  verifyClientCertificate: z
+    .boolean()
+    .default(false)
+    .describe("ask for a client certificate at STARTTLS and have the API judge it"),
+  smtpAuth: z
+    .enum(["off", "preferred", "required"])
+    .default("off")
+    .describe("required: no mail without authentication (by certificate or AUTH)"),
   requireTlsToOfferAuth: z.boolean().default(true).describe("offer AUTH only after STARTTLS (538 5.7.11 before)"),
-  maxMessageBytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(10 * 1024 * 1024),
+  maxMessageBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(1024 * 1024 * 1024)
+    .default(10 * 1024 * 1024),
   maxRecipients: z.number().int().min(1).max(10_000).default(100),
-  maxConnectionsPerClient: z.number().int().min(1).max(10_000).default(20).describe("concurrent connections from one IP address"),
+  maxConnectionsPerClient: z
+    .number()
+    .int()
+    .min(1)
+    .max(10_000)
+    .default(20)
+    .describe("concurrent connections from one IP address"),
 });
 
 const cidr = z.union([z.cidrv4(), z.cidrv6(), z.ipv4(), z.ipv6()], { error: "not an IP address or CIDR block" });
@@ -253,8 +378,14 @@ const domain = z
 export const listenerSchema = z.strictObject({
   authProfile: name,
   onAllowanceFailure: z.enum(["reject", "allow-temporarily"]).default("reject"),
-  hostAccessTable: z.array(senderGroupSchema).default([]).describe("sender groups, first match wins; used by the edge relay"),
-  acceptedDomains: z.array(domain).default([]).describe("domains unauthenticated senders may send to under an accept policy"),
+  hostAccessTable: z
+    .array(senderGroupSchema)
+    .default([])
+    .describe("sender groups, first match wins; used by the edge relay"),
+  acceptedDomains: z
+    .array(domain)
+    .default([])
+    .describe("domains unauthenticated senders may send to under an accept policy"),
 });
 
 export const apiSchema = z.strictObject({
@@ -263,11 +394,21 @@ export const apiSchema = z.strictObject({
     .array(secretRef)
     .max(16)
     .default([])
-    .describe("bearer tokens that may read GET /metrics and nothing else (a Prometheus scraper need not hold a token that can ask for decisions); the API tokens may read it too"),
+    .describe(
+      "bearer tokens that may read GET /metrics and nothing else (a Prometheus scraper need not hold a token that can ask for decisions); the API tokens may read it too",
+    ),
   listen: z
-    .strictObject({ host: z.string().min(1).default("127.0.0.1"), port: z.number().int().min(0).max(65535).default(8787) })
+    .strictObject({
+      host: z.string().min(1).default("127.0.0.1"),
+      port: z.number().int().min(0).max(65535).default(8787),
+    })
     .default({ host: "127.0.0.1", port: 8787 }),
-  maxBodyBytes: z.number().int().min(1024).max(4 * 1024 * 1024).default(64 * 1024),
+  maxBodyBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(4 * 1024 * 1024)
+    .default(64 * 1024),
 });
 
 export const configSchema = z
@@ -285,58 +426,110 @@ export const configSchema = z
     // References between sections: each must name something that exists.
     for (const [key, query] of Object.entries(config.smtpAuthQueries)) {
       if (!(query.directory in config.directories)) {
-        ctx.addIssue({ code: "custom", path: ["smtpAuthQueries", key, "directory"], message: `no directory named "${query.directory}"` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["smtpAuthQueries", key, "directory"],
+          message: `no directory named "${query.directory}"`,
+        });
       }
     }
     for (const [key, query] of Object.entries(config.certificateQueries)) {
       if (!(query.directory in config.directories)) {
-        ctx.addIssue({ code: "custom", path: ["certificateQueries", key, "directory"], message: `no directory named "${query.directory}"` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["certificateQueries", key, "directory"],
+          message: `no directory named "${query.directory}"`,
+        });
       }
     }
     for (const [key, profile] of Object.entries(config.authProfiles)) {
       if (profile.type === "ldap") {
         if (!(profile.query in config.smtpAuthQueries)) {
-          ctx.addIssue({ code: "custom", path: ["authProfiles", key, "query"], message: `no smtpAuthQueries entry named "${profile.query}"` });
+          ctx.addIssue({
+            code: "custom",
+            path: ["authProfiles", key, "query"],
+            message: `no smtpAuthQueries entry named "${profile.query}"`,
+          });
         }
         continue;
       }
       if (!(profile.query in config.certificateQueries)) {
-        ctx.addIssue({ code: "custom", path: ["authProfiles", key, "query"], message: `no certificateQueries entry named "${profile.query}"` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["authProfiles", key, "query"],
+          message: `no certificateQueries entry named "${profile.query}"`,
+        });
       }
       if (profile.allowAuthFallback !== undefined && config.authProfiles[profile.allowAuthFallback]?.type !== "ldap") {
-        ctx.addIssue({ code: "custom", path: ["authProfiles", key, "allowAuthFallback"], message: `no ldap auth profile named "${profile.allowAuthFallback}"` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["authProfiles", key, "allowAuthFallback"],
+          message: `no ldap auth profile named "${profile.allowAuthFallback}"`,
+        });
       }
       if (profile.onInvalidCertificate === "fallback" && profile.allowAuthFallback === undefined) {
-        ctx.addIssue({ code: "custom", path: ["authProfiles", key, "onInvalidCertificate"], message: "fallback needs allowAuthFallback (the ldap profile to fall back to)" });
+        ctx.addIssue({
+          code: "custom",
+          path: ["authProfiles", key, "onInvalidCertificate"],
+          message: "fallback needs allowAuthFallback (the ldap profile to fall back to)",
+        });
       }
       for (const [index, source] of (profile.revocation?.crlSources ?? []).entries()) {
         if (!(source in config.crlSources)) {
-          ctx.addIssue({ code: "custom", path: ["authProfiles", key, "revocation", "crlSources", index], message: `no crlSources entry named "${source}"` });
+          ctx.addIssue({
+            code: "custom",
+            path: ["authProfiles", key, "revocation", "crlSources", index],
+            message: `no crlSources entry named "${source}"`,
+          });
         }
       }
-      if (profile.revocation && profile.revocation.crlSources.length === 0 && !profile.revocation.useDistributionPoints) {
-        ctx.addIssue({ code: "custom", path: ["authProfiles", key, "revocation"], message: "name at least one crlSources entry or set useDistributionPoints" });
+      if (
+        profile.revocation &&
+        profile.revocation.crlSources.length === 0 &&
+        !profile.revocation.useDistributionPoints
+      ) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["authProfiles", key, "revocation"],
+          message: "name at least one crlSources entry or set useDistributionPoints",
+        });
       }
     }
     for (const [key, listener] of Object.entries(config.listeners)) {
       const profile = config.authProfiles[listener.authProfile];
       if (!profile) {
-        ctx.addIssue({ code: "custom", path: ["listeners", key, "authProfile"], message: `no authProfiles entry named "${listener.authProfile}"` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["listeners", key, "authProfile"],
+          message: `no authProfiles entry named "${listener.authProfile}"`,
+        });
       }
       for (const [index, group] of listener.hostAccessTable.entries()) {
         const policy = config.mailFlowPolicies[group.policy];
         if (!policy) {
-          ctx.addIssue({ code: "custom", path: ["listeners", key, "hostAccessTable", index, "policy"], message: `no mailFlowPolicies entry named "${group.policy}"` });
+          ctx.addIssue({
+            code: "custom",
+            path: ["listeners", key, "hostAccessTable", index, "policy"],
+            message: `no mailFlowPolicies entry named "${group.policy}"`,
+          });
           continue;
         }
         if (policy.verifyClientCertificate && profile && profile.type !== "certificate") {
-          ctx.addIssue({ code: "custom", path: ["listeners", key, "hostAccessTable", index, "policy"], message: `policy ${group.policy} verifies client certificates but the listener's auth profile is not a certificate profile` });
+          ctx.addIssue({
+            code: "custom",
+            path: ["listeners", key, "hostAccessTable", index, "policy"],
+            message: `policy ${group.policy} verifies client certificates but the listener's auth profile is not a certificate profile`,
+          });
         }
       }
     }
     for (const [key, policy] of Object.entries(config.mailFlowPolicies)) {
       if (policy.verifyClientCertificate && policy.tls === "off") {
-        ctx.addIssue({ code: "custom", path: ["mailFlowPolicies", key, "verifyClientCertificate"], message: "a client certificate needs TLS: set tls to preferred or required" });
+        ctx.addIssue({
+          code: "custom",
+          path: ["mailFlowPolicies", key, "verifyClientCertificate"],
+          message: "a client certificate needs TLS: set tls to preferred or required",
+        });
       }
     }
   });

@@ -60,20 +60,35 @@ export type CertificateOutcome =
   | { kind: "authenticated"; identity: string; dn: string; detail?: string; reusableUntil?: number }
   | { kind: "missing" }
   | { kind: "invalid"; reason: Reason; detail: string; reusableUntil?: number }
-  | { kind: "unmapped"; reason: "certificate-unmapped" | "certificate-ambiguous"; detail?: string; reusableUntil?: number }
+  | {
+      kind: "unmapped";
+      reason: "certificate-unmapped" | "certificate-ambiguous";
+      detail?: string;
+      reusableUntil?: number;
+    }
   | { kind: "unavailable"; reason: "directory-unavailable" | "certificate-revocation-unknown"; detail: string };
 
 /** An outcome that holds whatever the clock says (a malformed or untrusted chain stays so; TTLs still bound it). */
 const FOREVER = Number.POSITIVE_INFINITY;
 
-export async function evaluateCertificate(chain: readonly string[] | null, profile: CertificateProfile, now: Date): Promise<CertificateOutcome> {
+export async function evaluateCertificate(
+  chain: readonly string[] | null,
+  profile: CertificateProfile,
+  now: Date,
+): Promise<CertificateOutcome> {
   if (!chain || chain.length === 0) return { kind: "missing" };
   const parsed = parseChain(chain, profile.limits);
-  if (!parsed.ok) return { kind: "invalid", reason: "certificate-malformed", detail: parsed.detail, reusableUntil: FOREVER };
+  if (!parsed.ok)
+    return { kind: "invalid", reason: "certificate-malformed", detail: parsed.detail, reusableUntil: FOREVER };
 
   const path = await validatePath(
     parsed.chain.map((item) => item.certificate),
-    { anchors: profile.anchors, intermediates: profile.intermediates, now, allowNoExtendedKeyUsage: profile.allowNoExtendedKeyUsage },
+    {
+      anchors: profile.anchors,
+      intermediates: profile.intermediates,
+      now,
+      allowNoExtendedKeyUsage: profile.allowNoExtendedKeyUsage,
+    },
   );
   // A chain that fails validation fails again for the same anchors (an expired one stays expired); the TTL bounds
   // the one case that changes with time, a certificate not yet valid.
@@ -84,10 +99,13 @@ export async function evaluateCertificate(chain: readonly string[] | null, profi
   let revocationNote: string | undefined;
   if (profile.revocation) {
     const status = await profile.revocation.check(leaf.certificate, path.path[1] as X509Certificate);
-    if (status.status === "revoked") return { kind: "invalid", reason: "certificate-revoked", detail: status.detail, reusableUntil: FOREVER };
+    if (status.status === "revoked")
+      return { kind: "invalid", reason: "certificate-revoked", detail: status.detail, reusableUntil: FOREVER };
     if (status.status === "unknown") {
-      if (profile.revocation.whenUnknown === "deny") return { kind: "invalid", reason: "certificate-revocation-unknown", detail: status.detail };
-      if (profile.revocation.whenUnknown === "tempfail") return { kind: "unavailable", reason: "certificate-revocation-unknown", detail: status.detail };
+      if (profile.revocation.whenUnknown === "deny")
+        return { kind: "invalid", reason: "certificate-revocation-unknown", detail: status.detail };
+      if (profile.revocation.whenUnknown === "tempfail")
+        return { kind: "unavailable", reason: "certificate-revocation-unknown", detail: status.detail };
       revocationNote = `revocation unknown, allowed by profile: ${status.detail}`;
       reusableUntil = undefined;
     } else {
@@ -97,15 +115,30 @@ export async function evaluateCertificate(chain: readonly string[] | null, profi
     // issuer where one of the profile's sources holds one. Unlike the leaf's, a missing CRL here is not "unknown"
     // (most deployments publish none for their CAs), so only a positive revocation counts.
     for (let index = 1; index < path.path.length - 1; index += 1) {
-      const intermediate = await profile.revocation.check(path.path[index] as X509Certificate, path.path[index + 1] as X509Certificate);
-      if (intermediate.status === "revoked") return { kind: "invalid", reason: "certificate-revoked", detail: `intermediate CA ${(path.path[index] as X509Certificate).subject}: ${intermediate.detail}`, reusableUntil: FOREVER };
+      const intermediate = await profile.revocation.check(
+        path.path[index] as X509Certificate,
+        path.path[index + 1] as X509Certificate,
+      );
+      if (intermediate.status === "revoked")
+        return {
+          kind: "invalid",
+          reason: "certificate-revoked",
+          detail: `intermediate CA ${(path.path[index] as X509Certificate).subject}: ${intermediate.detail}`,
+          reusableUntil: FOREVER,
+        };
     }
   }
   const reuse = reusableUntil === undefined ? {} : { reusableUntil };
 
   const tokens = { ...certificateTokens(leaf.certificate, leaf.der), t: generalizedTime(now) };
   const filter = fillFilter(profile.query.filter, tokens);
-  if (!filter.ok) return { kind: "unmapped", reason: "certificate-unmapped", detail: `the certificate has no ${filter.missing.map((t) => `{${t}}`).join(", ")}`, ...reuse };
+  if (!filter.ok)
+    return {
+      kind: "unmapped",
+      reason: "certificate-unmapped",
+      detail: `the certificate has no ${filter.missing.map((t) => `{${t}}`).join(", ")}`,
+      ...reuse,
+    };
 
   const matchBinary = profile.query.matchUserCertificate;
   const found = await profile.directory.search({
@@ -117,20 +150,43 @@ export async function evaluateCertificate(chain: readonly string[] | null, profi
   });
   if (!found.ok) return { kind: "unavailable", reason: "directory-unavailable", detail: found.error.detail };
   const [entry, second] = found.value;
-  if (!entry) return { kind: "unmapped", reason: "certificate-unmapped", detail: `no entry matches ${filter.filter}`, ...reuse };
-  if (second) return { kind: "unmapped", reason: "certificate-ambiguous", detail: `more than one entry matches ${filter.filter}`, ...reuse };
+  if (!entry)
+    return { kind: "unmapped", reason: "certificate-unmapped", detail: `no entry matches ${filter.filter}`, ...reuse };
+  if (second)
+    return {
+      kind: "unmapped",
+      reason: "certificate-ambiguous",
+      detail: `more than one entry matches ${filter.filter}`,
+      ...reuse,
+    };
 
   if (matchBinary) {
     const stored = values(entry.attributes, USER_CERTIFICATE);
     if (!stored.some((value) => Buffer.isBuffer(value) && Buffer.compare(value, Buffer.from(leaf.der)) === 0)) {
-      return { kind: "unmapped", reason: "certificate-unmapped", detail: `${entry.dn}: no userCertificate equals the presented certificate`, ...reuse };
+      return {
+        kind: "unmapped",
+        reason: "certificate-unmapped",
+        detail: `${entry.dn}: no userCertificate equals the presented certificate`,
+        ...reuse,
+      };
     }
   }
   const identity = values(entry.attributes, profile.query.userIdAttribute)[0];
   if (identity === undefined || identity.length === 0) {
-    return { kind: "unmapped", reason: "certificate-unmapped", detail: `${entry.dn} has no ${profile.query.userIdAttribute}`, ...reuse };
+    return {
+      kind: "unmapped",
+      reason: "certificate-unmapped",
+      detail: `${entry.dn} has no ${profile.query.userIdAttribute}`,
+      ...reuse,
+    };
   }
-  return { kind: "authenticated", identity: identity.toString(), dn: entry.dn, ...(revocationNote ? { detail: revocationNote } : {}), ...reuse };
+  return {
+    kind: "authenticated",
+    identity: identity.toString(),
+    dn: entry.dn,
+    ...(revocationNote ? { detail: revocationNote } : {}),
+    ...reuse,
+  };
 }
 
 const USER_CERTIFICATE = "userCertificate;binary";
@@ -147,17 +203,25 @@ export function tlsVerdict(outcome: CertificateOutcome, profile: CertificateProf
     case "missing":
       return fallback ? proceed("certificate-missing", base) : deny("certificate-missing", refuse);
     case "unmapped":
-      return fallback ? proceed(outcome.reason, { ...base, detail: outcome.detail }) : deny(outcome.reason, { ...refuse, detail: outcome.detail });
+      return fallback
+        ? proceed(outcome.reason, { ...base, detail: outcome.detail })
+        : deny(outcome.reason, { ...refuse, detail: outcome.detail });
     case "invalid":
       return fallback && profile.onInvalidCertificate === "fallback"
         ? proceed(outcome.reason, { ...base, detail: outcome.detail })
-        : deny(outcome.reason as Exclude<Reason, "ok" | "directory-unavailable">, { ...refuse, detail: outcome.detail });
+        : deny(outcome.reason as Exclude<Reason, "ok" | "directory-unavailable">, {
+            ...refuse,
+            detail: outcome.detail,
+          });
     case "unavailable":
       return tempfail({ ...base, reason: outcome.reason, detail: outcome.detail, close: !fallback });
   }
 }
 
-function values(attributes: Readonly<Record<string, readonly (string | Buffer)[]>>, name: string): readonly (string | Buffer)[] {
+function values(
+  attributes: Readonly<Record<string, readonly (string | Buffer)[]>>,
+  name: string,
+): readonly (string | Buffer)[] {
   const wanted = name.toLowerCase();
   for (const [key, list] of Object.entries(attributes)) if (key.toLowerCase() === wanted) return list;
   return [];

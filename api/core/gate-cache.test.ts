@@ -29,14 +29,22 @@ class FakeDirectory implements Directory {
 
   async search(request: SearchRequest): Promise<DirectoryResult<DirectoryEntry[]>> {
     this.operations += 1;
-    if (this.down) return { ok: false, error: { kind: "unavailable", detail: "directory corp: ldap://fake: ECONNREFUSED" } };
+    if (this.down)
+      return { ok: false, error: { kind: "unavailable", detail: "directory corp: ldap://fake: ECONNREFUSED" } };
     return { ok: true, value: (this.entries[request.filter] ?? []).slice(0, request.sizeLimit) };
   }
 
   async bindAsUser(dn: string, password: string): Promise<DirectoryResult<BindOutcome>> {
     this.operations += 1;
-    if (this.down) return { ok: false, error: { kind: "unavailable", detail: "directory corp: ldap://fake: ECONNREFUSED" } };
-    return { ok: true, value: this.passwords[dn] === password ? { bound: true } : { bound: false, resultCode: 49, message: "invalid credentials" } };
+    if (this.down)
+      return { ok: false, error: { kind: "unavailable", detail: "directory corp: ldap://fake: ECONNREFUSED" } };
+    return {
+      ok: true,
+      value:
+        this.passwords[dn] === password
+          ? { bound: true }
+          : { bound: false, resultCode: 49, message: "invalid credentials" },
+    };
   }
 
   async probe() {
@@ -78,7 +86,12 @@ function setup(cache: Record<string, number>, certificateCache: Record<string, n
     trustAnchors: { cert: parseTrustAnchors(pki.rootPem, "test") },
     now: () => new Date(clock.now),
   });
-  const auth = async (username: string, password: string, listener = "submission", extra: Partial<AuthRequest> = {}): Promise<Decision> => {
+  const auth = async (
+    username: string,
+    password: string,
+    listener = "submission",
+    extra: Partial<AuthRequest> = {},
+  ): Promise<Decision> => {
     const result = await gate.decideAuth({ listener, mechanism: "PLAIN", username, password, ...extra });
     if (!result.ok) throw new Error(result.problem);
     return result.decision;
@@ -112,17 +125,32 @@ describe("the gate's SMTP AUTH cache", () => {
     const { auth } = setup(ON);
     expect(await auth("alice", SHARED)).toMatchObject({ verdict: "allow", identity: "alice" });
     const bob = await auth("bob", SHARED);
-    expect(bob).toMatchObject({ verdict: "deny", reason: "allowance-failed", identity: null, dn: dnOf("bob"), cache: "miss" });
+    expect(bob).toMatchObject({
+      verdict: "deny",
+      reason: "allowance-failed",
+      identity: null,
+      dn: dnOf("bob"),
+      cache: "miss",
+    });
     // Both now cached, each for its own user.
     expect(await auth("alice", SHARED)).toMatchObject({ verdict: "allow", identity: "alice", cache: "hit" });
-    expect(await auth("bob", SHARED)).toMatchObject({ verdict: "deny", reason: "allowance-failed", identity: null, cache: "hit" });
+    expect(await auth("bob", SHARED)).toMatchObject({
+      verdict: "deny",
+      reason: "allowance-failed",
+      identity: null,
+      cache: "hit",
+    });
   });
 
   it("never answers another password with a cached allow", async () => {
     const { auth, directory } = setup(ON);
     await auth("alice", SHARED);
     const operations = directory.operations;
-    expect(await auth("alice", "not-her-password")).toMatchObject({ verdict: "deny", reason: "invalid-credentials", cache: "miss" });
+    expect(await auth("alice", "not-her-password")).toMatchObject({
+      verdict: "deny",
+      reason: "invalid-credentials",
+      cache: "miss",
+    });
     expect(directory.operations).toBeGreaterThan(operations);
     expect(await auth("alice", `${SHARED} `)).toMatchObject({ verdict: "deny", cache: "miss" });
   });
@@ -130,15 +158,28 @@ describe("the gate's SMTP AUTH cache", () => {
   it("keys on the listener, which decides what an allowance failure means", async () => {
     const { auth } = setup(ON);
     expect(await auth("bob", SHARED, "submission")).toMatchObject({ verdict: "deny", reason: "allowance-failed" });
-    expect(await auth("bob", SHARED, "lenient")).toMatchObject({ verdict: "allow", temporary: true, identity: "bob", cache: "miss" });
+    expect(await auth("bob", SHARED, "lenient")).toMatchObject({
+      verdict: "allow",
+      temporary: true,
+      identity: "bob",
+      cache: "miss",
+    });
     expect(await auth("bob", SHARED, "lenient")).toMatchObject({ verdict: "allow", temporary: true, cache: "hit" });
   });
 
   it("keeps a deny for negativeTtlSeconds, then asks again", async () => {
     const { auth, advance } = setup(ON);
-    expect(await auth("alice", "wrong")).toMatchObject({ verdict: "deny", reason: "invalid-credentials", cache: "miss" });
+    expect(await auth("alice", "wrong")).toMatchObject({
+      verdict: "deny",
+      reason: "invalid-credentials",
+      cache: "miss",
+    });
     advance(29);
-    expect(await auth("alice", "wrong")).toMatchObject({ verdict: "deny", reason: "invalid-credentials", cache: "hit" });
+    expect(await auth("alice", "wrong")).toMatchObject({
+      verdict: "deny",
+      reason: "invalid-credentials",
+      cache: "hit",
+    });
     advance(1);
     expect(await auth("alice", "wrong")).toMatchObject({ verdict: "deny", cache: "miss" });
     expect(await auth("nobody", "whatever")).toMatchObject({ verdict: "deny", reason: "no-such-user", cache: "miss" });
@@ -152,13 +193,21 @@ describe("the gate's SMTP AUTH cache", () => {
     expect(await auth("alice", SHARED)).toMatchObject({ cache: "hit" });
     advance(1);
     directory.passwords[dnOf("alice")] = "changed";
-    expect(await auth("alice", SHARED)).toMatchObject({ verdict: "deny", reason: "invalid-credentials", cache: "miss" });
+    expect(await auth("alice", SHARED)).toMatchObject({
+      verdict: "deny",
+      reason: "invalid-credentials",
+      cache: "miss",
+    });
   });
 
   it("never caches a tempfail: the next decision asks the directory again", async () => {
     const { auth, directory } = setup(ON);
     directory.down = true;
-    expect(await auth("alice", SHARED)).toMatchObject({ verdict: "tempfail", reason: "directory-unavailable", cache: "miss" });
+    expect(await auth("alice", SHARED)).toMatchObject({
+      verdict: "tempfail",
+      reason: "directory-unavailable",
+      cache: "miss",
+    });
     directory.down = false;
     expect(await auth("alice", SHARED)).toMatchObject({ verdict: "allow", cache: "miss" });
   });
@@ -168,7 +217,9 @@ describe("the gate's SMTP AUTH cache", () => {
     for (let i = 0; i < 2; i += 1) {
       expect(await auth("alice", "")).toMatchObject({ reason: "empty-password" });
       expect(await auth("alice\n", SHARED)).toMatchObject({ reason: "malformed-username" });
-      expect(await auth("alice", SHARED, "submission", { authzid: "bob" })).toMatchObject({ reason: "authzid-not-permitted" });
+      expect(await auth("alice", SHARED, "submission", { authzid: "bob" })).toMatchObject({
+        reason: "authzid-not-permitted",
+      });
     }
     expect(await auth("alice", "")).not.toHaveProperty("cache");
     expect(gate.cacheStats().corp).toMatchObject({ hits: 0, misses: 0, entries: 0 });
@@ -192,7 +243,13 @@ describe("the gate's SMTP AUTH cache", () => {
       advance(120); // past the positive TTL
       directory.down = true;
       const stale = await auth("alice", SHARED);
-      expect(stale).toMatchObject({ verdict: "allow", identity: "alice", reason: "ok", smtp: fresh.smtp, cache: "stale" });
+      expect(stale).toMatchObject({
+        verdict: "allow",
+        identity: "alice",
+        reason: "ok",
+        smtp: fresh.smtp,
+        cache: "stale",
+      });
       expect(stale.detail).toMatch(/directory unavailable: answered with the allow cached 120 s ago/);
       expect(gate.cacheStats().corp?.staleServed).toBe(1);
     });
@@ -202,7 +259,11 @@ describe("the gate's SMTP AUTH cache", () => {
       await auth("alice", SHARED);
       advance(120);
       directory.passwords[dnOf("alice")] = "changed";
-      expect(await auth("alice", SHARED)).toMatchObject({ verdict: "deny", reason: "invalid-credentials", cache: "miss" });
+      expect(await auth("alice", SHARED)).toMatchObject({
+        verdict: "deny",
+        reason: "invalid-credentials",
+        cache: "miss",
+      });
       // The deny replaced the allow: during an outage the deny is kept for its TTL, then comes a tempfail, never the
       // old allow.
       directory.down = true;
@@ -261,8 +322,16 @@ describe("the gate's certificate cache", () => {
     expect(await tls(pki.chain("alice"))).toMatchObject({ verdict: "allow", identity: "alice.cert", cache: "hit" });
     expect(directory.operations).toBe(operations);
     // Another certificate with the same identity is judged on its own.
-    expect(await tls(pki.chain("expired"))).toMatchObject({ verdict: "deny", reason: "certificate-expired", cache: "miss" });
-    expect(await tls(pki.chain("expired"))).toMatchObject({ verdict: "deny", reason: "certificate-expired", cache: "hit" });
+    expect(await tls(pki.chain("expired"))).toMatchObject({
+      verdict: "deny",
+      reason: "certificate-expired",
+      cache: "miss",
+    });
+    expect(await tls(pki.chain("expired"))).toMatchObject({
+      verdict: "deny",
+      reason: "certificate-expired",
+      cache: "hit",
+    });
     expect(gate.cacheStats().cert).toMatchObject({ kind: "certificate", enabled: true, hits: 2, misses: 2 });
   });
 
@@ -274,7 +343,11 @@ describe("the gate's certificate cache", () => {
     clock.now = notAfter - 1;
     expect(await tls(pki.chain("alice"))).toMatchObject({ verdict: "allow", cache: "hit" });
     clock.now = notAfter + 1_000;
-    expect(await tls(pki.chain("alice"))).toMatchObject({ verdict: "deny", reason: "certificate-expired", cache: "miss" });
+    expect(await tls(pki.chain("alice"))).toMatchObject({
+      verdict: "deny",
+      reason: "certificate-expired",
+      cache: "miss",
+    });
   });
 
   it("does not cache the absence of a certificate", async () => {
@@ -291,7 +364,10 @@ describe("the gate's certificate cache", () => {
     directory.down = true;
     expect(await tls(pki.chain("alice"))).toMatchObject({ verdict: "allow", identity: "alice.cert", cache: "stale" });
     // Another chain was never allowed.
-    expect(await tls(pki.chain("serialLeadingZero"))).toMatchObject({ verdict: "tempfail", reason: "directory-unavailable" });
+    expect(await tls(pki.chain("serialLeadingZero"))).toMatchObject({
+      verdict: "tempfail",
+      reason: "directory-unavailable",
+    });
 
     const off = setup(ON);
     await off.tls(pki.chain("alice"));

@@ -8,12 +8,24 @@
  * profiles. What is refused without the directory, a tempfail, and a certificate outcome that hangs on an unknown
  * revocation status are never kept.
  */
-import { CacheKeys, cacheEnabled, DecisionCache, type CacheOutcome, type CachePolicy, type CacheStats } from "../cache/decision-cache.ts";
+import {
+  CacheKeys,
+  cacheEnabled,
+  DecisionCache,
+  type CacheOutcome,
+  type CachePolicy,
+  type CacheStats,
+} from "../cache/decision-cache.ts";
 import type { Config, MailFlowPolicy, SenderGroup } from "../config/schema.ts";
 import { DEFAULT_CHAIN_LIMITS } from "../pki/certificate-chain.ts";
 import type { CrlStore } from "../pki/crl-store.ts";
 import type { X509Certificate } from "../pki/x509.ts";
-import { evaluateCertificate, tlsVerdict, type CertificateOutcome, type CertificateProfile } from "./certificate-auth.ts";
+import {
+  evaluateCertificate,
+  tlsVerdict,
+  type CertificateOutcome,
+  type CertificateProfile,
+} from "./certificate-auth.ts";
 import type { Directory } from "./directory.ts";
 import { decideSmtpAuth, refuseWithoutDirectory, type SmtpAuthCredentials, type SmtpAuthQuery } from "./smtp-auth.ts";
 import { SMTP_REPLIES } from "./smtp-replies.ts";
@@ -104,7 +116,8 @@ export class Gate {
       if (!found) throw new Error(`no directory adapter for "${name}"`);
       return found;
     };
-    const baseDnOf = (query: { directory: string; baseDn?: string | undefined }): string => query.baseDn ?? (config.directories[query.directory]?.baseDn as string);
+    const baseDnOf = (query: { directory: string; baseDn?: string | undefined }): string =>
+      query.baseDn ?? (config.directories[query.directory]?.baseDn as string);
     const clock = (): number => this.#now().getTime();
     const cacheFor = <V>(name: string, kind: ProfileCache["kind"], policy: CachePolicy): DecisionCache<V> | null => {
       const cache = cacheEnabled(policy) ? new DecisionCache<V>(policy, clock) : null;
@@ -127,7 +140,9 @@ export class Gate {
             method: query.method,
             passwordAttribute: query.passwordAttribute,
             allowPlaintextPasswords: query.allowPlaintextPasswords,
-            ...(query.allowance ? { allowance: { filter: query.allowance.filter, baseDn: query.allowance.baseDn ?? baseDn } } : {}),
+            ...(query.allowance
+              ? { allowance: { filter: query.allowance.filter, baseDn: query.allowance.baseDn ?? baseDn } }
+              : {}),
           },
         });
         continue;
@@ -143,17 +158,30 @@ export class Gate {
         name,
         anchors,
         intermediates: options.intermediates?.[name] ?? [],
-        limits: { ...DEFAULT_CHAIN_LIMITS, maxChainLength: profile.maxChainLength, maxCertificateBytes: profile.maxCertificateBytes },
+        limits: {
+          ...DEFAULT_CHAIN_LIMITS,
+          maxChainLength: profile.maxChainLength,
+          maxCertificateBytes: profile.maxCertificateBytes,
+        },
         allowNoExtendedKeyUsage: profile.allowNoExtendedKeyUsage,
         revocation:
           revocation && crls
             ? {
                 whenUnknown: revocation.whenUnknown,
                 check: (certificate, issuer) =>
-                  crls.check(certificate, issuer, { sources: revocation.crlSources, useDistributionPoints: revocation.useDistributionPoints, staleGraceSeconds: revocation.staleGraceSeconds }),
+                  crls.check(certificate, issuer, {
+                    sources: revocation.crlSources,
+                    useDistributionPoints: revocation.useDistributionPoints,
+                    staleGraceSeconds: revocation.staleGraceSeconds,
+                  }),
               }
             : null,
-        query: { baseDn: baseDnOf(query), filter: query.filter, userIdAttribute: query.userIdAttribute, matchUserCertificate: query.matchUserCertificate },
+        query: {
+          baseDn: baseDnOf(query),
+          filter: query.filter,
+          userIdAttribute: query.userIdAttribute,
+          matchUserCertificate: query.matchUserCertificate,
+        },
         directory: directory(query.directory),
         allowAuthFallback: profile.allowAuthFallback,
         onInvalidCertificate: profile.onInvalidCertificate,
@@ -177,7 +205,9 @@ export class Gate {
         allowAuthFallback: profile?.type === "certificate" ? profile.allowAuthFallback !== undefined : true,
       },
       hostAccessTable: listener.hostAccessTable,
-      mailFlowPolicies: Object.fromEntries(Object.entries(this.#config.mailFlowPolicies).filter(([policy]) => used.has(policy))),
+      mailFlowPolicies: Object.fromEntries(
+        Object.entries(this.#config.mailFlowPolicies).filter(([policy]) => used.has(policy)),
+      ),
       acceptedDomains: listener.acceptedDomains,
     };
   }
@@ -187,7 +217,15 @@ export class Gate {
     const profileName = this.#profileOf(request.listener);
     if (profileName === null) return unknownListener(request.listener);
     const profile = this.#certificateProfiles.get(profileName);
-    if (!profile) return { ok: true, decision: proceed("certificate-not-used", { profile: profileName, method: null, detail: "the listener's auth profile does not use certificates" }) };
+    if (!profile)
+      return {
+        ok: true,
+        decision: proceed("certificate-not-used", {
+          profile: profileName,
+          method: null,
+          detail: "the listener's auth profile does not use certificates",
+        }),
+      };
     const { outcome, cache } = await this.#certificate(request.certificate?.chain ?? null, profile);
     return { ok: true, decision: withCache(tlsVerdict(outcome, profile), cache) };
   }
@@ -202,25 +240,56 @@ export class Gate {
     const profile = this.#certificateProfiles.get(profileName) as CertificateProfile;
     const base = { profile: profile.name, method: null };
     // SPEC §3 A: a certificate-only profile does not offer AUTH at all.
-    if (profile.allowAuthFallback === undefined) return { ok: true, decision: deny("auth-not-offered", { ...base, smtp: SMTP_REPLIES.badSequence }) };
+    if (profile.allowAuthFallback === undefined)
+      return { ok: true, decision: deny("auth-not-offered", { ...base, smtp: SMTP_REPLIES.badSequence }) };
     // An absent field must not read as "the client had no certificate": a caller that forgot it would let a
     // client whose certificate was refused at STARTTLS fall back to a password.
     if (request.certificate === undefined) {
-      return { ok: false, field: "certificate", problem: `required for listener "${request.listener}", whose profile judges the STARTTLS certificate: send null when the client presented none` };
+      return {
+        ok: false,
+        field: "certificate",
+        problem: `required for listener "${request.listener}", whose profile judges the STARTTLS certificate: send null when the client presented none`,
+      };
     }
     const { outcome, cache } = await this.#certificate(request.certificate?.chain ?? null, profile);
     switch (outcome.kind) {
       case "authenticated":
         return {
           ok: true,
-          decision: withCache(deny("already-authenticated", { ...base, method: "certificate", smtp: SMTP_REPLIES.badSequence, detail: `authenticated by certificate as ${outcome.identity}` }), cache),
+          decision: withCache(
+            deny("already-authenticated", {
+              ...base,
+              method: "certificate",
+              smtp: SMTP_REPLIES.badSequence,
+              detail: `authenticated by certificate as ${outcome.identity}`,
+            }),
+            cache,
+          ),
         };
       case "unavailable":
-        return { ok: true, decision: withCache(tempfail({ ...base, method: "certificate", reason: outcome.reason, detail: outcome.detail }), cache) };
+        return {
+          ok: true,
+          decision: withCache(
+            tempfail({ ...base, method: "certificate", reason: outcome.reason, detail: outcome.detail }),
+            cache,
+          ),
+        };
       case "invalid":
         if (profile.onInvalidCertificate === "reject") {
           const reason = outcome.reason as Exclude<Reason, "ok" | "directory-unavailable">;
-          return { ok: true, decision: withCache(deny(reason, { ...base, method: "certificate", smtp: SMTP_REPLIES.certificateRequired, close: true, detail: outcome.detail }), cache) };
+          return {
+            ok: true,
+            decision: withCache(
+              deny(reason, {
+                ...base,
+                method: "certificate",
+                smtp: SMTP_REPLIES.certificateRequired,
+                close: true,
+                detail: outcome.detail,
+              }),
+              cache,
+            ),
+          };
         }
         break;
       case "missing":
@@ -247,7 +316,15 @@ export class Gate {
 
     // Every input the decision depends on: the listener too, since it decides what an allowance failure means.
     const { username, password, authzid } = request;
-    const key = this.#cacheKeys.key("auth", profile.name, request.listener, username, password, authzid === undefined ? "-" : "+", authzid ?? "");
+    const key = this.#cacheKeys.key(
+      "auth",
+      profile.name,
+      request.listener,
+      username,
+      password,
+      authzid === undefined ? "-" : "+",
+      authzid ?? "",
+    );
     const cached = cache.get(key);
     if (cached) return { ...cached, cache: "hit" };
     const decision = await decide();
@@ -259,7 +336,12 @@ export class Gate {
       case "tempfail": {
         // Never cached; with serveStaleSeconds, a recent enough allow for exactly these credentials stands in.
         const stale = decision.reason === "directory-unavailable" ? cache.getStale(key) : undefined;
-        if (stale) return { ...stale.value, detail: staleDetail(stale.ageSeconds, cache.policy, decision.detail), cache: "stale" };
+        if (stale)
+          return {
+            ...stale.value,
+            detail: staleDetail(stale.ageSeconds, cache.policy, decision.detail),
+            cache: "stale",
+          };
         break;
       }
       case "continue":
@@ -269,10 +351,14 @@ export class Gate {
   }
 
   /** A certificate chain's outcome under a certificate profile, through the profile's cache when it has one. */
-  async #certificate(chain: readonly string[] | null, profile: CertificateProfile): Promise<{ outcome: CertificateOutcome; cache?: CacheOutcome }> {
+  async #certificate(
+    chain: readonly string[] | null,
+    profile: CertificateProfile,
+  ): Promise<{ outcome: CertificateOutcome; cache?: CacheOutcome }> {
     const cache = this.#certificateCaches.get(profile.name);
     // No certificate is decided at once; nothing to keep.
-    if (!cache || !chain || chain.length === 0) return { outcome: await evaluateCertificate(chain, profile, this.#now()) };
+    if (!cache || !chain || chain.length === 0)
+      return { outcome: await evaluateCertificate(chain, profile, this.#now()) };
 
     // The whole chain (the path may depend on every certificate sent) and the CRLs' version: a new CRL from any
     // source starts afresh, so a revocation counts from the moment the CRL that lists it is loaded.
@@ -284,7 +370,11 @@ export class Gate {
     if (outcome.kind === "unavailable") {
       const stale = outcome.reason === "directory-unavailable" ? cache.getStale(key) : undefined;
       // Only allows are served stale, and only "authenticated" outcomes are stored as allows.
-      if (stale?.value.kind === "authenticated") return { outcome: { ...stale.value, detail: staleDetail(stale.ageSeconds, cache.policy, outcome.detail) }, cache: "stale" };
+      if (stale?.value.kind === "authenticated")
+        return {
+          outcome: { ...stale.value, detail: staleDetail(stale.ageSeconds, cache.policy, outcome.detail) },
+          cache: "stale",
+        };
     } else if (outcome.kind !== "missing" && outcome.reusableUntil !== undefined) {
       cache.set(key, outcome, outcome.kind === "authenticated", outcome.reusableUntil);
     } else {
@@ -297,7 +387,12 @@ export class Gate {
   cacheStats(): Record<string, ProfileCacheStats> {
     const stats: Record<string, ProfileCacheStats> = {};
     for (const [name, { kind, policy, cache }] of this.#caches) {
-      stats[name] = { kind, enabled: cache !== null, policy, ...(cache?.stats() ?? { entries: 0, hits: 0, misses: 0, staleServed: 0, evictions: 0 }) };
+      stats[name] = {
+        kind,
+        enabled: cache !== null,
+        policy,
+        ...(cache?.stats() ?? { entries: 0, hits: 0, misses: 0, staleServed: 0, evictions: 0 }),
+      };
     }
     return stats;
   }
@@ -314,15 +409,26 @@ export class Gate {
   }
 
   #profileOf(listener: string): string | null {
-    return Object.hasOwn(this.#config.listeners, listener) ? (this.#config.listeners[listener]?.authProfile ?? null) : null;
+    return Object.hasOwn(this.#config.listeners, listener)
+      ? (this.#config.listeners[listener]?.authProfile ?? null)
+      : null;
   }
 
   /** Probes every directory and reports the CRL sources; for /readyz. */
-  async readiness(): Promise<{ ready: boolean; directories: Record<string, { ready: boolean; detail: string }>; crlSources: Record<string, { ready: boolean; detail: string }> }> {
+  async readiness(): Promise<{
+    ready: boolean;
+    directories: Record<string, { ready: boolean; detail: string }>;
+    crlSources: Record<string, { ready: boolean; detail: string }>;
+  }> {
     const entries = await Promise.all(
       Object.entries(this.#directories).map(async ([name, directory]) => {
         const probe = await directory.probe();
-        return [name, probe.ok ? { ready: true, detail: `answered: ${probe.value.host}` } : { ready: false, detail: probe.error.detail }] as const;
+        return [
+          name,
+          probe.ok
+            ? { ready: true, detail: `answered: ${probe.value.host}` }
+            : { ready: false, detail: probe.error.detail },
+        ] as const;
       }),
     );
     const crlSources = Object.fromEntries(

@@ -47,7 +47,10 @@ export type FilledFilter = { ok: true; filter: string } | { ok: false; missing: 
 export function fillFilter(template: string, values: TokenValues): FilledFilter {
   const missing = templateTokens(template).filter((token) => values[token] === undefined);
   if (missing.length > 0) return { ok: false, missing };
-  return { ok: true, filter: template.replace(TOKEN, (_, token: string) => escapeFilterValue(values[token] as string)) };
+  return {
+    ok: true,
+    filter: template.replace(TOKEN, (_, token: string) => escapeFilterValue(values[token] as string)),
+  };
 }
 
 /** LDAP GeneralizedTime as used by the `{t}` token: `YYYYMMDDHHMMSSZ` in UTC. */

@@ -31,7 +31,13 @@ describe("verifyStoredPassword", () => {
   });
 
   it("treats the scheme name case-insensitively", () => {
-    expect(verifyStoredPassword(Buffer.from(salted("SSHA", "sha1", "pw").toString().replace("{SSHA}", "{ssha}")), "pw", strict)).toBe("match");
+    expect(
+      verifyStoredPassword(
+        Buffer.from(salted("SSHA", "sha1", "pw").toString().replace("{SSHA}", "{ssha}")),
+        "pw",
+        strict,
+      ),
+    ).toBe("match");
   });
 
   it("refuses plaintext unless allowed", () => {

@@ -25,7 +25,11 @@ const PREFIX = /^\{([A-Za-z0-9.-]+)\}/;
 
 export type PasswordCheck = "match" | "mismatch" | "unsupported-scheme";
 
-export function verifyStoredPassword(stored: Buffer, password: string, options: { allowPlaintext: boolean }): PasswordCheck {
+export function verifyStoredPassword(
+  stored: Buffer,
+  password: string,
+  options: { allowPlaintext: boolean },
+): PasswordCheck {
   const text = stored.toString("utf8");
   const prefix = PREFIX.exec(text);
   if (!prefix) {

@@ -25,7 +25,10 @@ class FakeDirectory implements Directory {
   async bindAsUser(dn: string, password: string): Promise<DirectoryResult<BindOutcome>> {
     this.calls.push(`bind ${dn}`);
     if (this.down) return { ok: false, error: { kind: "unavailable", detail: "down" } };
-    return { ok: true, value: this.passwords[dn] === password ? { bound: true } : { bound: false, resultCode: 49, message: "invalid" } };
+    return {
+      ok: true,
+      value: this.passwords[dn] === password ? { bound: true } : { bound: false, resultCode: 49, message: "invalid" },
+    };
   }
 
   async probe() {
@@ -58,7 +61,14 @@ function setup(overrides: Partial<SmtpAuthContext> = {}) {
     },
     { [ALICE]: "alice-password", "uid=bob,ou=people,dc=example,dc=com": "bob-password" },
   );
-  const context: SmtpAuthContext = { profile: "corp", query, onAllowanceFailure: "reject", directory, now: new Date(0), ...overrides };
+  const context: SmtpAuthContext = {
+    profile: "corp",
+    query,
+    onAllowanceFailure: "reject",
+    directory,
+    now: new Date(0),
+    ...overrides,
+  };
   return { directory, context };
 }
 
@@ -66,15 +76,31 @@ describe("SMTP AUTH decision (flow B)", () => {
   it("allows a user whose bind and allowance succeed", async () => {
     const { directory, context } = setup();
     const decision = await decideSmtpAuth({ username: "alice", password: "alice-password" }, context);
-    expect(decision).toMatchObject({ verdict: "allow", authenticated: true, identity: "alice", dn: ALICE, reason: "ok", temporary: false, method: "ldap-bind" });
+    expect(decision).toMatchObject({
+      verdict: "allow",
+      authenticated: true,
+      identity: "alice",
+      dn: ALICE,
+      reason: "ok",
+      temporary: false,
+      method: "ldap-bind",
+    });
     expect(decision.smtp).toEqual({ code: 235, enhanced: "2.7.0", text: "Authentication succeeded" });
-    expect(directory.calls).toEqual(["search (uid=alice)", `bind ${ALICE}`, "search (&(uid=alice)(memberOf=cn=smtp-users,dc=example,dc=com))"]);
+    expect(directory.calls).toEqual([
+      "search (uid=alice)",
+      `bind ${ALICE}`,
+      "search (&(uid=alice)(memberOf=cn=smtp-users,dc=example,dc=com))",
+    ]);
   });
 
   it("denies an empty password without any directory call", async () => {
     const { directory, context } = setup();
     const decision = await decideSmtpAuth({ username: "alice", password: "" }, context);
-    expect(decision).toMatchObject({ verdict: "deny", reason: "empty-password", smtp: { code: 535, enhanced: "5.7.8" } });
+    expect(decision).toMatchObject({
+      verdict: "deny",
+      reason: "empty-password",
+      smtp: { code: 535, enhanced: "5.7.8" },
+    });
     expect(directory.calls).toEqual([]);
   });
 
@@ -102,7 +128,11 @@ describe("SMTP AUTH decision (flow B)", () => {
     const unknown = await decideSmtpAuth({ username: "mallory", password: "pw" }, context);
     const ambiguous = await decideSmtpAuth({ username: "dup", password: "pw" }, context);
     const wrong = await decideSmtpAuth({ username: "alice", password: "nope" }, context);
-    expect([unknown.reason, ambiguous.reason, wrong.reason]).toEqual(["no-such-user", "ambiguous-user", "invalid-credentials"]);
+    expect([unknown.reason, ambiguous.reason, wrong.reason]).toEqual([
+      "no-such-user",
+      "ambiguous-user",
+      "invalid-credentials",
+    ]);
     expect(new Set([unknown.smtp, ambiguous.smtp, wrong.smtp]).size).toBe(1);
     expect(wrong.smtp?.code).toBe(535);
   });
@@ -115,7 +145,11 @@ describe("SMTP AUTH decision (flow B)", () => {
 
   it("follows the listener when the allowance query finds nothing", async () => {
     const rejecting = setup();
-    expect(await decideSmtpAuth({ username: "bob", password: "bob-password" }, rejecting.context)).toMatchObject({ verdict: "deny", reason: "allowance-failed", smtp: { code: 535 } });
+    expect(await decideSmtpAuth({ username: "bob", password: "bob-password" }, rejecting.context)).toMatchObject({
+      verdict: "deny",
+      reason: "allowance-failed",
+      smtp: { code: 535 },
+    });
     const temporary = setup({ onAllowanceFailure: "allow-temporarily" });
     expect(await decideSmtpAuth({ username: "bob", password: "bob-password" }, temporary.context)).toMatchObject({
       verdict: "allow",
@@ -136,25 +170,40 @@ describe("SMTP AUTH decision (flow B)", () => {
 
   it("refuses an authorization identity other than the user", async () => {
     const { directory, context } = setup();
-    expect((await decideSmtpAuth({ username: "alice", password: "alice-password", authzid: "bob" }, context)).reason).toBe("authzid-not-permitted");
+    expect(
+      (await decideSmtpAuth({ username: "alice", password: "alice-password", authzid: "bob" }, context)).reason,
+    ).toBe("authzid-not-permitted");
     expect(directory.calls).toEqual([]);
-    expect((await decideSmtpAuth({ username: "alice", password: "alice-password", authzid: "alice" }, context)).verdict).toBe("allow");
+    expect(
+      (await decideSmtpAuth({ username: "alice", password: "alice-password", authzid: "alice" }, context)).verdict,
+    ).toBe("allow");
   });
 
   it("fails closed when a token has no value", async () => {
     const { directory, context } = setup({ query: { ...query, filter: "(mail={a})" } });
-    expect((await decideSmtpAuth({ username: "alice", password: "alice-password" }, context)).reason).toBe("no-such-user");
+    expect((await decideSmtpAuth({ username: "alice", password: "alice-password" }, context)).reason).toBe(
+      "no-such-user",
+    );
     expect(directory.calls).toEqual([]);
   });
 
   it("denies, even where the listener allows temporarily, when an allowance token has no value", async () => {
-    const { directory, context } = setup({ onAllowanceFailure: "allow-temporarily", query: { ...query, allowance: { baseDn: "dc=example,dc=com", filter: "(&(uid={u})(mailDomain={d}))" } } });
-    expect(await decideSmtpAuth({ username: "alice", password: "alice-password" }, context)).toMatchObject({ verdict: "deny", reason: "allowance-failed", temporary: false });
+    const { directory, context } = setup({
+      onAllowanceFailure: "allow-temporarily",
+      query: { ...query, allowance: { baseDn: "dc=example,dc=com", filter: "(&(uid={u})(mailDomain={d}))" } },
+    });
+    expect(await decideSmtpAuth({ username: "alice", password: "alice-password" }, context)).toMatchObject({
+      verdict: "deny",
+      reason: "allowance-failed",
+      temporary: false,
+    });
     expect(directory.calls).toEqual(["search (uid=alice)", `bind ${ALICE}`]);
   });
 
   it("passes {dn} of the authenticated entry, escaped, to the allowance query", async () => {
-    const { directory, context } = setup({ query: { ...query, allowance: { baseDn: "ou=groups", filter: "(member={dn})" } } });
+    const { directory, context } = setup({
+      query: { ...query, allowance: { baseDn: "ou=groups", filter: "(member={dn})" } },
+    });
     await decideSmtpAuth({ username: "alice", password: "alice-password" }, context);
     expect(directory.calls.at(-1)).toBe(`search (member=${ALICE})`);
   });

@@ -58,7 +58,11 @@ export async function decideSmtpAuth(credentials: SmtpAuthCredentials, context: 
 
   const tokens = userTokens(username, context.now);
   const userFilter = fillFilter(query.filter, tokens);
-  if (!userFilter.ok) return deny("no-such-user", { ...outcome, detail: `token ${userFilter.missing.map((t) => `{${t}}`).join(", ")} has no value` });
+  if (!userFilter.ok)
+    return deny("no-such-user", {
+      ...outcome,
+      detail: `token ${userFilter.missing.map((t) => `{${t}}`).join(", ")} has no value`,
+    });
 
   const wantsAttribute = query.method === "password-attribute";
   const found = await directory.search({
@@ -73,7 +77,9 @@ export async function decideSmtpAuth(credentials: SmtpAuthCredentials, context: 
   if (!entry) return deny("no-such-user", outcome);
   if (second) return deny("ambiguous-user", { ...outcome, detail: "more than one entry matches the SMTP AUTH query" });
 
-  const checked = wantsAttribute ? checkPasswordAttribute(entry, password, query) : await checkBind(entry, password, directory);
+  const checked = wantsAttribute
+    ? checkPasswordAttribute(entry, password, query)
+    : await checkBind(entry, password, directory);
   if (checked !== "ok") {
     if (checked.kind === "tempfail") return tempfail({ ...outcome, detail: checked.detail });
     return deny(checked.reason, { ...outcome, dn: entry.dn, detail: checked.detail });
@@ -83,13 +89,28 @@ export async function decideSmtpAuth(credentials: SmtpAuthCredentials, context: 
   const allowanceFilter = fillFilter(query.allowance.filter, { ...tokens, dn: entry.dn });
   if (!allowanceFilter.ok) {
     // The allowance query cannot even be asked: fail closed, whatever the listener allows on a "no match".
-    return deny("allowance-failed", { ...outcome, dn: entry.dn, detail: `allowance token ${allowanceFilter.missing.map((t) => `{${t}}`).join(", ")} has no value` });
+    return deny("allowance-failed", {
+      ...outcome,
+      dn: entry.dn,
+      detail: `allowance token ${allowanceFilter.missing.map((t) => `{${t}}`).join(", ")} has no value`,
+    });
   }
-  const allowance = await directory.search({ baseDn: query.allowance.baseDn, filter: allowanceFilter.filter, attributes: [], sizeLimit: 1 });
+  const allowance = await directory.search({
+    baseDn: query.allowance.baseDn,
+    filter: allowanceFilter.filter,
+    attributes: [],
+    sizeLimit: 1,
+  });
   if (!allowance.ok) return tempfail({ ...outcome, detail: allowance.error.detail });
   if (allowance.value.length > 0) return allow({ ...outcome, identity: username, dn: entry.dn });
   if (context.onAllowanceFailure === "allow-temporarily") {
-    return allow({ ...outcome, identity: username, dn: entry.dn, temporary: true, detail: "allowance query found no entry; listener allows temporarily" });
+    return allow({
+      ...outcome,
+      identity: username,
+      dn: entry.dn,
+      temporary: true,
+      detail: "allowance query found no entry; listener allows temporarily",
+    });
   }
   return deny("allowance-failed", { ...outcome, dn: entry.dn });
 }
@@ -98,13 +119,21 @@ export async function decideSmtpAuth(credentials: SmtpAuthCredentials, context: 
  * Step 1 alone: the refusals that need no directory (and so are worth no cache entry), or null when the
  * directory must be asked.
  */
-export function refuseWithoutDirectory(credentials: SmtpAuthCredentials, profile: string, query: Pick<SmtpAuthQuery, "method">): Decision | null {
+export function refuseWithoutDirectory(
+  credentials: SmtpAuthCredentials,
+  profile: string,
+  query: Pick<SmtpAuthQuery, "method">,
+): Decision | null {
   const { username, password, authzid } = credentials;
   const outcome = { profile, method: methodOf(query) };
   if (password.length === 0) return deny("empty-password", outcome);
-  if (password.length > MAX_PASSWORD_LENGTH) return deny("invalid-credentials", { ...outcome, detail: "password longer than the limit" });
+  if (password.length > MAX_PASSWORD_LENGTH)
+    return deny("invalid-credentials", { ...outcome, detail: "password longer than the limit" });
   if (username.length === 0 || username.length > MAX_USERNAME_LENGTH || CONTROL.test(username)) {
-    return deny("malformed-username", { ...outcome, detail: `user name empty, over ${MAX_USERNAME_LENGTH} characters or with control characters` });
+    return deny("malformed-username", {
+      ...outcome,
+      detail: `user name empty, over ${MAX_USERNAME_LENGTH} characters or with control characters`,
+    });
   }
   // RFC 4616: an authorization identity other than the authentication identity asks to act as someone else.
   if (authzid !== undefined && authzid !== "" && authzid !== username) return deny("authzid-not-permitted", outcome);
@@ -129,15 +158,22 @@ async function checkBind(entry: DirectoryEntry, password: string, directory: Dir
 
 function checkPasswordAttribute(entry: DirectoryEntry, password: string, query: SmtpAuthQuery): Check {
   const values = attributeValues(entry, query.passwordAttribute);
-  if (values.length === 0) return { kind: "deny", reason: "invalid-credentials", detail: `entry has no readable ${query.passwordAttribute}` };
+  if (values.length === 0)
+    return { kind: "deny", reason: "invalid-credentials", detail: `entry has no readable ${query.passwordAttribute}` };
   let unsupported = 0;
   for (const value of values) {
-    const result = verifyStoredPassword(Buffer.isBuffer(value) ? value : Buffer.from(value, "utf8"), password, { allowPlaintext: query.allowPlaintextPasswords });
+    const result = verifyStoredPassword(Buffer.isBuffer(value) ? value : Buffer.from(value, "utf8"), password, {
+      allowPlaintext: query.allowPlaintextPasswords,
+    });
     if (result === "match") return "ok";
     if (result === "unsupported-scheme") unsupported += 1;
   }
   if (unsupported === values.length) {
-    return { kind: "deny", reason: "unsupported-password-scheme", detail: `no ${query.passwordAttribute} value in a supported scheme` };
+    return {
+      kind: "deny",
+      reason: "unsupported-password-scheme",
+      detail: `no ${query.passwordAttribute} value in a supported scheme`,
+    };
   }
   return { kind: "deny", reason: "invalid-credentials" };
 }

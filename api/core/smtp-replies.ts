@@ -14,7 +14,11 @@ export const SMTP_REPLIES = {
   authTemporaryFailure: { code: 454, enhanced: "4.7.0", text: "Temporary authentication failure" },
   authRequired: { code: 530, enhanced: "5.7.0", text: "Authentication required" },
   startTlsFirst: { code: 530, enhanced: "5.7.0", text: "Must issue a STARTTLS command first" },
-  encryptionRequired: { code: 538, enhanced: "5.7.11", text: "Encryption required for requested authentication mechanism" },
+  encryptionRequired: {
+    code: 538,
+    enhanced: "5.7.11",
+    text: "Encryption required for requested authentication mechanism",
+  },
   badSequence: { code: 503, enhanced: "5.5.1", text: "Bad sequence of commands" },
   unknownMechanism: { code: 504, enhanced: "5.5.4", text: "Unrecognized authentication type" },
   badBase64: { code: 501, enhanced: "5.5.2", text: "Cannot decode response" },

@@ -78,7 +78,12 @@ interface Outcome {
 }
 
 /** The fields every decision that does not authenticate shares; `allow` sets its own. */
-function notAuthenticated(verdict: Exclude<VerdictKind, "allow">, reason: Reason, smtp: SmtpReply | null, outcome: Outcome & { dn?: string | null }): Decision {
+function notAuthenticated(
+  verdict: Exclude<VerdictKind, "allow">,
+  reason: Reason,
+  smtp: SmtpReply | null,
+  outcome: Outcome & { dn?: string | null },
+): Decision {
   return {
     verdict,
     authenticated: false,
@@ -110,14 +115,24 @@ export function allow(outcome: Outcome & { identity: string; dn: string | null; 
   };
 }
 
-export function deny(reason: Exclude<Reason, "ok" | "directory-unavailable">, outcome: Outcome & { dn?: string | null }): Decision {
+export function deny(
+  reason: Exclude<Reason, "ok" | "directory-unavailable">,
+  outcome: Outcome & { dn?: string | null },
+): Decision {
   return notAuthenticated("deny", reason, outcome.smtp ?? SMTP_REPLIES.authInvalid, outcome);
 }
 
 /** A directory (or revocation source) that cannot answer is a temporary failure, never an accept. */
-export function tempfail(outcome: Outcome & { reason?: "directory-unavailable" | "certificate-revocation-unknown" }): Decision {
+export function tempfail(
+  outcome: Outcome & { reason?: "directory-unavailable" | "certificate-revocation-unknown" },
+): Decision {
   // Whatever DN was reached, a tempfail names none: nothing was decided about it.
-  return notAuthenticated("tempfail", outcome.reason ?? "directory-unavailable", outcome.smtp ?? SMTP_REPLIES.authTemporaryFailure, { ...outcome, dn: null });
+  return notAuthenticated(
+    "tempfail",
+    outcome.reason ?? "directory-unavailable",
+    outcome.smtp ?? SMTP_REPLIES.authTemporaryFailure,
+    { ...outcome, dn: null },
+  );
 }
 
 /** No decision yet: the session goes on and the relay offers SMTP AUTH. The reason says why. */

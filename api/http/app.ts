@@ -25,7 +25,13 @@ import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from "../metrics/prometheus.ts";
 import { bearerToken, type TokenChecker } from "./api-tokens.ts";
 import { openApiDocument } from "./openapi.ts";
 import { problem, type FieldProblem } from "./problem.ts";
-import { authRequestSchema, cacheFlushRequestSchema, tlsRequestSchema, type AuthRequestBody, type TlsRequestBody } from "./requests.ts";
+import {
+  authRequestSchema,
+  cacheFlushRequestSchema,
+  tlsRequestSchema,
+  type AuthRequestBody,
+  type TlsRequestBody,
+} from "./requests.ts";
 
 export type LogRecord = Record<string, unknown>;
 export type Logger = (record: LogRecord) => void;
@@ -52,7 +58,10 @@ const LOGGED_USERNAME_MAX = 128;
 export function createApp(options: AppOptions): Hono<Env> {
   const app = new Hono<Env>();
   const newDecisionId = options.newDecisionId ?? (() => crypto.randomUUID());
-  const metrics = new ApiMetrics({ gate: options.gate, ...(options.directories ? { directories: options.directories } : {}) });
+  const metrics = new ApiMetrics({
+    gate: options.gate,
+    ...(options.directories ? { directories: options.directories } : {}),
+  });
   const metricsTokens = options.metricsTokens ?? options.tokens;
 
   app.use(async (c, next) => {
@@ -70,7 +79,14 @@ export function createApp(options: AppOptions): Hono<Env> {
 
   app.get("/readyz", async (c) => {
     const readiness = await options.gate.readiness();
-    return c.json({ status: readiness.ready ? "ready" : "not-ready", directories: readiness.directories, crlSources: readiness.crlSources }, readiness.ready ? 200 : 503);
+    return c.json(
+      {
+        status: readiness.ready ? "ready" : "not-ready",
+        directories: readiness.directories,
+        crlSources: readiness.crlSources,
+      },
+      readiness.ready ? 200 : 503,
+    );
   });
 
   // Token required: the metrics name profiles, hosts and failure rates. A scraper can get a token of its own
@@ -87,7 +103,14 @@ export function createApp(options: AppOptions): Hono<Env> {
     await next();
   });
 
-  const tooLarge = (c: Context): Response => problem(c, 413, "body-too-large", "Request body too large", `the body is larger than ${options.maxBodyBytes} bytes`);
+  const tooLarge = (c: Context): Response =>
+    problem(
+      c,
+      413,
+      "body-too-large",
+      "Request body too large",
+      `the body is larger than ${options.maxBodyBytes} bytes`,
+    );
   const streamedBodyLimit = bodyLimit({ maxSize: options.maxBodyBytes, onError: tooLarge });
   app.use("/v1/*", async (c, next) => {
     // Hono's bodyLimit looks at c.req.raw.body, which makes @hono/node-server build a full web Request around a
@@ -96,7 +119,8 @@ export function createApp(options: AppOptions): Hono<Env> {
     // is read (as is anything with an odd Content-Length), and a GET without either has no body.
     const length = c.req.header("Content-Length");
     const chunked = c.req.header("Transfer-Encoding") !== undefined;
-    if (length !== undefined && !chunked && DIGITS.test(length)) return Number(length) > options.maxBodyBytes ? tooLarge(c) : await next();
+    if (length !== undefined && !chunked && DIGITS.test(length))
+      return Number(length) > options.maxBodyBytes ? tooLarge(c) : await next();
     if (!chunked && (c.req.method === "GET" || c.req.method === "HEAD")) return await next();
     return await streamedBodyLimit(c, next);
   });
@@ -113,7 +137,10 @@ export function createApp(options: AppOptions): Hono<Env> {
       document = (async () => {
         const body = JSON.stringify(policy);
         const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body)));
-        return { body, etag: `"${[...digest.subarray(0, 16)].map((byte) => byte.toString(16).padStart(2, "0")).join("")}"` };
+        return {
+          body,
+          etag: `"${[...digest.subarray(0, 16)].map((byte) => byte.toString(16).padStart(2, "0")).join("")}"`,
+        };
       })();
       listenerDocuments.set(name, document);
     }
@@ -122,7 +149,11 @@ export function createApp(options: AppOptions): Hono<Env> {
     c.header("Cache-Control", "no-cache");
     // RFC 9110 §13.1.2: a list of tags, weak comparison, or "*".
     const ifNoneMatch = c.req.header("If-None-Match");
-    if (ifNoneMatch && (ifNoneMatch.trim() === "*" || ifNoneMatch.split(",").some((tag) => tag.trim().replace(/^W\//, "") === etag))) return c.body(null, 304);
+    if (
+      ifNoneMatch &&
+      (ifNoneMatch.trim() === "*" || ifNoneMatch.split(",").some((tag) => tag.trim().replace(/^W\//, "") === etag))
+    )
+      return c.body(null, 304);
     return c.body(body, 200, { "Content-Type": "application/json" });
   });
 
@@ -141,7 +172,13 @@ export function createApp(options: AppOptions): Hono<Env> {
     }
     const flushed = options.gate.flushCache(profile);
     if (flushed === null) return malformed(c, [{ field: "profile", message: `no auth profile named "${profile}"` }]);
-    options.log({ level: "info", msg: "decision cache flushed", requestId: c.get("requestId"), profile: profile ?? null, flushed });
+    options.log({
+      level: "info",
+      msg: "decision cache flushed",
+      requestId: c.get("requestId"),
+      profile: profile ?? null,
+      flushed,
+    });
     return c.json({ profile: profile ?? null, flushed });
   });
 
@@ -165,12 +202,21 @@ export function createApp(options: AppOptions): Hono<Env> {
     return answer(c, "auth", started, result, (decision, verdict) => ({
       ...decisionLog(c, "auth", request, decision, verdict, started),
       mechanism: request.mechanism,
-      user: request.username.length > LOGGED_USERNAME_MAX ? `${request.username.slice(0, LOGGED_USERNAME_MAX)}…(${request.username.length} chars)` : request.username,
+      user:
+        request.username.length > LOGGED_USERNAME_MAX
+          ? `${request.username.slice(0, LOGGED_USERNAME_MAX)}…(${request.username.length} chars)`
+          : request.username,
     }));
   });
 
   /** A verdict (200) with its log line and metrics, or the gate's complaint about the call (400). */
-  function answer(c: Context<Env>, kind: DecisionKind, started: number, result: GateResult, logLine: (decision: Decision, verdict: Verdict) => LogRecord): Response {
+  function answer(
+    c: Context<Env>,
+    kind: DecisionKind,
+    started: number,
+    result: GateResult,
+    logLine: (decision: Decision, verdict: Verdict) => LogRecord,
+  ): Response {
     if (!result.ok) return malformed(c, [{ field: result.field, message: result.problem }]);
     metrics.decision(kind, result.decision, (performance.now() - started) / 1000);
     const verdict = toVerdict(result.decision, newDecisionId());
@@ -181,8 +227,20 @@ export function createApp(options: AppOptions): Hono<Env> {
   app.notFound((c) => problem(c, 404, "not-found", "Not Found", `no route for ${c.req.method} ${c.req.path}`));
 
   app.onError((error, c) => {
-    options.log({ level: "error", msg: "unhandled error", requestId: c.get("requestId"), path: c.req.path, error: error.message });
-    return problem(c, 500, "internal-error", "Internal Server Error", "the request could not be processed; see the server log");
+    options.log({
+      level: "error",
+      msg: "unhandled error",
+      requestId: c.get("requestId"),
+      path: c.req.path,
+      error: error.message,
+    });
+    return problem(
+      c,
+      500,
+      "internal-error",
+      "Internal Server Error",
+      "the request could not be processed; see the server log",
+    );
   });
 
   return app;
@@ -193,7 +251,13 @@ async function unauthorized(c: Context, tokens: TokenChecker): Promise<Response 
   const token = bearerToken(c.req.header("Authorization"));
   if (token !== null && (await tokens.check(token))) return null;
   c.header("WWW-Authenticate", 'Bearer realm="smtpgate"');
-  return problem(c, 401, "unauthorized", "Unauthorized", token === null ? "missing bearer token" : "invalid bearer token");
+  return problem(
+    c,
+    401,
+    "unauthorized",
+    "Unauthorized",
+    token === null ? "missing bearer token" : "invalid bearer token",
+  );
 }
 
 /** The pattern of the route that answered (bounded: a metrics label), or "(unmatched)". */
@@ -251,7 +315,14 @@ function toVerdict(decision: Decision, decisionId: string): Verdict {
 }
 
 /** One line per decision: what an operator needs to answer "why was alice refused?". Never the password. */
-function decisionLog(c: Context<Env>, kind: "tls" | "auth", request: AuthRequestBody | TlsRequestBody, decision: Decision, verdict: Verdict, started: number): LogRecord {
+function decisionLog(
+  c: Context<Env>,
+  kind: "tls" | "auth",
+  request: AuthRequestBody | TlsRequestBody,
+  decision: Decision,
+  verdict: Verdict,
+  started: number,
+): LogRecord {
   return {
     level: "info",
     msg: "decision",

@@ -18,9 +18,14 @@ export const verdictSchema = z.strictObject({
   verdict: z.enum(VERDICTS).describe("continue: no decision yet, offer AUTH"),
   authenticated: z.boolean(),
   method: z.enum(METHODS).nullable(),
-  identity: z.string().nullable().describe("the session identity: the user name, or the certificate entry's user ID attribute"),
+  identity: z
+    .string()
+    .nullable()
+    .describe("the session identity: the user name, or the certificate entry's user ID attribute"),
   dn: z.string().nullable(),
-  temporary: z.boolean().describe("the allowance query failed and the listener allows temporarily: mark every later log line"),
+  temporary: z
+    .boolean()
+    .describe("the allowance query failed and the listener allows temporarily: mark every later log line"),
   reason: z.enum(REASONS),
   smtp: smtpReplySchema.nullable().describe("the exact reply to give; null for continue"),
   close: z.boolean().describe("close the connection after the reply"),
@@ -43,16 +48,26 @@ const problemSchema = z.object({
   errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
 });
 
-const json = (schema: z.ZodType) => z.toJSONSchema(schema, { io: "input", unrepresentable: "any", target: "draft-2020-12" });
+const json = (schema: z.ZodType) =>
+  z.toJSONSchema(schema, { io: "input", unrepresentable: "any", target: "draft-2020-12" });
 
 export function openApiDocument(): Record<string, unknown> {
-  const problem = { description: "RFC 9457 problem details", content: { "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } } };
+  const problem = {
+    description: "RFC 9457 problem details",
+    content: { "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } },
+  };
   const decision = (summary: string, request: string) => ({
     summary,
     security: [{ bearer: [] }],
-    requestBody: { required: true, content: { "application/json": { schema: { $ref: `#/components/schemas/${request}` } } } },
+    requestBody: {
+      required: true,
+      content: { "application/json": { schema: { $ref: `#/components/schemas/${request}` } } },
+    },
     responses: {
-      "200": { description: "The verdict (always 200 for a well-formed call)", content: { "application/json": { schema: { $ref: "#/components/schemas/Verdict" } } } },
+      "200": {
+        description: "The verdict (always 200 for a well-formed call)",
+        content: { "application/json": { schema: { $ref: "#/components/schemas/Verdict" } } },
+      },
       "400": { ...problem, description: "Malformed call; errors[].field names the field" },
       "401": { ...problem, description: "Missing or wrong bearer token" },
       "413": { ...problem, description: "Body larger than api.maxBodyBytes" },
@@ -63,7 +78,9 @@ export function openApiDocument(): Record<string, unknown> {
     info: {
       title: "smtpgate decision API",
       version: "1",
-      description: `SMTP authentication decisions by client certificate and LDAP. SMTP replies used: ${Object.values(SMTP_REPLIES)
+      description: `SMTP authentication decisions by client certificate and LDAP. SMTP replies used: ${Object.values(
+        SMTP_REPLIES,
+      )
         .map((reply) => `${reply.code} ${reply.enhanced}`)
         .filter((reply, index, all) => all.indexOf(reply) === index)
         .join(", ")}.`,
@@ -78,22 +95,57 @@ export function openApiDocument(): Record<string, unknown> {
       },
     },
     paths: {
-      "/v1/decide/tls": { post: decision("At STARTTLS: judge the client certificate chain (or its absence)", "TlsRequest") },
+      "/v1/decide/tls": {
+        post: decision("At STARTTLS: judge the client certificate chain (or its absence)", "TlsRequest"),
+      },
       "/v1/decide/auth": { post: decision("At AUTH: judge PLAIN/LOGIN credentials", "AuthRequest") },
       "/v1/listeners/{name}": {
         get: {
           summary: "A listener's host access table, mail-flow policies and accepted domains, for relays",
           security: [{ bearer: [] }],
           parameters: [{ name: "name", in: "path", required: true, schema: { type: "string" } }],
-          responses: { "200": { description: "The listener policy (ETag; 304 to a matching If-None-Match)" }, "304": { description: "Not modified" }, "404": problem },
+          responses: {
+            "200": { description: "The listener policy (ETag; 304 to a matching If-None-Match)" },
+            "304": { description: "Not modified" },
+            "404": problem,
+          },
         },
       },
-      "/v1/ping": { get: { summary: "Trivial authenticated answer", security: [{ bearer: [] }], responses: { "200": { description: '{"ok":true}' } } } },
-      "/v1/cache": { get: { summary: "Decision cache statistics per profile", security: [{ bearer: [] }], responses: { "200": { description: "Statistics" } } } },
-      "/v1/cache/flush": { post: { summary: "Empty one profile's decision cache, or all", security: [{ bearer: [] }], responses: { "200": { description: "How many entries were dropped" }, "400": problem } } },
-      "/metrics": { get: { summary: "Prometheus text format 0.0.4 (API token or a metrics token)", security: [{ bearer: [] }], responses: { "200": { description: "Metrics" } } } },
+      "/v1/ping": {
+        get: {
+          summary: "Trivial authenticated answer",
+          security: [{ bearer: [] }],
+          responses: { "200": { description: '{"ok":true}' } },
+        },
+      },
+      "/v1/cache": {
+        get: {
+          summary: "Decision cache statistics per profile",
+          security: [{ bearer: [] }],
+          responses: { "200": { description: "Statistics" } },
+        },
+      },
+      "/v1/cache/flush": {
+        post: {
+          summary: "Empty one profile's decision cache, or all",
+          security: [{ bearer: [] }],
+          responses: { "200": { description: "How many entries were dropped" }, "400": problem },
+        },
+      },
+      "/metrics": {
+        get: {
+          summary: "Prometheus text format 0.0.4 (API token or a metrics token)",
+          security: [{ bearer: [] }],
+          responses: { "200": { description: "Metrics" } },
+        },
+      },
       "/healthz": { get: { summary: "The process is up", responses: { "200": { description: '{"status":"ok"}' } } } },
-      "/readyz": { get: { summary: "Every directory answers and every CRL source holds a CRL", responses: { "200": { description: "ready" }, "503": { description: "not ready, with details" } } } },
+      "/readyz": {
+        get: {
+          summary: "Every directory answers and every CRL source holds a CRL",
+          responses: { "200": { description: "ready" }, "503": { description: "not ready, with details" } },
+        },
+      },
       "/openapi.json": { get: { summary: "This document", responses: { "200": { description: "OpenAPI 3.1" } } } },
     },
   };

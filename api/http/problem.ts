@@ -24,7 +24,14 @@ export interface Problem {
 
 const TYPE_BASE = "https://smtpgate.dev/problems/";
 
-export function problem(c: Context, status: ContentfulStatusCode, slug: string, title: string, detail: string, errors?: FieldProblem[]): Response {
+export function problem(
+  c: Context,
+  status: ContentfulStatusCode,
+  slug: string,
+  title: string,
+  detail: string,
+  errors?: FieldProblem[],
+): Response {
   const body: Problem = {
     type: `${TYPE_BASE}${slug}`,
     title,

@@ -20,7 +20,10 @@ export const tlsSchema = z.strictObject({
 
 /** Caps here only bound the work of one call; certificate size and chain length limits are the profile's. */
 export const certificateSchema = z.strictObject({
-  chain: z.array(z.string().max(4 * 1024 * 1024)).max(100).describe("base64 DER certificates, leaf first"),
+  chain: z
+    .array(z.string().max(4 * 1024 * 1024))
+    .max(100)
+    .describe("base64 DER certificates, leaf first"),
 });
 
 export const tlsRequestSchema = z.strictObject({
@@ -40,7 +43,10 @@ export const authRequestSchema = z.strictObject({
   username: z.string().max(MAX_TEXT),
   password: z.string().max(MAX_TEXT),
   authzid: z.string().max(MAX_TEXT).optional(),
-  certificate: certificateSchema.nullable().optional().describe("the certificate presented at STARTTLS, for certificate profiles with AUTH fallback"),
+  certificate: certificateSchema
+    .nullable()
+    .optional()
+    .describe("the certificate presented at STARTTLS, for certificate profiles with AUTH fallback"),
 });
 
 export type AuthRequestBody = z.output<typeof authRequestSchema>;

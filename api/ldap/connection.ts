@@ -57,10 +57,12 @@ export class LdapConnection {
       connectTimeout: security.connectTimeoutMs,
       timeout: security.operationTimeoutMs,
       strictDN: true,
-      createConnection: ((port: number, host: string) => openOnce(() => net.connect({ port, host }))) as typeof net.connect,
+      createConnection: ((port: number, host: string) =>
+        openOnce(() => net.connect({ port, host }))) as typeof net.connect,
       createSecureConnection: ((...args: unknown[]) => {
         // Called with (port, host, options) to open ldaps://, and with (options) to upgrade after StartTLS.
-        if (typeof args[0] === "number") return openOnce(() => tls.connect({ ...tlsOptions, port: args[0] as number, host: args[1] as string }));
+        if (typeof args[0] === "number")
+          return openOnce(() => tls.connect({ ...tlsOptions, port: args[0] as number, host: args[1] as string }));
         return this.#track(tls.connect({ ...(args[0] as tls.ConnectionOptions), ...tlsOptions }));
       }) as typeof tls.connect,
     });
@@ -70,7 +72,11 @@ export class LdapConnection {
   static async open(endpoint: HostEndpoint, security: ConnectionSecurity): Promise<LdapConnection> {
     const connection = new LdapConnection(endpoint, security);
     try {
-      await withDeadline(connection.#secure(security), security.connectTimeoutMs + security.operationTimeoutMs, "connect");
+      await withDeadline(
+        connection.#secure(security),
+        security.connectTimeoutMs + security.operationTimeoutMs,
+        "connect",
+      );
       return connection;
     } catch (error) {
       connection.destroy();

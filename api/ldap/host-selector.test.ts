@@ -14,7 +14,12 @@ describe("HostSelector failover", () => {
 
   it("stays on the host that answered after the first failed, then returns to the first after the period", () => {
     const time = clock();
-    const selector = new HostSelector(3, { mode: "failover", failbackAfterMs: 60_000, hostDownForMs: 1000, now: time.now });
+    const selector = new HostSelector(3, {
+      mode: "failover",
+      failbackAfterMs: 60_000,
+      hostDownForMs: 1000,
+      now: time.now,
+    });
     selector.reportFailure(0);
     selector.reportSuccess(1);
     expect(selector.failovers).toBe(1);
@@ -34,7 +39,12 @@ describe("HostSelector loadbalance", () => {
 
   it("tries a failed host last until it has been down for the period", () => {
     const time = clock();
-    const selector = new HostSelector(2, { mode: "loadbalance", failbackAfterMs: 1000, hostDownForMs: 5000, now: time.now });
+    const selector = new HostSelector(2, {
+      mode: "loadbalance",
+      failbackAfterMs: 1000,
+      hostDownForMs: 5000,
+      now: time.now,
+    });
     selector.reportFailure(0);
     expect(selector.order()).toEqual([1, 0]);
     expect(selector.order()).toEqual([1, 0]);

@@ -70,7 +70,9 @@ export class LdapDirectory implements Directory {
   }
 
   async search(request: SearchRequest): Promise<DirectoryResult<DirectoryEntry[]>> {
-    return await this.#onSomeHost("service", (connection) => searchEntries(connection.client, request, this.#timeLimitSeconds));
+    return await this.#onSomeHost("service", (connection) =>
+      searchEntries(connection.client, request, this.#timeLimitSeconds),
+    );
   }
 
   async bindAsUser(dn: string, password: string): Promise<DirectoryResult<BindOutcome>> {
@@ -91,7 +93,10 @@ export class LdapDirectory implements Directory {
   }
 
   /** Runs the operation on the hosts in the selector's order until one answers. */
-  async #onSomeHost<T>(pool: "service" | "userBind", operation: (connection: LdapConnection) => Promise<T>): Promise<DirectoryResult<T>> {
+  async #onSomeHost<T>(
+    pool: "service" | "userBind",
+    operation: (connection: LdapConnection) => Promise<T>,
+  ): Promise<DirectoryResult<T>> {
     const failures: string[] = [];
     for (const index of this.selector.order()) {
       const host = this.#hosts[index] as Host;

@@ -7,7 +7,11 @@ import { BusyError, InvalidCredentialsError, ResultCodeError, UnavailableError, 
 import type { BindOutcome, DirectoryEntry, SearchRequest } from "../core/directory.ts";
 
 /** A subtree search with aliases not dereferenced and no more entries than asked for. */
-export async function searchEntries(client: Client, request: SearchRequest, timeLimitSeconds: number): Promise<DirectoryEntry[]> {
+export async function searchEntries(
+  client: Client,
+  request: SearchRequest,
+  timeLimitSeconds: number,
+): Promise<DirectoryEntry[]> {
   const result = await client.search(request.baseDn, {
     scope: "sub",
     filter: request.filter,
@@ -26,7 +30,9 @@ export async function searchEntries(client: Client, request: SearchRequest, time
  * refuses empty passwords first; adapters check this too, before anything is sent: a second lock on the door.
  */
 export function refusedLocally(dn: string, password: string): BindOutcome | null {
-  return dn === "" || password === "" ? { bound: false, resultCode: 49, message: "empty DN or password refused locally" } : null;
+  return dn === "" || password === ""
+    ? { bound: false, resultCode: 49, message: "empty DN or password refused locally" }
+    : null;
 }
 
 /** A user's simple bind: an LDAP "no" is an outcome; transport failures and "busy/unavailable" are thrown. */
@@ -55,7 +61,8 @@ export function isServerTrouble(error: ResultCodeError): boolean {
 /** One line about a failure, for operators (no secrets: ldapts messages carry none). */
 export function describe(error: unknown): string {
   if (error instanceof ResultCodeError) return `LDAP result ${error.code} (${error.message.split("\n")[0]})`;
-  if (error instanceof Error) return `${error.name === "Error" ? "" : `${error.name}: `}${error.message.split("\n")[0]}`;
+  if (error instanceof Error)
+    return `${error.name === "Error" ? "" : `${error.name}: `}${error.message.split("\n")[0]}`;
   return String(error);
 }
 

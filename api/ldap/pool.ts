@@ -64,7 +64,11 @@ export class ConnectionPool {
       const timer = setTimeout(() => {
         const index = this.#waiters.indexOf(waiter);
         if (index >= 0) this.#waiters.splice(index, 1);
-        reject(new DeadlineExceeded(`no free connection within ${this.#options.operationTimeoutMs} ms (maxConnections ${this.#options.max})`));
+        reject(
+          new DeadlineExceeded(
+            `no free connection within ${this.#options.operationTimeoutMs} ms (maxConnections ${this.#options.max})`,
+          ),
+        );
       }, this.#options.operationTimeoutMs);
       const waiter = (connection: LdapConnection | null): void => {
         clearTimeout(timer);

@@ -81,10 +81,19 @@ export function workersDirectoryProblems(name: string, directory: DirectoryConfi
  */
 export function unreachableFromCloudflare(host: string): boolean {
   const { host: name } = parseLdapUrl(host);
-  if (name === "localhost" || name.endsWith(".localhost") || name.endsWith(".local") || name.endsWith(".internal")) return true;
+  if (name === "localhost" || name.endsWith(".localhost") || name.endsWith(".local") || name.endsWith(".internal"))
+    return true;
   if (net.isIPv4(name)) {
     const [a = 0, b = 0] = name.split(".").map(Number);
-    return a === 10 || a === 127 || a === 0 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 169 && b === 254) || (a === 100 && b >= 64 && b <= 127);
+    return (
+      a === 10 ||
+      a === 127 ||
+      a === 0 ||
+      (a === 172 && b >= 16 && b <= 31) ||
+      (a === 192 && b === 168) ||
+      (a === 169 && b === 254) ||
+      (a === 100 && b >= 64 && b <= 127)
+    );
   }
   if (net.isIPv6(name)) return /^(::1?$|f[cd]|fe[89ab])/i.test(name);
   return false;
@@ -242,7 +251,11 @@ export class WorkersLdapDirectory implements Directory {
       if (!scope) {
         const connection = openConnection(endpoint, this.#options);
         try {
-          return await withDeadline(this.#serviceBind(connection).then(() => operation(connection.client, endpoint)), this.#deadlineMs, "LDAP operation");
+          return await withDeadline(
+            this.#serviceBind(connection).then(() => operation(connection.client, endpoint)),
+            this.#deadlineMs,
+            "LDAP operation",
+          );
         } finally {
           await connection.close();
         }
@@ -263,7 +276,11 @@ export class WorkersLdapDirectory implements Directory {
         "connect",
       );
       try {
-        return await withDeadline(operation(connection.client, endpoint), this.#options.operationTimeoutMs, "LDAP operation");
+        return await withDeadline(
+          operation(connection.client, endpoint),
+          this.#options.operationTimeoutMs,
+          "LDAP operation",
+        );
       } catch (error) {
         // A transport failure or timeout leaves the connection in an unknown state: never reuse it.
         scope.forget(key, connection);
@@ -275,7 +292,8 @@ export class WorkersLdapDirectory implements Directory {
 
   async #serviceBind(connection: Connection): Promise<void> {
     // ldaps:// and plaintext ldap:// connect on the first operation; bind as the service identity if there is one.
-    if (this.#options.serviceBind) await connection.client.bind(this.#options.serviceBind.dn, this.#options.serviceBind.password);
+    if (this.#options.serviceBind)
+      await connection.client.bind(this.#options.serviceBind.dn, this.#options.serviceBind.password);
   }
 
   /** Runs the operation on the hosts in the selector's order until one answers. */

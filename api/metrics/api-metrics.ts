@@ -21,7 +21,10 @@ export interface ObservedDirectory {
 }
 
 /** What both runtimes have: the configuration and directory adapters that carry a HostSelector. */
-export function observedDirectories(config: Config, directories: Readonly<Record<string, { selector: HostSelector }>>): Record<string, ObservedDirectory> {
+export function observedDirectories(
+  config: Config,
+  directories: Readonly<Record<string, { selector: HostSelector }>>,
+): Record<string, ObservedDirectory> {
   const observed: Record<string, ObservedDirectory> = {};
   for (const [name, directory] of Object.entries(directories)) {
     const configured = config.directories[name];
@@ -47,19 +50,21 @@ export class ApiMetrics {
   constructor(options: ApiMetricsOptions) {
     const registry = this.#registry;
     const now = options.now ?? (() => new Date());
-    this.#decisions = registry.counter("smtpgate_decisions_total", "Decisions answered, by kind (auth, tls), verdict, reason, method and auth profile.", [
-      "kind",
-      "verdict",
-      "reason",
-      "method",
-      "profile",
-    ]);
+    this.#decisions = registry.counter(
+      "smtpgate_decisions_total",
+      "Decisions answered, by kind (auth, tls), verdict, reason, method and auth profile.",
+      ["kind", "verdict", "reason", "method", "profile"],
+    );
     this.#duration = registry.histogram(
       "smtpgate_decision_duration_seconds",
       "Time from receiving a decision request to its verdict, by kind and cache outcome (hit, miss, stale; none without a cache).",
       ["kind", "cache"],
     );
-    this.#requests = registry.counter("smtpgate_http_requests_total", "HTTP requests answered, by route pattern and status code.", ["route", "status"]);
+    this.#requests = registry.counter(
+      "smtpgate_http_requests_total",
+      "HTTP requests answered, by route pattern and status code.",
+      ["route", "status"],
+    );
 
     this.#observeDirectories(options.directories ?? {});
     this.#observeCaches(options.gate);
@@ -84,19 +89,26 @@ export class ApiMetrics {
 
   #observeDirectories(directories: Readonly<Record<string, ObservedDirectory>>): void {
     const registry = this.#registry;
-    const up = registry.gauge("smtpgate_directory_host_up", "Whether the directory host answered its last operation (1) or failed it (0); absent until it was first tried.", [
-      "directory",
-      "host",
-    ]);
+    const up = registry.gauge(
+      "smtpgate_directory_host_up",
+      "Whether the directory host answered its last operation (1) or failed it (0); absent until it was first tried.",
+      ["directory", "host"],
+    );
     const operations = registry.counter(
       "smtpgate_directory_operations_total",
       "LDAP operations per directory host: ok = the host answered (a refused bind is an answer), failed = connection error, timeout, busy or unavailable.",
       ["directory", "host", "result"],
     );
-    const failovers = registry.counter("smtpgate_directory_failovers_total", "How often a directory's active host changed (failover mode; including the return to the first host).", [
-      "directory",
-    ]);
-    const active = registry.gauge("smtpgate_directory_active_host", "1 for the host a failover-mode directory tries first, 0 for the others.", ["directory", "host"]);
+    const failovers = registry.counter(
+      "smtpgate_directory_failovers_total",
+      "How often a directory's active host changed (failover mode; including the return to the first host).",
+      ["directory"],
+    );
+    const active = registry.gauge(
+      "smtpgate_directory_active_host",
+      "1 for the host a failover-mode directory tries first, 0 for the others.",
+      ["directory", "host"],
+    );
 
     for (const [name, directory] of Object.entries(directories)) {
       observeHosts(directory, (index, ok) => {
@@ -108,7 +120,10 @@ export class ApiMetrics {
     registry.onCollect(() => {
       for (const [name, directory] of Object.entries(directories)) {
         failovers.set([name], directory.selector.failovers);
-        if (directory.mode === "failover") directory.hosts.forEach((host, index) => active.set([name, host], index === directory.selector.active ? 1 : 0));
+        if (directory.mode === "failover")
+          directory.hosts.forEach((host, index) =>
+            active.set([name, host], index === directory.selector.active ? 1 : 0),
+          );
       }
     });
   }
@@ -116,10 +131,26 @@ export class ApiMetrics {
   #observeCaches(gate: Gate): void {
     const registry = this.#registry;
     const labels = ["profile", "kind"];
-    const hits = registry.counter("smtpgate_cache_hits_total", "Decisions answered from an auth profile's decision cache.", labels);
-    const misses = registry.counter("smtpgate_cache_misses_total", "Cache lookups that found no fresh decision (the directory was asked).", labels);
-    const stale = registry.counter("smtpgate_cache_stale_served_total", "Cached allows given past their TTL because the directory was unavailable (serveStaleSeconds).", labels);
-    const evictions = registry.counter("smtpgate_cache_evictions_total", "Least recently used cache entries dropped to stay within maxEntries.", labels);
+    const hits = registry.counter(
+      "smtpgate_cache_hits_total",
+      "Decisions answered from an auth profile's decision cache.",
+      labels,
+    );
+    const misses = registry.counter(
+      "smtpgate_cache_misses_total",
+      "Cache lookups that found no fresh decision (the directory was asked).",
+      labels,
+    );
+    const stale = registry.counter(
+      "smtpgate_cache_stale_served_total",
+      "Cached allows given past their TTL because the directory was unavailable (serveStaleSeconds).",
+      labels,
+    );
+    const evictions = registry.counter(
+      "smtpgate_cache_evictions_total",
+      "Least recently used cache entries dropped to stay within maxEntries.",
+      labels,
+    );
     const entries = registry.gauge("smtpgate_cache_entries", "Decisions held in an auth profile's cache.", labels);
     registry.onCollect(() => {
       for (const [profile, stats] of Object.entries(gate.cacheStats())) {
@@ -136,10 +167,20 @@ export class ApiMetrics {
 
   #observeCrls(gate: Gate, now: () => Date): void {
     const registry = this.#registry;
-    const loaded = registry.gauge("smtpgate_crl_loaded", "Whether a CRL source holds a CRL (1) or not (0).", ["source"]);
+    const loaded = registry.gauge("smtpgate_crl_loaded", "Whether a CRL source holds a CRL (1) or not (0).", [
+      "source",
+    ]);
     const age = registry.gauge("smtpgate_crl_age_seconds", "Seconds since the held CRL's thisUpdate.", ["source"]);
-    const nextUpdate = registry.gauge("smtpgate_crl_next_update_seconds", "Seconds until the held CRL's nextUpdate; negative once it is past (stale).", ["source"]);
-    const failures = registry.counter("smtpgate_crl_refresh_failures_total", "CRL downloads or reads that failed (the previous CRL is kept).", ["source"]);
+    const nextUpdate = registry.gauge(
+      "smtpgate_crl_next_update_seconds",
+      "Seconds until the held CRL's nextUpdate; negative once it is past (stale).",
+      ["source"],
+    );
+    const failures = registry.counter(
+      "smtpgate_crl_refresh_failures_total",
+      "CRL downloads or reads that failed (the previous CRL is kept).",
+      ["source"],
+    );
     registry.onCollect(() => {
       const states = gate.crls?.status() ?? [];
       if (states.length === 0) return;

@@ -73,7 +73,10 @@ describe("Prometheus text exposition", () => {
       ["a", "\0\0"],
     ];
     lists.forEach((values, index) => gauge.set(values, index));
-    const samples = registry.render().split("\n").filter((line) => line.startsWith("smtpgate_test_nul{"));
+    const samples = registry
+      .render()
+      .split("\n")
+      .filter((line) => line.startsWith("smtpgate_test_nul{"));
     expect(samples).toHaveLength(lists.length);
   });
 

@@ -16,7 +16,9 @@
 export const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
 /** Seconds; from a cached decision (well under a millisecond) to a directory that times out (seconds). */
-export const DEFAULT_BUCKETS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+export const DEFAULT_BUCKETS: readonly number[] = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
 
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
@@ -32,7 +34,8 @@ abstract class Family<S> {
 
   constructor(name: string, help: string, labelNames: readonly string[]) {
     if (!METRIC_NAME.test(name)) throw new Error(`not a metric name: ${name}`);
-    for (const label of labelNames) if (!LABEL_NAME.test(label) || label.startsWith("__")) throw new Error(`${name}: not a label name: ${label}`);
+    for (const label of labelNames)
+      if (!LABEL_NAME.test(label) || label.startsWith("__")) throw new Error(`${name}: not a label name: ${label}`);
     this.name = name;
     this.help = help;
     this.labelNames = labelNames;
@@ -51,9 +54,11 @@ abstract class Family<S> {
   }
 
   protected labelString(values: LabelValues): string {
-    if (values.length !== this.labelNames.length) throw new Error(`${this.name}: ${this.labelNames.length} label values expected, got ${values.length}`);
+    if (values.length !== this.labelNames.length)
+      throw new Error(`${this.name}: ${this.labelNames.length} label values expected, got ${values.length}`);
     let out = "";
-    for (let i = 0; i < values.length; i += 1) out += `${i === 0 ? "" : ","}${this.labelNames[i]}="${escapeLabelValue(values[i] as string)}"`;
+    for (let i = 0; i < values.length; i += 1)
+      out += `${i === 0 ? "" : ","}${this.labelNames[i]}="${escapeLabelValue(values[i] as string)}"`;
     return out;
   }
 
@@ -119,14 +124,21 @@ export class Histogram extends Family<Buckets> {
   constructor(name: string, help: string, labelNames: readonly string[], buckets: readonly number[] = DEFAULT_BUCKETS) {
     super(name, help, labelNames);
     if (labelNames.includes("le")) throw new Error(`${name}: "le" is the histogram's own label`);
-    if (buckets.length === 0 || buckets.some((bound, i) => !Number.isFinite(bound) || (i > 0 && bound <= (buckets[i - 1] as number)))) {
+    if (
+      buckets.length === 0 ||
+      buckets.some((bound, i) => !Number.isFinite(bound) || (i > 0 && bound <= (buckets[i - 1] as number)))
+    ) {
       throw new Error(`${name}: buckets must be finite and strictly increasing`);
     }
     this.buckets = [...buckets];
   }
 
   observe(values: LabelValues, value: number): void {
-    const series = this.seriesFor(values, () => ({ counts: new Array<number>(this.buckets.length + 1).fill(0), sum: 0, count: 0 }));
+    const series = this.seriesFor(values, () => ({
+      counts: new Array<number>(this.buckets.length + 1).fill(0),
+      sum: 0,
+      count: 0,
+    }));
     let index = 0;
     while (index < this.buckets.length && value > (this.buckets[index] as number)) index += 1;
     series.counts[index] = (series.counts[index] as number) + 1;

@@ -25,17 +25,22 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 export function parseChain(encoded: readonly string[], limits: ChainLimits): ParsedChain {
   if (encoded.length === 0) return { ok: false, detail: "empty certificate chain" };
-  if (encoded.length > limits.maxChainLength) return { ok: false, detail: `chain of ${encoded.length} certificates; at most ${limits.maxChainLength} accepted` };
+  if (encoded.length > limits.maxChainLength)
+    return { ok: false, detail: `chain of ${encoded.length} certificates; at most ${limits.maxChainLength} accepted` };
   const chain: ParsedCertificate[] = [];
   for (const [index, text] of encoded.entries()) {
     // base64 is 4/3 of the bytes: reject oversized input before decoding it.
-    if (text.length > Math.ceil(limits.maxCertificateBytes / 3) * 4) return { ok: false, detail: `certificate ${index} is larger than ${limits.maxCertificateBytes} bytes` };
+    if (text.length > Math.ceil(limits.maxCertificateBytes / 3) * 4)
+      return { ok: false, detail: `certificate ${index} is larger than ${limits.maxCertificateBytes} bytes` };
     if (!BASE64.test(text) || text.length % 4 !== 0) return { ok: false, detail: `certificate ${index} is not base64` };
     const der = Uint8Array.from(Buffer.from(text, "base64"));
     try {
       chain.push({ certificate: parseCertificateCached(text, () => der), der });
     } catch (error) {
-      return { ok: false, detail: `certificate ${index} is not a DER X.509 certificate (${(error as Error).message.split("\n")[0]})` };
+      return {
+        ok: false,
+        detail: `certificate ${index} is not a DER X.509 certificate (${(error as Error).message.split("\n")[0]})`,
+      };
     }
   }
   return { ok: true, chain };
@@ -49,7 +54,9 @@ export function parseTrustAnchors(pem: string, source: string): X509Certificate[
     try {
       return new x509.X509Certificate(block);
     } catch (error) {
-      throw new Error(`${source}: certificate ${index} cannot be parsed (${(error as Error).message})`, { cause: error });
+      throw new Error(`${source}: certificate ${index} cannot be parsed (${(error as Error).message})`, {
+        cause: error,
+      });
     }
   });
 }

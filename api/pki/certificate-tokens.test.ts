@@ -56,7 +56,14 @@ describe("certificate tokens (SPEC §4)", () => {
   it("uses RFC 4514 short names only where RFC 4514 has them, dotted OIDs elsewhere, and the most specific CN", async () => {
     const keys = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"]);
     const certificate = await x509.X509CertificateGenerator.createSelfSigned({
-      name: [{ DC: ["com"] }, { DC: ["corp"] }, { CN: ["Users"] }, { CN: ["alice"] }, { "0.9.2342.19200300.100.1.1": ["a1"] }, { SN: ["Smith"] }],
+      name: [
+        { DC: ["com"] },
+        { DC: ["corp"] },
+        { CN: ["Users"] },
+        { CN: ["alice"] },
+        { "0.9.2342.19200300.100.1.1": ["a1"] },
+        { SN: ["Smith"] },
+      ],
       keys,
       signingAlgorithm: { name: "ECDSA", hash: "SHA-256" },
       notBefore: new Date(Date.now() - 60_000),

@@ -16,7 +16,17 @@
 import { createHash } from "node:crypto";
 import { x509, type X509Certificate } from "./x509.ts";
 
-export const CERTIFICATE_TOKENS = ["cn", "sn", "sn10", "subject", "issuer", "email", "upn", "fp_sha256", "spki_sha256"] as const;
+export const CERTIFICATE_TOKENS = [
+  "cn",
+  "sn",
+  "sn10",
+  "subject",
+  "issuer",
+  "email",
+  "upn",
+  "fp_sha256",
+  "spki_sha256",
+] as const;
 export type CertificateTokens = Record<(typeof CERTIFICATE_TOKENS)[number], string | undefined>;
 
 const EMAIL_ADDRESS = "1.2.840.113549.1.9.1";
@@ -31,7 +41,10 @@ export function certificateTokens(leaf: X509Certificate, der: Uint8Array): Certi
     sn10: BigInt(`0x${serial}`).toString(10),
     subject: rfc4514(leaf.subjectName),
     issuer: rfc4514(leaf.issuerName),
-    email: names.find((name) => name.type === "email")?.value ?? leaf.subjectName.getField(EMAIL_ADDRESS)[0] ?? leaf.subjectName.getField("E")[0],
+    email:
+      names.find((name) => name.type === "email")?.value ??
+      leaf.subjectName.getField(EMAIL_ADDRESS)[0] ??
+      leaf.subjectName.getField("E")[0],
     upn: names.find((name) => name.type === "upn")?.value,
     fp_sha256: createHash("sha256").update(der).digest("hex"),
     spki_sha256: createHash("sha256").update(new Uint8Array(leaf.publicKey.rawData)).digest("hex"),

@@ -33,7 +33,8 @@ export interface CrlStoreOptions {
 }
 
 /** `good` says until when the CRL that vouched for the certificate may be relied on (its nextUpdate plus the grace). */
-export type RevocationStatus = { status: "good"; usableUntil: Date } | { status: "revoked"; detail: string } | { status: "unknown"; detail: string };
+export type RevocationStatus =
+  { status: "good"; usableUntil: Date } | { status: "revoked"; detail: string } | { status: "unknown"; detail: string };
 
 export interface SourceState {
   name: string;
@@ -82,12 +83,16 @@ export class CrlStore {
 
   /** Refreshes the sources whose period is over; a Node timer calls this, Workers call it per request. */
   async refreshDue(): Promise<void> {
-    await Promise.all([...this.#sources.values()].filter((source) => this.#due(source)).map((source) => this.#load(source)));
+    await Promise.all(
+      [...this.#sources.values()].filter((source) => this.#due(source)).map((source) => this.#load(source)),
+    );
   }
 
   /** The configured sources' state (distribution points a certificate named are not included). */
   status(): SourceState[] {
-    return [...this.#sources.values()].filter((source) => !source.options.name.startsWith("dp:")).map((source) => ({ ...source.state }));
+    return [...this.#sources.values()]
+      .filter((source) => !source.options.name.startsWith("dp:"))
+      .map((source) => ({ ...source.state }));
   }
 
   /**
@@ -99,14 +104,20 @@ export class CrlStore {
     issuer: X509Certificate,
     options: { sources: readonly string[]; useDistributionPoints: boolean; staleGraceSeconds: number },
   ): Promise<RevocationStatus> {
-    const candidates = options.sources.map((name) => this.#sources.get(name)).filter((source): source is Source => source !== undefined);
+    const candidates = options.sources
+      .map((name) => this.#sources.get(name))
+      .filter((source): source is Source => source !== undefined);
     if (options.useDistributionPoints) candidates.push(...this.#distributionPointSources(certificate));
     if (candidates.length === 0) return { status: "unknown", detail: "no CRL source for this certificate" };
 
     // A decision waits only for a source that holds no CRL yet (and not more often than FAILED_RETRY_SECONDS, so a
     // dead CRL server does not slow every decision); a due refresh of a CRL we hold runs in the background, since
     // freshness is judged by the CRL's own nextUpdate anyway.
-    await Promise.all(candidates.filter((source) => source.state.crl === null && this.#retryDue(source)).map((source) => this.#load(source)));
+    await Promise.all(
+      candidates
+        .filter((source) => source.state.crl === null && this.#retryDue(source))
+        .map((source) => this.#load(source)),
+    );
     for (const source of candidates) if (source.state.crl !== null && this.#due(source)) void this.#load(source);
 
     const issuerName = nameKeys(issuer).subject;
@@ -134,10 +145,17 @@ export class CrlStore {
       }
       const serial = normaliseSerial(certificate.serialNumber);
       const entry = crl.entries.find((revoked) => normaliseSerial(revoked.serialNumber) === serial);
-      if (entry) return { status: "revoked", detail: `serial ${serial.toUpperCase()} revoked ${entry.revocationDate.toISOString()} (${source.options.name})` };
+      if (entry)
+        return {
+          status: "revoked",
+          detail: `serial ${serial.toUpperCase()} revoked ${entry.revocationDate.toISOString()} (${source.options.name})`,
+        };
       return { status: "good", usableUntil: new Date(nextUpdate.getTime() + options.staleGraceSeconds * 1000) };
     }
-    return { status: "unknown", detail: problems.length > 0 ? problems.join("; ") : `no CRL from issuer ${issuer.subject}` };
+    return {
+      status: "unknown",
+      detail: problems.length > 0 ? problems.join("; ") : `no CRL from issuer ${issuer.subject}`,
+    };
   }
 
   /** A number that changes whenever any CRL changes (for caches keyed on revocation state). */
@@ -162,7 +180,9 @@ export class CrlStore {
       const extension = certificate.getExtension(x509.CRLDistributionPointsExtension);
       urls =
         extension?.distributionPoints.flatMap((point) =>
-          (point.distributionPoint?.fullName ?? []).map((name) => name.uniformResourceIdentifier).filter((uri): uri is string => typeof uri === "string" && /^https?:\/\//i.test(uri)),
+          (point.distributionPoint?.fullName ?? [])
+            .map((name) => name.uniformResourceIdentifier)
+            .filter((uri): uri is string => typeof uri === "string" && /^https?:\/\//i.test(uri)),
         ) ?? [];
     } catch {
       return [];
@@ -221,7 +241,13 @@ export class CrlStore {
     } catch (error) {
       state.error = (error as Error).message;
       state.refreshFailures += 1;
-      this.#options.log?.({ level: "warn", msg: "CRL refresh failed", source: source.options.name, location: state.location, error: state.error });
+      this.#options.log?.({
+        level: "warn",
+        msg: "CRL refresh failed",
+        source: source.options.name,
+        location: state.location,
+        error: state.error,
+      });
     }
   }
 
@@ -236,7 +262,11 @@ export class CrlStore {
     const headers: Record<string, string> = { Accept: "application/pkix-crl, application/x-pkcs7-crl, */*" };
     if (source.state.crl && source.state.etag) headers["If-None-Match"] = source.state.etag;
     if (source.state.crl && source.state.lastModified) headers["If-Modified-Since"] = source.state.lastModified;
-    const response = await fetcher(source.options.url as string, { headers, signal: AbortSignal.timeout(this.#options.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS), redirect: "follow" });
+    const response = await fetcher(source.options.url as string, {
+      headers,
+      signal: AbortSignal.timeout(this.#options.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS),
+      redirect: "follow",
+    });
     if (response.status === 304) {
       await response.body?.cancel();
       return null;
@@ -282,7 +312,8 @@ export function parseCrl(body: Uint8Array, maxBytes: number): X509Crl {
   if (body.length > maxBytes) throw new Error(`CRL of ${body.length} bytes is larger than the limit of ${maxBytes}`);
   const text = body.length < 64 * 1024 * 1024 ? Buffer.from(body).toString("latin1") : "";
   try {
-    if (text.includes("-----BEGIN X509 CRL-----")) return new x509.X509Crl(text.slice(text.indexOf("-----BEGIN X509 CRL-----")));
+    if (text.includes("-----BEGIN X509 CRL-----"))
+      return new x509.X509Crl(text.slice(text.indexOf("-----BEGIN X509 CRL-----")));
     return new x509.X509Crl(body);
   } catch (error) {
     throw new Error(`not a DER or PEM CRL (${(error as Error).message.split("\n")[0]})`, { cause: error });

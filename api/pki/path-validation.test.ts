@@ -13,7 +13,11 @@ async function validate(leaf: LeafName, options: { allowNoExtendedKeyUsage?: boo
   if (!parsed.ok) throw new Error(parsed.detail);
   return await validatePath(
     parsed.chain.map((item) => item.certificate),
-    { anchors: [pki.root.certificate], now: options.now ?? new Date(), allowNoExtendedKeyUsage: options.allowNoExtendedKeyUsage ?? false },
+    {
+      anchors: [pki.root.certificate],
+      now: options.now ?? new Date(),
+      allowNoExtendedKeyUsage: options.allowNoExtendedKeyUsage ?? false,
+    },
   );
 }
 
@@ -21,7 +25,12 @@ describe("path validation (SPEC §6)", () => {
   it("accepts a leaf through the intermediate up to the root", async () => {
     const result = await validate("alice");
     expect(result.ok).toBe(true);
-    if (result.ok) expect(result.path.map((c) => c.subjectName.getField("CN")[0])).toEqual(["alice", "smtpgate Test Intermediate CA", "smtpgate Test Root CA"]);
+    if (result.ok)
+      expect(result.path.map((c) => c.subjectName.getField("CN")[0])).toEqual([
+        "alice",
+        "smtpgate Test Intermediate CA",
+        "smtpgate Test Root CA",
+      ]);
   });
 
   it.each<[LeafName, string, RegExp]>([
@@ -51,22 +60,43 @@ describe("path validation (SPEC §6)", () => {
 
   it("does not trust a path that only the presented chain vouches for", async () => {
     // The attacker sends their own root along: it is not an anchor, so it does not count.
-    const parsed = parseChain([...pki.chain("otherCa"), Buffer.from(pki.otherRoot.der).toString("base64")], DEFAULT_CHAIN_LIMITS);
+    const parsed = parseChain(
+      [...pki.chain("otherCa"), Buffer.from(pki.otherRoot.der).toString("base64")],
+      DEFAULT_CHAIN_LIMITS,
+    );
     if (!parsed.ok) throw new Error(parsed.detail);
-    const result = await validatePath(parsed.chain.map((item) => item.certificate), { anchors: [pki.root.certificate], now: new Date(), allowNoExtendedKeyUsage: false });
+    const result = await validatePath(
+      parsed.chain.map((item) => item.certificate),
+      { anchors: [pki.root.certificate], now: new Date(), allowNoExtendedKeyUsage: false },
+    );
     expect(result).toMatchObject({ ok: false, reason: "certificate-untrusted" });
   });
 
   it("accepts a chain that includes the root itself", async () => {
-    const parsed = parseChain([...pki.chain("alice"), Buffer.from(pki.root.der).toString("base64")], DEFAULT_CHAIN_LIMITS);
+    const parsed = parseChain(
+      [...pki.chain("alice"), Buffer.from(pki.root.der).toString("base64")],
+      DEFAULT_CHAIN_LIMITS,
+    );
     if (!parsed.ok) throw new Error(parsed.detail);
-    expect((await validatePath(parsed.chain.map((item) => item.certificate), { anchors: [pki.root.certificate], now: new Date(), allowNoExtendedKeyUsage: false })).ok).toBe(true);
+    expect(
+      (
+        await validatePath(
+          parsed.chain.map((item) => item.certificate),
+          { anchors: [pki.root.certificate], now: new Date(), allowNoExtendedKeyUsage: false },
+        )
+      ).ok,
+    ).toBe(true);
   });
 
   it("refuses a leaf without its intermediate", async () => {
     const parsed = parseChain([pki.chain("alice")[0] as string], DEFAULT_CHAIN_LIMITS);
     if (!parsed.ok) throw new Error(parsed.detail);
-    expect(await validatePath(parsed.chain.map((item) => item.certificate), { anchors: [pki.root.certificate], now: new Date(), allowNoExtendedKeyUsage: false })).toMatchObject({
+    expect(
+      await validatePath(
+        parsed.chain.map((item) => item.certificate),
+        { anchors: [pki.root.certificate], now: new Date(), allowNoExtendedKeyUsage: false },
+      ),
+    ).toMatchObject({
       ok: false,
       reason: "certificate-untrusted",
     });
@@ -79,7 +109,9 @@ describe("path validation (SPEC §6)", () => {
     const options = { anchors: [pki.root.certificate], now: new Date(), allowNoExtendedKeyUsage: false };
     expect((await validatePath(leafOnly, { ...options, intermediates: [pki.intermediate.certificate] })).ok).toBe(true);
     // An intermediate is not an anchor: with only the intermediate configured, nothing is trusted.
-    expect(await validatePath(leafOnly, { ...options, anchors: [], intermediates: [pki.intermediate.certificate] })).toMatchObject({ ok: false, reason: "certificate-untrusted" });
+    expect(
+      await validatePath(leafOnly, { ...options, anchors: [], intermediates: [pki.intermediate.certificate] }),
+    ).toMatchObject({ ok: false, reason: "certificate-untrusted" });
   });
 
   it("judges validity at the given time", async () => {
@@ -90,7 +122,11 @@ describe("path validation (SPEC §6)", () => {
 
 describe("parseChain", () => {
   it.each([
-    ["garbage bytes", [Buffer.from("this is not a certificate at all").toString("base64")], /not a DER X.509 certificate/],
+    [
+      "garbage bytes",
+      [Buffer.from("this is not a certificate at all").toString("base64")],
+      /not a DER X.509 certificate/,
+    ],
     ["truncated DER", [Buffer.from([0x30, 0x82, 0x05, 0x00, 0x30]).toString("base64")], /not a DER X.509 certificate/],
     ["not base64", ["!!!"], /not base64/],
     ["a 1 MB blob", [Buffer.alloc(1024 * 1024, 0x41).toString("base64")], /larger than 16384 bytes/],
@@ -113,6 +149,8 @@ describe("certificate memo", () => {
     const certificates = second.chain.map((item) => item.certificate);
     const options = { anchors: [pki.root.certificate], allowNoExtendedKeyUsage: false };
     expect((await validatePath(certificates, { ...options, now: new Date() })).ok).toBe(true);
-    expect(await validatePath(certificates, { ...options, now: new Date(Date.now() + 2 * 365 * 86_400_000) })).toMatchObject({ ok: false, reason: "certificate-expired" });
+    expect(
+      await validatePath(certificates, { ...options, now: new Date(Date.now() + 2 * 365 * 86_400_000) }),
+    ).toMatchObject({ ok: false, reason: "certificate-expired" });
   });
 });

@@ -22,7 +22,8 @@ export type PathFailureReason =
   | "certificate-usage"
   | "certificate-critical-extension";
 
-export type PathResult = { ok: true; path: X509Certificate[] } | { ok: false; reason: PathFailureReason; detail: string };
+export type PathResult =
+  { ok: true; path: X509Certificate[] } | { ok: false; reason: PathFailureReason; detail: string };
 
 export interface PathValidationOptions {
   anchors: readonly X509Certificate[];
@@ -65,7 +66,10 @@ const UNDERSTOOD = new Set<string>([
   OID.authorityInfoAccess,
 ]);
 
-export async function validatePath(chain: readonly X509Certificate[], options: PathValidationOptions): Promise<PathResult> {
+export async function validatePath(
+  chain: readonly X509Certificate[],
+  options: PathValidationOptions,
+): Promise<PathResult> {
   const leaf = chain[0];
   if (!leaf) return { ok: false, reason: "certificate-untrusted", detail: "no certificate" };
 
@@ -77,36 +81,60 @@ export async function validatePath(chain: readonly X509Certificate[], options: P
   for (const [index, certificate] of path.entries()) {
     if (index === anchorIndex) break;
     const unknown = certificate.extensions.find((extension) => extension.critical && !UNDERSTOOD.has(extension.type));
-    if (unknown) return fail("certificate-critical-extension", `${describe(certificate)} has the unsupported critical extension ${unknown.type}`);
+    if (unknown)
+      return fail(
+        "certificate-critical-extension",
+        `${describe(certificate)} has the unsupported critical extension ${unknown.type}`,
+      );
   }
 
   for (const [index, certificate] of path.entries()) {
-    if (options.now < certificate.notBefore) return fail("certificate-not-yet-valid", `${describe(certificate)} is valid only from ${certificate.notBefore.toISOString()}`);
-    if (options.now > certificate.notAfter) return fail("certificate-expired", `${describe(certificate)} expired ${certificate.notAfter.toISOString()}`);
+    if (options.now < certificate.notBefore)
+      return fail(
+        "certificate-not-yet-valid",
+        `${describe(certificate)} is valid only from ${certificate.notBefore.toISOString()}`,
+      );
+    if (options.now > certificate.notAfter)
+      return fail("certificate-expired", `${describe(certificate)} expired ${certificate.notAfter.toISOString()}`);
     if (index === 0) continue;
     // Issuing certificates: `index - 1` intermediate CAs lie between this one and the leaf.
     const constraints = certificate.getExtension(x509.BasicConstraintsExtension);
     const isAnchor = index === anchorIndex;
     if (!isAnchor) {
-      if (!constraints?.ca) return fail("certificate-untrusted", `${describe(certificate)} issued a certificate but is not a CA (basicConstraints cA is not true)`);
+      if (!constraints?.ca)
+        return fail(
+          "certificate-untrusted",
+          `${describe(certificate)} issued a certificate but is not a CA (basicConstraints cA is not true)`,
+        );
       const usage = certificate.getExtension(x509.KeyUsagesExtension);
-      if (!usage || (usage.usages & x509.KeyUsageFlags.keyCertSign) === 0) return fail("certificate-untrusted", `${describe(certificate)} may not sign certificates (no keyCertSign)`);
+      if (!usage || (usage.usages & x509.KeyUsageFlags.keyCertSign) === 0)
+        return fail("certificate-untrusted", `${describe(certificate)} may not sign certificates (no keyCertSign)`);
     }
     if (constraints?.pathLength !== undefined && index - 1 > constraints.pathLength) {
-      return fail("certificate-untrusted", `${describe(certificate)} allows ${constraints.pathLength} intermediate CA(s) below it; the path has ${index - 1}`);
+      return fail(
+        "certificate-untrusted",
+        `${describe(certificate)} allows ${constraints.pathLength} intermediate CA(s) below it; the path has ${index - 1}`,
+      );
     }
   }
 
   const leafConstraints = leaf.getExtension(x509.BasicConstraintsExtension);
-  if (leafConstraints?.ca) return fail("certificate-usage", `${describe(leaf)} is a CA certificate, not a client certificate`);
+  if (leafConstraints?.ca)
+    return fail("certificate-usage", `${describe(leaf)} is a CA certificate, not a client certificate`);
   const leafUsage = leaf.getExtension(x509.KeyUsagesExtension);
-  if (leafUsage && (leafUsage.usages & x509.KeyUsageFlags.digitalSignature) === 0) return fail("certificate-usage", `${describe(leaf)} keyUsage lacks digitalSignature`);
+  if (leafUsage && (leafUsage.usages & x509.KeyUsageFlags.digitalSignature) === 0)
+    return fail("certificate-usage", `${describe(leaf)} keyUsage lacks digitalSignature`);
   const eku = leaf.getExtension(x509.ExtendedKeyUsageExtension);
   if (!eku) {
-    if (!options.allowNoExtendedKeyUsage) return fail("certificate-usage", `${describe(leaf)} has no extendedKeyUsage (clientAuth required by this profile)`);
+    if (!options.allowNoExtendedKeyUsage)
+      return fail(
+        "certificate-usage",
+        `${describe(leaf)} has no extendedKeyUsage (clientAuth required by this profile)`,
+      );
   } else {
     const usages = eku.usages.map(String);
-    if (!usages.includes(OID.clientAuth) && !usages.includes(OID.anyExtendedKeyUsage)) return fail("certificate-usage", `${describe(leaf)} extendedKeyUsage does not allow client authentication`);
+    if (!usages.includes(OID.clientAuth) && !usages.includes(OID.anyExtendedKeyUsage))
+      return fail("certificate-usage", `${describe(leaf)} extendedKeyUsage does not allow client authentication`);
   }
   return { ok: true, path };
 }
@@ -114,14 +142,19 @@ export async function validatePath(chain: readonly X509Certificate[], options: P
 type Built = { ok: true; path: X509Certificate[] } | { ok: false; reason: "certificate-untrusted"; detail: string };
 
 /** Walks from the leaf to an anchor, taking issuers from the anchors first, then from the presented chain. */
-async function buildPath(leaf: X509Certificate, presented: readonly X509Certificate[], anchors: readonly X509Certificate[]): Promise<Built> {
+async function buildPath(
+  leaf: X509Certificate,
+  presented: readonly X509Certificate[],
+  anchors: readonly X509Certificate[],
+): Promise<Built> {
   const path = [leaf];
   let current = leaf;
   // Each step consumes one presented certificate, so the presented chain bounds the loop.
   for (let step = 0; step <= presented.length; step += 1) {
     const issuerName = nameKeys(current).issuer;
     for (const anchor of anchors) {
-      if (nameKeys(anchor).subject === issuerName && (await signedBy(current, anchor))) return { ok: true, path: [...path, anchor] };
+      if (nameKeys(anchor).subject === issuerName && (await signedBy(current, anchor)))
+        return { ok: true, path: [...path, anchor] };
     }
     let next: X509Certificate | undefined;
     for (const candidate of presented) {
@@ -136,7 +169,10 @@ async function buildPath(leaf: X509Certificate, presented: readonly X509Certific
       return {
         ok: false,
         reason: "certificate-untrusted",
-        detail: selfSigned && current === leaf ? `${describe(leaf)} is self-signed and not a trust anchor` : `no trusted issuer found for ${describe(current)} (issuer ${current.issuer})`,
+        detail:
+          selfSigned && current === leaf
+            ? `${describe(leaf)} is self-signed and not a trust anchor`
+            : `no trusted issuer found for ${describe(current)} (issuer ${current.issuer})`,
       };
     }
     path.push(next);

@@ -60,16 +60,27 @@ function benchUsersLdif(): string {
   const entries = [`dn: ou=bench,${SEED.baseDn}\nobjectClass: organizationalUnit\nou: bench\n`];
   for (let i = 0; i < USERS; i += 1) {
     const uid = `bench${String(i).padStart(3, "0")}`;
-    entries.push(`dn: uid=${uid},ou=bench,${SEED.baseDn}\nobjectClass: inetOrgPerson\nuid: ${uid}\ncn: ${uid}\nsn: ${uid}\nmail: ${uid}@bench.example\nuserPassword: ${ssha(`${uid}-password`)}\n`);
+    entries.push(
+      `dn: uid=${uid},ou=bench,${SEED.baseDn}\nobjectClass: inetOrgPerson\nuid: ${uid}\ncn: ${uid}\nsn: ${uid}\nmail: ${uid}@bench.example\nuserPassword: ${ssha(`${uid}-password`)}\n`,
+    );
   }
   return entries.join("\n");
 }
 
 /** Spawns a node script, sends its stdout to a file, waits for a line matching `ready`. */
-async function spawnNode(name: string, args: string[], ready: RegExp, env: Record<string, string> = {}): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
+async function spawnNode(
+  name: string,
+  args: string[],
+  ready: RegExp,
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
   const logFile = join(temp, `${name}.log`);
   const fd = openSync(logFile, "w");
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", fd, fd] });
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", fd, fd],
+  });
   closeSync(fd);
   children.push(child);
   const deadline = Date.now() + 20_000;
@@ -77,18 +88,26 @@ async function spawnNode(name: string, args: string[], ready: RegExp, env: Recor
     const text = readFileSync(logFile, "utf8");
     const match = ready.exec(text);
     if (match) return { child, match };
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${name} did not start:\n${text.slice(-2000)}`);
+    if (child.exitCode !== null || Date.now() > deadline)
+      throw new Error(`${name} did not start:\n${text.slice(-2000)}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
 
-async function measure(label: string, concurrency: number, operation: (worker: number) => Promise<void>, processes: Processes): Promise<RunResult> {
+async function measure(
+  label: string,
+  concurrency: number,
+  operation: (worker: number) => Promise<void>,
+  processes: Processes,
+): Promise<RunResult> {
   // A short unrecorded run first, so JIT warm-up and connection set-up do not land in the first figure.
   await closedLoop(concurrency, QUICK ? 0.3 : 0.7, operation, processes);
   const runs: RunResult[] = [];
   for (let run = 0; run < RUNS; run += 1) runs.push(await closedLoop(concurrency, SECONDS, operation, processes));
   const median = medianRun(runs);
-  log(`  ${label.padEnd(34)} c=${String(concurrency).padStart(2)}  ${median.rate.toFixed(0).padStart(6)}/s  p50 ${median.p50.toFixed(2)} ms  p99 ${median.p99.toFixed(2)} ms${median.errors ? `  errors ${median.errors}` : ""}`);
+  log(
+    `  ${label.padEnd(34)} c=${String(concurrency).padStart(2)}  ${median.rate.toFixed(0).padStart(6)}/s  p50 ${median.p50.toFixed(2)} ms  p99 ${median.p99.toFixed(2)} ms${median.errors ? `  errors ${median.errors}` : ""}`,
+  );
   return median;
 }
 
@@ -104,7 +123,13 @@ cleanups.push(() => slapd.close());
 const apiPort = await freePort();
 const apiConfig = {
   directories: {
-    corp: { hosts: [slapd.ldapUrl], tls: { caFile: slapd.pki.caFile }, bind: { dn: SEED.serviceDn, password: { env: "BENCH_BIND_PW" } }, baseDn: SEED.baseDn, maxConnections: 64 },
+    corp: {
+      hosts: [slapd.ldapUrl],
+      tls: { caFile: slapd.pki.caFile },
+      bind: { dn: SEED.serviceDn, password: { env: "BENCH_BIND_PW" } },
+      baseDn: SEED.baseDn,
+      maxConnections: 64,
+    },
   },
   smtpAuthQueries: {
     bind: { directory: "corp", baseDn: `ou=bench,${SEED.baseDn}`, filter: "(uid={u})" },
@@ -114,11 +139,28 @@ const apiConfig = {
   authProfiles: {
     uncached: { type: "ldap", query: "bind" },
     cached: { type: "ldap", query: "bind", ...cacheSettings() },
-    cert: { type: "certificate", query: "by-mail", trustAnchors: { pem: pki.rootPem }, intermediates: { pem: pki.intermediate.pem }, revocation: { crlSources: ["client-ca"] } },
+    cert: {
+      type: "certificate",
+      query: "by-mail",
+      trustAnchors: { pem: pki.rootPem },
+      intermediates: { pem: pki.intermediate.pem },
+      revocation: { crlSources: ["client-ca"] },
+    },
   },
-  mailFlowPolicies: { SUBMISSION: { behaviour: "accept", tls: "required", smtpAuth: "required", maxMessageBytes: 1048576, maxConnectionsPerClient: 5000 } },
+  mailFlowPolicies: {
+    SUBMISSION: {
+      behaviour: "accept",
+      tls: "required",
+      smtpAuth: "required",
+      maxMessageBytes: 1048576,
+      maxConnectionsPerClient: 5000,
+    },
+  },
   listeners: {
-    uncached: { authProfile: "uncached", hostAccessTable: [{ name: "ALL", match: ["0.0.0.0/0", "::/0"], policy: "SUBMISSION" }] },
+    uncached: {
+      authProfile: "uncached",
+      hostAccessTable: [{ name: "ALL", match: ["0.0.0.0/0", "::/0"], policy: "SUBMISSION" }],
+    },
     cached: { authProfile: "cached" },
     cert: { authProfile: "cert" },
   },
@@ -132,8 +174,15 @@ function cacheSettings(): Record<string, unknown> {
 
 await writeFile(join(temp, "api.json"), JSON.stringify(apiConfig));
 // SMTPGATE_BENCH_PROFILE=DIR writes a V8 CPU profile of the API and the relay into DIR (for finding hot paths).
-const profile = process.env.SMTPGATE_BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.SMTPGATE_BENCH_PROFILE}`] : [];
-const api = await spawnNode("api", [...profile, "api/runtime/node/main.ts", "--config", join(temp, "api.json")], /"msg":"listening"/, { BENCH_BIND_PW: SEED.servicePassword, BENCH_TOKEN: TOKEN });
+const profile = process.env.SMTPGATE_BENCH_PROFILE
+  ? ["--cpu-prof", `--cpu-prof-dir=${process.env.SMTPGATE_BENCH_PROFILE}`]
+  : [];
+const api = await spawnNode(
+  "api",
+  [...profile, "api/runtime/node/main.ts", "--config", join(temp, "api.json")],
+  /"msg":"listening"/,
+  { BENCH_BIND_PW: SEED.servicePassword, BENCH_TOKEN: TOKEN },
+);
 const apiPid = api.child.pid as number;
 const slapdPid = () => slapd.pid;
 
@@ -142,10 +191,17 @@ const headers = { authorization: `Bearer ${TOKEN}`, "content-type": "application
 async function post(path: string, body: string, check: (text: string) => boolean): Promise<void> {
   const response = await pool.request({ method: "POST", path, headers, body });
   const text = await response.body.text();
-  if (response.statusCode !== 200 || !check(text)) throw new Error(`${path}: ${response.statusCode} ${text.slice(0, 200)}`);
+  if (response.statusCode !== 200 || !check(text))
+    throw new Error(`${path}: ${response.statusCode} ${text.slice(0, 200)}`);
 }
 const authBody = (listener: string, user: number) =>
-  JSON.stringify({ listener, client: { ip: "192.0.2.1" }, mechanism: "PLAIN", username: `bench${String(user).padStart(3, "0")}`, password: `bench${String(user).padStart(3, "0")}-password` });
+  JSON.stringify({
+    listener,
+    client: { ip: "192.0.2.1" },
+    mechanism: "PLAIN",
+    username: `bench${String(user).padStart(3, "0")}`,
+    password: `bench${String(user).padStart(3, "0")}-password`,
+  });
 const allowed = (text: string) => text.includes('"verdict":"allow"');
 
 const results: Record<string, Record<number, RunResult>> = {};
@@ -164,43 +220,99 @@ for (const concurrency of CONCURRENCY) {
     }),
   );
   let next = 0;
-  record("raw ldapts search+bind (StartTLS)", concurrency, await measure("raw ldapts search+bind", concurrency, async (worker) => {
-    const pair = pairs[worker] as (typeof pairs)[number];
-    const n = next++ % USERS;
-    const uid = `bench${String(n).padStart(3, "0")}`;
-    const found = await pair.service.search(`ou=bench,${SEED.baseDn}`, { filter: `(uid=${uid})`, attributes: ["1.1"], sizeLimit: 2 });
-    await pair.user.bind(found.searchEntries[0]?.dn as string, `${uid}-password`);
-  }, { slapd: slapdPid() }));
+  record(
+    "raw ldapts search+bind (StartTLS)",
+    concurrency,
+    await measure(
+      "raw ldapts search+bind",
+      concurrency,
+      async (worker) => {
+        const pair = pairs[worker] as (typeof pairs)[number];
+        const n = next++ % USERS;
+        const uid = `bench${String(n).padStart(3, "0")}`;
+        const found = await pair.service.search(`ou=bench,${SEED.baseDn}`, {
+          filter: `(uid=${uid})`,
+          attributes: ["1.1"],
+          sizeLimit: 2,
+        });
+        await pair.user.bind(found.searchEntries[0]?.dn as string, `${uid}-password`);
+      },
+      { slapd: slapdPid() },
+    ),
+  );
   await Promise.all(pairs.flatMap((pair) => [pair.service.unbind(), pair.user.unbind()]));
 }
 for (const concurrency of CONCURRENCY) {
-  record("API GET /v1/ping (HTTP baseline)", concurrency, await measure("API GET /v1/ping", concurrency, async () => {
-    const response = await pool.request({ method: "GET", path: "/v1/ping", headers });
-    await response.body.text();
-    if (response.statusCode !== 200) throw new Error(`ping ${response.statusCode}`);
-  }, { api: apiPid }));
+  record(
+    "API GET /v1/ping (HTTP baseline)",
+    concurrency,
+    await measure(
+      "API GET /v1/ping",
+      concurrency,
+      async () => {
+        const response = await pool.request({ method: "GET", path: "/v1/ping", headers });
+        await response.body.text();
+        if (response.statusCode !== 200) throw new Error(`ping ${response.statusCode}`);
+      },
+      { api: apiPid },
+    ),
+  );
 }
 
 // (b) auth decisions, (c) certificate decisions
 log("API decisions");
 let user = 0;
 for (const concurrency of CONCURRENCY) {
-  record("API auth, uncached", concurrency, await measure("API auth uncached", concurrency, () => post("/v1/decide/auth", authBody("uncached", user++ % USERS), allowed), { api: apiPid, slapd: slapdPid() }));
+  record(
+    "API auth, uncached",
+    concurrency,
+    await measure(
+      "API auth uncached",
+      concurrency,
+      () => post("/v1/decide/auth", authBody("uncached", user++ % USERS), allowed),
+      { api: apiPid, slapd: slapdPid() },
+    ),
+  );
 }
 for (let i = 0; i < USERS; i += 1) await post("/v1/decide/auth", authBody("cached", i), allowed);
 for (const concurrency of CONCURRENCY) {
-  record("API auth, cached", concurrency, await measure("API auth cached", concurrency, () => post("/v1/decide/auth", authBody("cached", user++ % USERS), allowed), { api: apiPid, slapd: slapdPid() }));
+  record(
+    "API auth, cached",
+    concurrency,
+    await measure(
+      "API auth cached",
+      concurrency,
+      () => post("/v1/decide/auth", authBody("cached", user++ % USERS), allowed),
+      { api: apiPid, slapd: slapdPid() },
+    ),
+  );
 }
-const certBody = JSON.stringify({ listener: "cert", client: { ip: "192.0.2.1" }, tls: { version: "TLSv1.3", cipher: "TLS_AES_256_GCM_SHA384" }, certificate: { chain: pki.chain("alice") } });
+const certBody = JSON.stringify({
+  listener: "cert",
+  client: { ip: "192.0.2.1" },
+  tls: { version: "TLSv1.3", cipher: "TLS_AES_256_GCM_SHA384" },
+  certificate: { chain: pki.chain("alice") },
+});
 for (const concurrency of CONCURRENCY) {
-  record("API certificate (tls) decisions", concurrency, await measure("API tls decisions", concurrency, () => post("/v1/decide/tls", certBody, allowed), { api: apiPid, slapd: slapdPid() }));
+  record(
+    "API certificate (tls) decisions",
+    concurrency,
+    await measure("API tls decisions", concurrency, () => post("/v1/decide/tls", certBody, allowed), {
+      api: apiPid,
+      slapd: slapdPid(),
+    }),
+  );
 }
 const apiRssUnderLoad = rssBytes(apiPid);
 
 // (d) relay sessions vs a bare smtp-server
 log("SMTP sessions (EHLO, STARTTLS, AUTH, MAIL, RCPT, 10 kB DATA, QUIT)");
 const sink = await spawnNode("sink", ["scripts/bench/sink-process.ts"], /PORT (\d+)/);
-const bare = await spawnNode("bare-smtp", ["scripts/bench/bare-smtp.ts", slapd.pki.keyFile, slapd.pki.certFile], /PORT (\d+)/);
+const bare = await spawnNode(
+  "bare-smtp",
+  ["scripts/bench/bare-smtp.ts", slapd.pki.keyFile, slapd.pki.certFile],
+  /PORT (\d+)/,
+);
 const relayPort = await freePort();
 const relayHealth = await freePort();
 await writeFile(
@@ -215,13 +327,39 @@ await writeFile(
     limits: { maxClients: 5000 },
   }),
 );
-const relay = await spawnNode("relay", [...profile, "edge-relay/main.ts", "--config", join(temp, "relay.json")], /relay listening/, { BENCH_TOKEN: TOKEN });
+const relay = await spawnNode(
+  "relay",
+  [...profile, "edge-relay/main.ts", "--config", join(temp, "relay.json")],
+  /relay listening/,
+  { BENCH_TOKEN: TOKEN },
+);
 const relayPid = relay.child.pid as number;
 const session = (port: number) => (worker: number) =>
-  submitOnce({ port, username: `bench${String(worker % USERS).padStart(3, "0")}`, password: `bench${String(worker % USERS).padStart(3, "0")}-password`, body: MESSAGE, ca: slapd.pki.caPem });
+  submitOnce({
+    port,
+    username: `bench${String(worker % USERS).padStart(3, "0")}`,
+    password: `bench${String(worker % USERS).padStart(3, "0")}-password`,
+    body: MESSAGE,
+    ca: slapd.pki.caPem,
+  });
 for (const concurrency of CONCURRENCY) {
-  record("bare smtp-server sessions", concurrency, await measure("bare smtp-server session", concurrency, session(Number(bare.match[1])), { "bare smtp-server": bare.child.pid }));
-  record("relay sessions", concurrency, await measure("relay session", concurrency, session(relayPort), { relay: relayPid, api: apiPid, slapd: slapdPid(), sink: sink.child.pid }));
+  record(
+    "bare smtp-server sessions",
+    concurrency,
+    await measure("bare smtp-server session", concurrency, session(Number(bare.match[1])), {
+      "bare smtp-server": bare.child.pid,
+    }),
+  );
+  record(
+    "relay sessions",
+    concurrency,
+    await measure("relay session", concurrency, session(relayPort), {
+      relay: relayPid,
+      api: apiPid,
+      slapd: slapdPid(),
+      sink: sink.child.pid,
+    }),
+  );
 }
 const relayRssUnderLoad = rssBytes(relayPid);
 
@@ -241,7 +379,12 @@ await writeFile(
     limits: { maxClients: 5000, socketTimeoutMs: 120_000 },
   }),
 );
-const idleRelay = await spawnNode("relay-idle", ["edge-relay/main.ts", "--config", join(temp, "relay-idle.json")], /relay listening/, { BENCH_TOKEN: TOKEN });
+const idleRelay = await spawnNode(
+  "relay-idle",
+  ["edge-relay/main.ts", "--config", join(temp, "relay-idle.json")],
+  /relay listening/,
+  { BENCH_TOKEN: TOKEN },
+);
 const idleRelayPid = idleRelay.child.pid as number;
 await new Promise((resolve) => setTimeout(resolve, 1000));
 const relayIdle = rssBytes(idleRelayPid);
@@ -269,23 +412,39 @@ const memory = {
   relayRssUnderLoadBytes: relayRssUnderLoad,
   apiRssUnderLoadBytes: apiRssUnderLoad,
 };
-log(`  fresh relay RSS ${(relayIdle / 2 ** 20).toFixed(1)} MiB, ${(relayWithIdle / 2 ** 20).toFixed(1)} MiB with ${greeted} idle greeted connections (${(memory.relayBytesPerIdleConnection / 1024).toFixed(1)} KiB each)`);
+log(
+  `  fresh relay RSS ${(relayIdle / 2 ** 20).toFixed(1)} MiB, ${(relayWithIdle / 2 ** 20).toFixed(1)} MiB with ${greeted} idle greeted connections (${(memory.relayBytesPerIdleConnection / 1024).toFixed(1)} KiB each)`,
+);
 
 // ---------------------------------------------------------------------------------------------------------------
-const ratio = (a: string, b: string, c: number) => (results[a]?.[c]?.rate ?? Number.NaN) / (results[b]?.[c]?.rate ?? Number.NaN);
+const ratio = (a: string, b: string, c: number) =>
+  (results[a]?.[c]?.rate ?? Number.NaN) / (results[b]?.[c]?.rate ?? Number.NaN);
 const targets = CONCURRENCY.map((c) => ({
   concurrency: c,
   uncachedVsRaw: ratio("API auth, uncached", "raw ldapts search+bind (StartTLS)", c),
-  uncachedVsDovecotReference: (results["API auth, uncached"]?.[c]?.rate ?? Number.NaN) / (REFERENCE.dovecotUncached[c] as number),
+  uncachedVsDovecotReference:
+    (results["API auth, uncached"]?.[c]?.rate ?? Number.NaN) / (REFERENCE.dovecotUncached[c] as number),
   cachedVsPing: ratio("API auth, cached", "API GET /v1/ping (HTTP baseline)", c),
   relayVsBare: ratio("relay sessions", "bare smtp-server sessions", c),
-  relayVsPostfixReference: (results["relay sessions"]?.[c]?.rate ?? Number.NaN) / (REFERENCE.postfixSessions[c] as number),
+  relayVsPostfixReference:
+    (results["relay sessions"]?.[c]?.rate ?? Number.NaN) / (REFERENCE.postfixSessions[c] as number),
 }));
 
-const machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? "unknown", memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString(), runs: RUNS, secondsPerRun: SECONDS };
+const machine = {
+  cpus: os.cpus().length,
+  model: os.cpus()[0]?.model ?? "unknown",
+  memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+  node: process.version,
+  date: new Date().toISOString(),
+  runs: RUNS,
+  secondsPerRun: SECONDS,
+};
 const output = { machine, results, targets, memory, reference: REFERENCE };
 await mkdir(join(ROOT, "bench-results"), { recursive: true });
-await writeFile(join(ROOT, "bench-results", QUICK ? "quick.json" : "latest.json"), `${JSON.stringify(output, null, 2)}\n`);
+await writeFile(
+  join(ROOT, "bench-results", QUICK ? "quick.json" : "latest.json"),
+  `${JSON.stringify(output, null, 2)}\n`,
+);
 await writeFile(join(ROOT, "bench-results", QUICK ? "quick.md" : "latest.md"), markdown());
 log(`\nwritten: bench-results/${QUICK ? "quick" : "latest"}.{json,md}\n`);
 process.stdout.write(markdown());
@@ -304,7 +463,8 @@ function markdown(): string {
     "|---|---:|---:|---:|---:|---|",
   ];
   for (const [name, byConcurrency] of Object.entries(results)) {
-    for (const [c, r] of Object.entries(byConcurrency)) lines.push(`| ${name} | ${c} | ${r.rate.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${cpu(r)} |`);
+    for (const [c, r] of Object.entries(byConcurrency))
+      lines.push(`| ${name} | ${c} | ${r.rate.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${cpu(r)} |`);
   }
   lines.push("", "| target (SPEC §10) | c=1 | c=8 | c=32 | goal |", "|---|---:|---:|---:|---|");
   const row = (label: string, key: keyof (typeof targets)[number], goal: string) =>
@@ -326,7 +486,11 @@ function markdown(): string {
 await pool.close();
 for (const child of children) child.kill("SIGTERM");
 // Let the API and relay write their profiles (and close cleanly) before the directory goes away.
-await Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once("exit", resolve)))));
+await Promise.all(
+  children.map(
+    (child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once("exit", resolve))),
+  ),
+);
 for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
 await rm(temp, { recursive: true, force: true });
 process.exit(0);

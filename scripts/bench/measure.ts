@@ -42,10 +42,17 @@ export interface RunResult {
  * Runs `operation` in `concurrency` closed loops for `seconds`. Each loop gets its worker index, so a worker can
  * own its connection. An operation that throws counts as an error (and is not timed).
  */
-export async function closedLoop(concurrency: number, seconds: number, operation: (worker: number) => Promise<void>, processes: Processes): Promise<RunResult> {
+export async function closedLoop(
+  concurrency: number,
+  seconds: number,
+  operation: (worker: number) => Promise<void>,
+  processes: Processes,
+): Promise<RunResult> {
   const latencies: number[] = [];
   let errors = 0;
-  const cpuBefore = Object.fromEntries(Object.entries(processes).map(([name, pid]) => [name, pid === undefined ? null : cpuSeconds(pid)]));
+  const cpuBefore = Object.fromEntries(
+    Object.entries(processes).map(([name, pid]) => [name, pid === undefined ? null : cpuSeconds(pid)]),
+  );
   const loadgenBefore = process.cpuUsage();
   const started = performance.now();
   const deadline = started + seconds * 1000;
@@ -70,10 +77,19 @@ export async function closedLoop(concurrency: number, seconds: number, operation
   for (const [name, pid] of Object.entries(processes)) {
     const before = cpuBefore[name];
     const after = pid === undefined ? null : cpuSeconds(pid);
-    if (before !== null && before !== undefined && after !== null) cpuMsPerOp[name] = ops ? ((after - before) * 1000) / ops : 0;
+    if (before !== null && before !== undefined && after !== null)
+      cpuMsPerOp[name] = ops ? ((after - before) * 1000) / ops : 0;
   }
   latencies.sort((a, b) => a - b);
-  return { ops, errors, seconds: elapsed, rate: ops / elapsed, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), cpuMsPerOp };
+  return {
+    ops,
+    errors,
+    seconds: elapsed,
+    rate: ops / elapsed,
+    p50: percentile(latencies, 0.5),
+    p99: percentile(latencies, 0.99),
+    cpuMsPerOp,
+  };
 }
 
 function percentile(sorted: number[], q: number): number {

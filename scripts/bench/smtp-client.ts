@@ -82,7 +82,9 @@ export async function submitOnce(options: SessionOptions): Promise<void> {
     });
     secure.write("EHLO bench.test\r\n");
     await expect(tlsReplies, "250", "EHLO after TLS");
-    secure.write(`AUTH PLAIN ${Buffer.from(`\u0000${options.username}\u0000${options.password}`).toString("base64")}\r\n`);
+    secure.write(
+      `AUTH PLAIN ${Buffer.from(`\u0000${options.username}\u0000${options.password}`).toString("base64")}\r\n`,
+    );
     await expect(tlsReplies, "235", "AUTH");
     secure.write("MAIL FROM:<bench@example.com>\r\n");
     await expect(tlsReplies, "250", "MAIL");

@@ -75,7 +75,9 @@ describe("SMTP AUTH decisions against OpenLDAP (bind + allowance)", () => {
   });
 
   it("accepts AUTH LOGIN the same way", async () => {
-    expect(await api.decideAuth({ username: "alice", password: alice.password, mechanism: "LOGIN" })).toMatchObject({ verdict: "allow" });
+    expect(await api.decideAuth({ username: "alice", password: alice.password, mechanism: "LOGIN" })).toMatchObject({
+      verdict: "allow",
+    });
   });
 
   it("denies a wrong password with 535 5.7.8", async () => {
@@ -90,15 +92,28 @@ describe("SMTP AUTH decisions against OpenLDAP (bind + allowance)", () => {
 
   it("denies an unknown user with the same SMTP reply as a wrong password", async () => {
     const verdict = await api.decideAuth({ username: "mallory", password: "x" });
-    expect(verdict).toMatchObject({ verdict: "deny", reason: "no-such-user", smtp: { code: 535, enhanced: "5.7.8", text: "Authentication credentials invalid" } });
+    expect(verdict).toMatchObject({
+      verdict: "deny",
+      reason: "no-such-user",
+      smtp: { code: 535, enhanced: "5.7.8", text: "Authentication credentials invalid" },
+    });
   });
 
   it("denies an ambiguous user (two entries with uid=dup) without binding", async () => {
-    expect(await api.decideAuth({ username: "dup", password: SEED.users.dup.password })).toMatchObject({ verdict: "deny", reason: "ambiguous-user", smtp: { code: 535 } });
+    expect(await api.decideAuth({ username: "dup", password: SEED.users.dup.password })).toMatchObject({
+      verdict: "deny",
+      reason: "ambiguous-user",
+      smtp: { code: 535 },
+    });
   });
 
   it("denies bob (right password, not in smtp-users) when the listener rejects on allowance failure", async () => {
-    expect(await api.decideAuth({ username: "bob", password: bob.password })).toMatchObject({ verdict: "deny", reason: "allowance-failed", dn: bob.dn, smtp: { code: 535 } });
+    expect(await api.decideAuth({ username: "bob", password: bob.password })).toMatchObject({
+      verdict: "deny",
+      reason: "allowance-failed",
+      dn: bob.dn,
+      smtp: { code: 535 },
+    });
   });
 
   it("allows bob temporarily, marked, when the listener says allow-temporarily", async () => {
@@ -110,23 +125,38 @@ describe("SMTP AUTH decisions against OpenLDAP (bind + allowance)", () => {
       smtp: { code: 235 },
     });
     // A wrong password is still a deny on that listener.
-    expect(await api.decideAuth({ listener: "lenient", username: "bob", password: "nope" })).toMatchObject({ verdict: "deny", reason: "invalid-credentials" });
+    expect(await api.decideAuth({ listener: "lenient", username: "bob", password: "nope" })).toMatchObject({
+      verdict: "deny",
+      reason: "invalid-credentials",
+    });
   });
 
   it("sends not one byte to LDAP for an empty password", async () => {
     // Make sure pooled connections exist, so a leak would show up as bytes rather than a connection.
     await api.decideAuth({ username: "alice", password: alice.password });
     proxy.reset();
-    expect(await api.decideAuth({ username: "alice", password: "" })).toMatchObject({ verdict: "deny", reason: "empty-password", smtp: { code: 535, enhanced: "5.7.8" } });
-    expect(await api.decideAuth({ username: "", password: "" })).toMatchObject({ verdict: "deny", reason: "empty-password" });
+    expect(await api.decideAuth({ username: "alice", password: "" })).toMatchObject({
+      verdict: "deny",
+      reason: "empty-password",
+      smtp: { code: 535, enhanced: "5.7.8" },
+    });
+    expect(await api.decideAuth({ username: "", password: "" })).toMatchObject({
+      verdict: "deny",
+      reason: "empty-password",
+    });
     expect(proxy.bytesToServer).toBe(0);
     expect(proxy.connections).toBe(0);
   });
 
   it("fills {a} for a user@domain login and fails closed without a domain", async () => {
-    expect(await api.decideAuth({ listener: "mail", username: "alice@example.com", password: alice.password })).toMatchObject({ verdict: "allow", dn: alice.dn });
+    expect(
+      await api.decideAuth({ listener: "mail", username: "alice@example.com", password: alice.password }),
+    ).toMatchObject({ verdict: "allow", dn: alice.dn });
     proxy.reset();
-    expect(await api.decideAuth({ listener: "mail", username: "alice", password: alice.password })).toMatchObject({ verdict: "deny", reason: "no-such-user" });
+    expect(await api.decideAuth({ listener: "mail", username: "alice", password: alice.password })).toMatchObject({
+      verdict: "deny",
+      reason: "no-such-user",
+    });
     expect(proxy.bytesToServer).toBe(0);
   });
 });
@@ -155,19 +185,26 @@ describe("injection attempts in the user name", () => {
 });
 
 describe("password-attribute method", () => {
-  it.each(PASSWORD_SCHEMES.filter((scheme) => scheme !== "plain"))("verifies {%s} hashes read from the directory", async (scheme) => {
-    const user = SEED.users[`${scheme}-user`];
-    expect(await api.decideAuth({ listener: "attribute", username: user.uid, password: user.password })).toMatchObject({
-      verdict: "allow",
-      method: "ldap-password",
-      identity: user.uid,
-    });
-    expect(await api.decideAuth({ listener: "attribute", username: user.uid, password: `${user.password}x` })).toMatchObject({
-      verdict: "deny",
-      reason: "invalid-credentials",
-      method: "ldap-password",
-    });
-  });
+  it.each(PASSWORD_SCHEMES.filter((scheme) => scheme !== "plain"))(
+    "verifies {%s} hashes read from the directory",
+    async (scheme) => {
+      const user = SEED.users[`${scheme}-user`];
+      expect(
+        await api.decideAuth({ listener: "attribute", username: user.uid, password: user.password }),
+      ).toMatchObject({
+        verdict: "allow",
+        method: "ldap-password",
+        identity: user.uid,
+      });
+      expect(
+        await api.decideAuth({ listener: "attribute", username: user.uid, password: `${user.password}x` }),
+      ).toMatchObject({
+        verdict: "deny",
+        reason: "invalid-credentials",
+        method: "ldap-password",
+      });
+    },
+  );
 
   it("refuses a plaintext userPassword unless the query allows plaintext", async () => {
     const user = SEED.users["plain-user"];
@@ -175,13 +212,19 @@ describe("password-attribute method", () => {
       verdict: "deny",
       reason: "unsupported-password-scheme",
     });
-    expect(await api.decideAuth({ listener: "attribute-plain", username: user.uid, password: user.password })).toMatchObject({ verdict: "allow" });
-    expect(await api.decideAuth({ listener: "attribute-plain", username: user.uid, password: "plain-passwordx" })).toMatchObject({ verdict: "deny" });
+    expect(
+      await api.decideAuth({ listener: "attribute-plain", username: user.uid, password: user.password }),
+    ).toMatchObject({ verdict: "allow" });
+    expect(
+      await api.decideAuth({ listener: "attribute-plain", username: user.uid, password: "plain-passwordx" }),
+    ).toMatchObject({ verdict: "deny" });
   });
 
   it("denies an empty password before reading the attribute", async () => {
     proxy.reset();
-    expect(await api.decideAuth({ listener: "attribute", username: "ssha-user", password: "" })).toMatchObject({ reason: "empty-password" });
+    expect(await api.decideAuth({ listener: "attribute", username: "ssha-user", password: "" })).toMatchObject({
+      reason: "empty-password",
+    });
     expect(proxy.bytesToServer).toBe(0);
   });
 });
@@ -192,7 +235,15 @@ describe("decision log", () => {
     await api.decideAuth({ username: "alice", password: "a-distinctive-wrong-password" });
     const lines = api.logs.slice(before);
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ msg: "decision", kind: "auth", reason: "invalid-credentials", verdict: "deny", user: "alice", listener: "submission", clientIp: "192.0.2.25" });
+    expect(lines[0]).toMatchObject({
+      msg: "decision",
+      kind: "auth",
+      reason: "invalid-credentials",
+      verdict: "deny",
+      user: "alice",
+      listener: "submission",
+      clientIp: "192.0.2.25",
+    });
     const everything = JSON.stringify(api.logs);
     expect(everything).not.toContain("a-distinctive-wrong-password");
     expect(everything).not.toContain(alice.password);

@@ -23,15 +23,30 @@ const ASYNCOS = "(&(objectClass=posixAccount)(caccn={cn})(cacserial={sn}))";
 const ALICE_CERT_DN = `uid=alice.cert,ou=certs,${SEED.baseDn}`;
 
 function certificateProfile(query: string, extra: Record<string, unknown> = {}) {
-  return { type: "certificate" as const, query, trustAnchors: { pem: pki.rootPem }, revocation: { crlSources: ["intermediate"] }, ...extra };
+  return {
+    type: "certificate" as const,
+    query,
+    trustAnchors: { pem: pki.rootPem },
+    revocation: { crlSources: ["intermediate"] },
+    ...extra,
+  };
 }
 
 function config(directoryHosts: string[]): ConfigInput {
   return {
     directories: {
-      corp: { hosts: directoryHosts, tls: { caFile: slapd.pki.caFile }, bind: { dn: SEED.serviceDn, password: { env: "BIND_PW" } }, baseDn: SEED.baseDn, connectTimeoutMs: 500, operationTimeoutMs: 500 },
+      corp: {
+        hosts: directoryHosts,
+        tls: { caFile: slapd.pki.caFile },
+        bind: { dn: SEED.serviceDn, password: { env: "BIND_PW" } },
+        baseDn: SEED.baseDn,
+        connectTimeoutMs: 500,
+        operationTimeoutMs: 500,
+      },
     },
-    smtpAuthQueries: { corp: { directory: "corp", allowance: { filter: `(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))` } } },
+    smtpAuthQueries: {
+      corp: { directory: "corp", allowance: { filter: `(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))` } },
+    },
     certificateQueries: {
       asyncos: { directory: "corp", filter: ASYNCOS },
       mail: { directory: "corp", filter: "(mail={email})" },
@@ -48,15 +63,24 @@ function config(directoryHosts: string[]): ConfigInput {
       corp: { type: "ldap", query: "corp" },
       "cert-only": certificateProfile("asyncos"),
       "cert-or-ldap": certificateProfile("asyncos", { allowAuthFallback: "corp" }),
-      "cert-or-ldap-lenient": certificateProfile("asyncos", { allowAuthFallback: "corp", onInvalidCertificate: "fallback" }),
+      "cert-or-ldap-lenient": certificateProfile("asyncos", {
+        allowAuthFallback: "corp",
+        onInvalidCertificate: "fallback",
+      }),
       "by-mail": certificateProfile("mail"),
       "by-upn": certificateProfile("upn"),
       "by-binary": certificateProfile("binary"),
       "stale-deny": certificateProfile("asyncos", { revocation: { crlSources: ["stale-file"] } }),
-      "stale-tempfail": certificateProfile("asyncos", { revocation: { crlSources: ["stale-file"], whenUnknown: "tempfail" } }),
-      "stale-grace": certificateProfile("asyncos", { revocation: { crlSources: ["stale-file"], staleGraceSeconds: 86_400 } }),
+      "stale-tempfail": certificateProfile("asyncos", {
+        revocation: { crlSources: ["stale-file"], whenUnknown: "tempfail" },
+      }),
+      "stale-grace": certificateProfile("asyncos", {
+        revocation: { crlSources: ["stale-file"], staleGraceSeconds: 86_400 },
+      }),
       "forged-crl": certificateProfile("asyncos", { revocation: { crlSources: ["wrong-key"] } }),
-      "intermediate-revoked": certificateProfile("asyncos", { revocation: { crlSources: ["intermediate", "root-revokes-intermediate"] } }),
+      "intermediate-revoked": certificateProfile("asyncos", {
+        revocation: { crlSources: ["intermediate", "root-revokes-intermediate"] },
+      }),
       "no-revocation": { type: "certificate" as const, query: "asyncos", trustAnchors: { pem: pki.rootPem } },
     },
     listeners: {
@@ -100,7 +124,9 @@ afterAll(async () => {
 /** A CRL from the test root (signed with its key) that revokes `serial`. */
 async function rootCrlRevoking(serial: string): Promise<Uint8Array> {
   const der = Buffer.from(pki.root.keyPem.replace(/-----[^-]+-----|\s/g, ""), "base64");
-  const signingKey = await crypto.subtle.importKey("pkcs8", der, { name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
+  const signingKey = await crypto.subtle.importKey("pkcs8", der, { name: "ECDSA", namedCurve: "P-256" }, false, [
+    "sign",
+  ]);
   const crl = await x509.X509CrlGenerator.create({
     issuer: pki.root.certificate.subjectName,
     thisUpdate: new Date(Date.now() - 60_000),
@@ -120,11 +146,17 @@ async function tls(listener: string, chain: string[] | null, server: TestApi = a
     tls: { version: "TLSv1.3", cipher: "TLS_AES_128_GCM_SHA256" },
     certificate: chain === null ? null : { chain },
   });
-  if (response.status !== 200) throw new Error(`decide/tls answered ${response.status}: ${JSON.stringify(response.body)}`);
+  if (response.status !== 200)
+    throw new Error(`decide/tls answered ${response.status}: ${JSON.stringify(response.body)}`);
   return response.body;
 }
 
-async function auth(listener: string, chain: string[] | null, username: string, password: string): Promise<Record<string, unknown>> {
+async function auth(
+  listener: string,
+  chain: string[] | null,
+  username: string,
+  password: string,
+): Promise<Record<string, unknown>> {
   const response = await api.post("/v1/decide/auth", {
     listener,
     client: { ip: "192.0.2.7" },
@@ -134,11 +166,17 @@ async function auth(listener: string, chain: string[] | null, username: string, 
     password,
     certificate: chain === null ? null : { chain },
   });
-  if (response.status !== 200) throw new Error(`decide/auth answered ${response.status}: ${JSON.stringify(response.body)}`);
+  if (response.status !== 200)
+    throw new Error(`decide/auth answered ${response.status}: ${JSON.stringify(response.body)}`);
   return response.body;
 }
 
-const REFUSED = { verdict: "deny", authenticated: false, close: true, smtp: { code: 554, enhanced: "5.7.1", text: "Valid client certificate required" } };
+const REFUSED = {
+  verdict: "deny",
+  authenticated: false,
+  close: true,
+  smtp: { code: 554, enhanced: "5.7.1", text: "Valid client certificate required" },
+};
 
 describe("flow A: certificate only (AsyncOS query caccn/cacserial)", () => {
   it("authenticates alice's certificate as the entry's uid", async () => {
@@ -188,7 +226,10 @@ describe("flow A: certificate only (AsyncOS query caccn/cacserial)", () => {
 
   it.each([
     ["garbage bytes", [Buffer.from("garbage, not DER").toString("base64")]],
-    ["truncated DER", () => [Buffer.from(Buffer.from(pki.chain("alice")[0] as string, "base64").subarray(0, 200)).toString("base64")]],
+    [
+      "truncated DER",
+      () => [Buffer.from(Buffer.from(pki.chain("alice")[0] as string, "base64").subarray(0, 200)).toString("base64")],
+    ],
     ["a 1 MB blob", [Buffer.alloc(1024 * 1024, 7).toString("base64")]],
     ["a chain of 50", () => Array.from({ length: 50 }, () => pki.chain("alice")[0] as string)],
   ])("refuses %s as certificate-malformed, never a 500", async (_, chain) => {
@@ -209,14 +250,26 @@ describe("flow A: certificate only (AsyncOS query caccn/cacserial)", () => {
     await tls("a", pki.chain("revoked"));
     const lines = api.logs.slice(before);
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ msg: "decision", kind: "tls", reason: "certificate-revoked", verdict: "deny", certificates: 2, listener: "a", session: "s1" });
+    expect(lines[0]).toMatchObject({
+      msg: "decision",
+      kind: "tls",
+      reason: "certificate-revoked",
+      verdict: "deny",
+      certificates: 2,
+      listener: "a",
+      session: "s1",
+    });
     expect(String(lines[0]?.detail)).toMatch(/revoked/);
   });
 });
 
 describe("certificate query tokens against the directory", () => {
   it("maps by SAN email ({email}) to the seed entry", async () => {
-    expect(await tls("mail", pki.chain("alice"))).toMatchObject({ verdict: "allow", identity: "alice", dn: SEED.users.alice.dn });
+    expect(await tls("mail", pki.chain("alice"))).toMatchObject({
+      verdict: "allow",
+      identity: "alice",
+      dn: SEED.users.alice.dn,
+    });
   });
 
   it("maps by the subject emailAddress when there is no SAN", async () => {
@@ -237,7 +290,10 @@ describe("certificate query tokens against the directory", () => {
 
 describe("revocation sources", () => {
   it("denies when the only CRL is stale (default whenUnknown: deny)", async () => {
-    expect(await tls("stale-deny", pki.chain("alice"))).toMatchObject({ ...REFUSED, reason: "certificate-revocation-unknown" });
+    expect(await tls("stale-deny", pki.chain("alice"))).toMatchObject({
+      ...REFUSED,
+      reason: "certificate-revocation-unknown",
+    });
   });
 
   it("answers 454 and closes when the profile says tempfail", async () => {
@@ -255,7 +311,10 @@ describe("revocation sources", () => {
   });
 
   it("does not believe a CRL signed by the wrong key", async () => {
-    expect(await tls("forged-crl", pki.chain("alice"))).toMatchObject({ ...REFUSED, reason: "certificate-revocation-unknown" });
+    expect(await tls("forged-crl", pki.chain("alice"))).toMatchObject({
+      ...REFUSED,
+      reason: "certificate-revocation-unknown",
+    });
   });
 
   it("skips revocation only where the profile has none", async () => {
@@ -263,7 +322,9 @@ describe("revocation sources", () => {
   });
 
   it("shows the CRL sources in /readyz", async () => {
-    const body = (await (await fetch(`${api.url}/readyz`)).json()) as { crlSources: Record<string, { ready: boolean }> };
+    const body = (await (await fetch(`${api.url}/readyz`)).json()) as {
+      crlSources: Record<string, { ready: boolean }>;
+    };
     expect(body.crlSources.intermediate?.ready).toBe(true);
   });
 });
@@ -279,40 +340,83 @@ describe("revoked intermediate CA", () => {
 
 describe("flow B on the same API", () => {
   it("authenticates by LDAP bind on a password listener, and a TLS decision there just continues", async () => {
-    expect(await auth("b", null, "alice", SEED.users.alice.password)).toMatchObject({ verdict: "allow", method: "ldap-bind", identity: "alice" });
-    expect(await tls("b", pki.chain("alice"))).toMatchObject({ verdict: "continue", reason: "certificate-not-used", smtp: null });
+    expect(await auth("b", null, "alice", SEED.users.alice.password)).toMatchObject({
+      verdict: "allow",
+      method: "ldap-bind",
+      identity: "alice",
+    });
+    expect(await tls("b", pki.chain("alice"))).toMatchObject({
+      verdict: "continue",
+      reason: "certificate-not-used",
+      smtp: null,
+    });
   });
 });
 
 describe("flow C: certificate or LDAP", () => {
   it("authenticates a valid mapped certificate at STARTTLS", async () => {
-    expect(await tls("c", pki.chain("alice"))).toMatchObject({ verdict: "allow", identity: "alice.cert", method: "certificate" });
+    expect(await tls("c", pki.chain("alice"))).toMatchObject({
+      verdict: "allow",
+      identity: "alice.cert",
+      method: "certificate",
+    });
   });
 
   it("continues without a certificate, and AUTH then goes to the LDAP profile", async () => {
-    expect(await tls("c", null)).toMatchObject({ verdict: "continue", reason: "certificate-missing", smtp: null, close: false });
-    expect(await auth("c", null, "alice", SEED.users.alice.password)).toMatchObject({ verdict: "allow", method: "ldap-bind", profile: "corp", identity: "alice" });
-    expect(await auth("c", null, "bob", SEED.users.bob.password)).toMatchObject({ verdict: "deny", reason: "allowance-failed" });
+    expect(await tls("c", null)).toMatchObject({
+      verdict: "continue",
+      reason: "certificate-missing",
+      smtp: null,
+      close: false,
+    });
+    expect(await auth("c", null, "alice", SEED.users.alice.password)).toMatchObject({
+      verdict: "allow",
+      method: "ldap-bind",
+      profile: "corp",
+      identity: "alice",
+    });
+    expect(await auth("c", null, "bob", SEED.users.bob.password)).toMatchObject({
+      verdict: "deny",
+      reason: "allowance-failed",
+    });
     expect(await auth("c", null, "alice", "")).toMatchObject({ verdict: "deny", reason: "empty-password" });
   });
 
   it("continues for a valid certificate that maps to no entry (allowAuthFallback)", async () => {
     expect(await tls("c", pki.chain("carol"))).toMatchObject({ verdict: "continue", reason: "certificate-unmapped" });
-    expect(await auth("c", pki.chain("carol"), "alice", SEED.users.alice.password)).toMatchObject({ verdict: "allow", method: "ldap-bind" });
+    expect(await auth("c", pki.chain("carol"), "alice", SEED.users.alice.password)).toMatchObject({
+      verdict: "allow",
+      method: "ldap-bind",
+    });
   });
 
   it("rejects an invalid certificate by default (onInvalidCertificate: reject), at STARTTLS and at AUTH", async () => {
     expect(await tls("c", pki.chain("expired"))).toMatchObject({ ...REFUSED, reason: "certificate-expired" });
-    expect(await auth("c", pki.chain("expired"), "alice", SEED.users.alice.password)).toMatchObject({ ...REFUSED, reason: "certificate-expired" });
+    expect(await auth("c", pki.chain("expired"), "alice", SEED.users.alice.password)).toMatchObject({
+      ...REFUSED,
+      reason: "certificate-expired",
+    });
   });
 
   it("falls back to AUTH for an invalid certificate when the profile says fallback", async () => {
-    expect(await tls("c-lenient", pki.chain("revoked"))).toMatchObject({ verdict: "continue", reason: "certificate-revoked" });
-    expect(await auth("c-lenient", pki.chain("revoked"), "alice", SEED.users.alice.password)).toMatchObject({ verdict: "allow", method: "ldap-bind" });
+    expect(await tls("c-lenient", pki.chain("revoked"))).toMatchObject({
+      verdict: "continue",
+      reason: "certificate-revoked",
+    });
+    expect(await auth("c-lenient", pki.chain("revoked"), "alice", SEED.users.alice.password)).toMatchObject({
+      verdict: "allow",
+      method: "ldap-bind",
+    });
   });
 
   it("refuses an AUTH call without the certificate field (400): absent must not read as 'no certificate'", async () => {
-    const response = await api.post("/v1/decide/auth", { listener: "c", client: { ip: "192.0.2.7" }, mechanism: "PLAIN", username: "alice", password: SEED.users.alice.password });
+    const response = await api.post("/v1/decide/auth", {
+      listener: "c",
+      client: { ip: "192.0.2.7" },
+      mechanism: "PLAIN",
+      username: "alice",
+      password: SEED.users.alice.password,
+    });
     expect(response.status).toBe(400);
     expect((response.body.errors as { field: string }[])[0]?.field).toBe("certificate");
   });
@@ -331,7 +435,12 @@ describe("directory unavailable", () => {
     const [port] = await freePorts(1);
     const down = await startTestApi(config([`ldap://127.0.0.1:${port}`]), { BIND_PW: SEED.servicePassword });
     try {
-      expect(await tls("a", pki.chain("alice"), down)).toMatchObject({ verdict: "tempfail", reason: "directory-unavailable", smtp: { code: 454, enhanced: "4.7.0" }, close: true });
+      expect(await tls("a", pki.chain("alice"), down)).toMatchObject({
+        verdict: "tempfail",
+        reason: "directory-unavailable",
+        smtp: { code: 454, enhanced: "4.7.0" },
+        close: true,
+      });
       // Revocation and path checks run first: an invalid certificate is still refused as such.
       expect(await tls("a", pki.chain("revoked"), down)).toMatchObject({ ...REFUSED, reason: "certificate-revoked" });
     } finally {
@@ -342,8 +451,21 @@ describe("directory unavailable", () => {
 
 describe("malformed /v1/decide/tls calls", () => {
   it.each([
-    ["no certificate field", { listener: "a", client: { ip: "192.0.2.7" }, tls: { version: "TLSv1.3", cipher: "x" } }, "certificate"],
-    ["a chain that is not an array", { listener: "a", client: { ip: "192.0.2.7" }, tls: { version: "TLSv1.3", cipher: "x" }, certificate: { chain: "abc" } }, "certificate.chain"],
+    [
+      "no certificate field",
+      { listener: "a", client: { ip: "192.0.2.7" }, tls: { version: "TLSv1.3", cipher: "x" } },
+      "certificate",
+    ],
+    [
+      "a chain that is not an array",
+      {
+        listener: "a",
+        client: { ip: "192.0.2.7" },
+        tls: { version: "TLSv1.3", cipher: "x" },
+        certificate: { chain: "abc" },
+      },
+      "certificate.chain",
+    ],
     ["no tls facts", { listener: "a", client: { ip: "192.0.2.7" }, certificate: null }, "tls"],
   ])("%s → 400 naming the field", async (_, body, field) => {
     const response = await api.post("/v1/decide/tls", body);

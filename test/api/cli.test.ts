@@ -25,7 +25,10 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function start(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stderr: string }> {
+async function start(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stderr: string }> {
   try {
     await run(process.execPath, [MAIN, ...args], { env: { PATH: process.env.PATH ?? "", ...env }, timeout: 10_000 });
     return { code: 0, stderr: "" };
@@ -100,7 +103,13 @@ describe("npm start (api/runtime/node/main.ts)", () => {
       const response = await fetch(`http://127.0.0.1:${port}/v1/decide/auth`, {
         method: "POST",
         headers: { Authorization: "Bearer cli-test-token" },
-        body: JSON.stringify({ listener: "submission", client: { ip: "127.0.0.1" }, mechanism: "LOGIN", username: "alice", password: SEED.users.alice.password }),
+        body: JSON.stringify({
+          listener: "submission",
+          client: { ip: "127.0.0.1" },
+          mechanism: "LOGIN",
+          username: "alice",
+          password: SEED.users.alice.password,
+        }),
       });
       expect(await response.json()).toMatchObject({ verdict: "allow", identity: "alice" });
     } finally {

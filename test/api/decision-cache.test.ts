@@ -18,19 +18,41 @@ const TWINS_PASSWORD = "the-same-password";
 const TWINS_GROUP = `cn=twins,ou=groups,${SEED.baseDn}`;
 const TWINS_LDIF = [
   ...["pat", "sam"].map((uid) =>
-    [`dn: uid=${uid},ou=people,${SEED.baseDn}`, "objectClass: inetOrgPerson", `uid: ${uid}`, `cn: ${uid}`, `sn: ${uid}`, `userPassword: ${TWINS_PASSWORD}`].join("\n"),
+    [
+      `dn: uid=${uid},ou=people,${SEED.baseDn}`,
+      "objectClass: inetOrgPerson",
+      `uid: ${uid}`,
+      `cn: ${uid}`,
+      `sn: ${uid}`,
+      `userPassword: ${TWINS_PASSWORD}`,
+    ].join("\n"),
   ),
-  [`dn: ${TWINS_GROUP}`, "objectClass: groupOfNames", "cn: twins", `member: uid=pat,ou=people,${SEED.baseDn}`].join("\n"),
+  [`dn: ${TWINS_GROUP}`, "objectClass: groupOfNames", "cn: twins", `member: uid=pat,ou=people,${SEED.baseDn}`].join(
+    "\n",
+  ),
 ].join("\n\n");
 
 const ON = { positiveTtlSeconds: 300, negativeTtlSeconds: 60 };
 
 function directoryConfig(slapd: SlapdInstance) {
-  return { hosts: [slapd.ldapUrl], tls: { caFile: slapd.pki.caFile }, bind: { dn: SEED.serviceDn, password: { env: "BIND_PW" } }, baseDn: SEED.baseDn, connectTimeoutMs: 500, operationTimeoutMs: 500 };
+  return {
+    hosts: [slapd.ldapUrl],
+    tls: { caFile: slapd.pki.caFile },
+    bind: { dn: SEED.serviceDn, password: { env: "BIND_PW" } },
+    baseDn: SEED.baseDn,
+    connectTimeoutMs: 500,
+    operationTimeoutMs: 500,
+  };
 }
 
-async function get(api: TestApi, path: string, token: string | null = TEST_TOKEN): Promise<{ status: number; body: Record<string, unknown> }> {
-  const response = await fetch(`${api.url}${path}`, { headers: token === null ? {} : { Authorization: `Bearer ${token}` } });
+async function get(
+  api: TestApi,
+  path: string,
+  token: string | null = TEST_TOKEN,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(`${api.url}${path}`, {
+    headers: token === null ? {} : { Authorization: `Bearer ${token}` },
+  });
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
@@ -47,7 +69,9 @@ function lastDecisionLog(api: TestApi): Record<string, unknown> | undefined {
 /** An empty CRL from the intermediate: the "revoked" leaf is good under it. */
 async function emptyIntermediateCrl(pki: ClientPki): Promise<Uint8Array> {
   const der = Buffer.from(pki.intermediate.keyPem.replace(/-----[^-]+-----|\s/g, ""), "base64");
-  const signingKey = await crypto.subtle.importKey("pkcs8", der, { name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
+  const signingKey = await crypto.subtle.importKey("pkcs8", der, { name: "ECDSA", namedCurve: "P-256" }, false, [
+    "sign",
+  ]);
   const crl = await x509.X509CrlGenerator.create({
     issuer: pki.intermediate.certificate.subject,
     thisUpdate: new Date(Date.now() - 60_000),
@@ -76,15 +100,28 @@ describe("with the directory up", () => {
         corp: { directory: "corp", allowance: { filter: `(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))` } },
         twins: { directory: "corp", allowance: { filter: `(&(uid={u})(memberOf=${TWINS_GROUP}))` } },
       },
-      certificateQueries: { asyncos: { directory: "corp", filter: "(&(objectClass=posixAccount)(caccn={cn})(cacserial={sn}))" } },
+      certificateQueries: {
+        asyncos: { directory: "corp", filter: "(&(objectClass=posixAccount)(caccn={cn})(cacserial={sn}))" },
+      },
       crlSources: { intermediate: { url: `${crlServer.baseUrl}/intermediate.crl` } },
       authProfiles: {
         cached: { type: "ldap", query: "corp", cache: ON },
         twins: { type: "ldap", query: "twins", cache: ON },
         uncached: { type: "ldap", query: "corp" },
-        cert: { type: "certificate", query: "asyncos", trustAnchors: { pem: pki.rootPem }, revocation: { crlSources: ["intermediate"] }, cache: ON },
+        cert: {
+          type: "certificate",
+          query: "asyncos",
+          trustAnchors: { pem: pki.rootPem },
+          revocation: { crlSources: ["intermediate"] },
+          cache: ON,
+        },
       },
-      listeners: { submission: { authProfile: "cached" }, twins: { authProfile: "twins" }, uncached: { authProfile: "uncached" }, cert: { authProfile: "cert" } },
+      listeners: {
+        submission: { authProfile: "cached" },
+        twins: { authProfile: "twins" },
+        uncached: { authProfile: "uncached" },
+        cert: { authProfile: "cert" },
+      },
       api: { ...API_TOKENS_CONFIG, metricsTokens: [{ env: "METRICS_TOKEN" }] },
     };
     api = await startTestApi(config, { BIND_PW: SEED.servicePassword, METRICS_TOKEN });
@@ -108,13 +145,23 @@ describe("with the directory up", () => {
 
   it("never serves alice's cached allow for another password", async () => {
     await api.decideAuth({ username: "alice", password: alice.password });
-    expect(await api.decideAuth({ username: "alice", password: "not-alice-password" })).toMatchObject({ verdict: "deny", reason: "invalid-credentials" });
+    expect(await api.decideAuth({ username: "alice", password: "not-alice-password" })).toMatchObject({
+      verdict: "deny",
+      reason: "invalid-credentials",
+    });
     expect(lastDecisionLog(api)).toMatchObject({ cache: "miss" });
-    expect(await api.decideAuth({ username: "alice", password: bob.password })).toMatchObject({ verdict: "deny", reason: "invalid-credentials" });
+    expect(await api.decideAuth({ username: "alice", password: bob.password })).toMatchObject({
+      verdict: "deny",
+      reason: "invalid-credentials",
+    });
   });
 
   it("never answers sam with pat's cached allow, though they have the same password", async () => {
-    expect(await api.decideAuth({ listener: "twins", username: "pat", password: TWINS_PASSWORD })).toMatchObject({ verdict: "allow", identity: "pat", dn: `uid=pat,ou=people,${SEED.baseDn}` });
+    expect(await api.decideAuth({ listener: "twins", username: "pat", password: TWINS_PASSWORD })).toMatchObject({
+      verdict: "allow",
+      identity: "pat",
+      dn: `uid=pat,ou=people,${SEED.baseDn}`,
+    });
     // sam's password is right (the bind succeeds) but he is not in cn=twins.
     expect(await api.decideAuth({ listener: "twins", username: "sam", password: TWINS_PASSWORD })).toMatchObject({
       verdict: "deny",
@@ -124,17 +171,30 @@ describe("with the directory up", () => {
     });
     expect(lastDecisionLog(api)).toMatchObject({ cache: "miss" });
     // Now both are cached, each answering only for itself.
-    expect(await api.decideAuth({ listener: "twins", username: "pat", password: TWINS_PASSWORD })).toMatchObject({ verdict: "allow", identity: "pat" });
+    expect(await api.decideAuth({ listener: "twins", username: "pat", password: TWINS_PASSWORD })).toMatchObject({
+      verdict: "allow",
+      identity: "pat",
+    });
     expect(lastDecisionLog(api)).toMatchObject({ cache: "hit", identity: "pat" });
-    expect(await api.decideAuth({ listener: "twins", username: "sam", password: TWINS_PASSWORD })).toMatchObject({ verdict: "deny", reason: "allowance-failed", identity: null });
+    expect(await api.decideAuth({ listener: "twins", username: "sam", password: TWINS_PASSWORD })).toMatchObject({
+      verdict: "deny",
+      reason: "allowance-failed",
+      identity: null,
+    });
     expect(lastDecisionLog(api)).toMatchObject({ cache: "hit", user: "sam" });
   });
 
   it("caches a deny (negative TTL), but not what is refused without the directory", async () => {
     await api.decideAuth({ username: "bob", password: bob.password });
-    expect(await api.decideAuth({ username: "bob", password: bob.password })).toMatchObject({ verdict: "deny", reason: "allowance-failed" });
+    expect(await api.decideAuth({ username: "bob", password: bob.password })).toMatchObject({
+      verdict: "deny",
+      reason: "allowance-failed",
+    });
     expect(lastDecisionLog(api)).toMatchObject({ cache: "hit" });
-    expect(await api.decideAuth({ username: "alice", password: "" })).toMatchObject({ verdict: "deny", reason: "empty-password" });
+    expect(await api.decideAuth({ username: "alice", password: "" })).toMatchObject({
+      verdict: "deny",
+      reason: "empty-password",
+    });
     // (undefined: the JSON log line has no cache field at all)
     expect(lastDecisionLog(api)?.cache).toBeUndefined();
   });
@@ -172,7 +232,11 @@ describe("with the directory up", () => {
     const { status, body } = await get(api, "/v1/cache");
     expect(status).toBe(200);
     const profiles = body.profiles as Record<string, Record<string, unknown>>;
-    expect(profiles.cached).toMatchObject({ kind: "auth", enabled: true, policy: { positiveTtlSeconds: 300, negativeTtlSeconds: 60, serveStaleSeconds: 0, maxEntries: 10_000 } });
+    expect(profiles.cached).toMatchObject({
+      kind: "auth",
+      enabled: true,
+      policy: { positiveTtlSeconds: 300, negativeTtlSeconds: 60, serveStaleSeconds: 0, maxEntries: 10_000 },
+    });
     expect(profiles.cached?.hits).toBeGreaterThanOrEqual(2);
     expect(profiles.cached?.entries).toBeGreaterThanOrEqual(3);
     expect(profiles.cert).toMatchObject({ kind: "certificate", enabled: true });
@@ -195,7 +259,9 @@ describe("with the directory up", () => {
       expect(response.status).toBe(200);
       expect(response.body).toMatchObject({ profile: "cached" });
       expect(response.body.flushed).toBeGreaterThanOrEqual(1);
-      expect(api.logs.findLast((record) => record.msg === "decision cache flushed")).toMatchObject({ profile: "cached" });
+      expect(api.logs.findLast((record) => record.msg === "decision cache flushed")).toMatchObject({
+        profile: "cached",
+      });
       await api.decideAuth({ username: "alice", password: alice.password });
       expect(lastDecisionLog(api)).toMatchObject({ cache: "miss" });
       // Other profiles keep theirs.
@@ -204,7 +270,10 @@ describe("with the directory up", () => {
     });
 
     it("empties every cache without a body", async () => {
-      const response = await fetch(`${api.url}/v1/cache/flush`, { method: "POST", headers: { Authorization: `Bearer ${TEST_TOKEN}` } });
+      const response = await fetch(`${api.url}/v1/cache/flush`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${TEST_TOKEN}` },
+      });
       expect(response.status).toBe(200);
       expect(await response.json()).toMatchObject({ profile: null, flushed: expect.any(Number) });
       const profiles = (await get(api, "/v1/cache")).body.profiles as Record<string, { entries: number }>;
@@ -238,7 +307,9 @@ describe("with the directory going down", () => {
     api = await startTestApi(
       {
         directories: { corp: directoryConfig(slapd) },
-        smtpAuthQueries: { corp: { directory: "corp", allowance: { filter: `(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))` } } },
+        smtpAuthQueries: {
+          corp: { directory: "corp", allowance: { filter: `(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))` } },
+        },
         authProfiles: {
           // Only outages are answered from this cache: every decision asks the directory while it answers.
           "stale-on": { type: "ldap", query: "corp", cache: { serveStaleSeconds: 3600 } },
@@ -251,8 +322,13 @@ describe("with the directory going down", () => {
     );
     // What each test needs cached, while the directory still answers.
     expect(await api.decideAuth({ username: "alice", password: alice.password })).toMatchObject({ verdict: "allow" });
-    expect(await api.decideAuth({ listener: "stale-off", username: "alice", password: alice.password })).toMatchObject({ verdict: "allow" });
-    expect(await api.decideAuth({ listener: "stale-off", username: "alice", password: "wrong" })).toMatchObject({ verdict: "deny", reason: "invalid-credentials" });
+    expect(await api.decideAuth({ listener: "stale-off", username: "alice", password: alice.password })).toMatchObject({
+      verdict: "allow",
+    });
+    expect(await api.decideAuth({ listener: "stale-off", username: "alice", password: "wrong" })).toMatchObject({
+      verdict: "deny",
+      reason: "invalid-credentials",
+    });
     // Past the 1 s positive TTL of stale-off.
     await new Promise((resolve) => setTimeout(resolve, 1_100));
     await slapd.stop();
@@ -273,7 +349,9 @@ describe("with the directory going down", () => {
     });
     const line = lastDecisionLog(api);
     expect(line).toMatchObject({ cache: "stale", verdict: "allow" });
-    expect(String(line?.detail)).toMatch(/directory unavailable: answered with the allow cached \d+ s ago \(serveStaleSeconds 3600\); directory corp: .*ECONNREFUSED/);
+    expect(String(line?.detail)).toMatch(
+      /directory unavailable: answered with the allow cached \d+ s ago \(serveStaleSeconds 3600\); directory corp: .*ECONNREFUSED/,
+    );
     const profiles = (await get(api, "/v1/cache")).body.profiles as Record<string, { staleServed: number }>;
     expect(profiles["stale-on"]?.staleServed).toBe(1);
   });
@@ -285,12 +363,18 @@ describe("with the directory going down", () => {
   });
 
   it("without serveStaleSeconds, an allow past its TTL is not given: 454", async () => {
-    expect(await api.decideAuth({ listener: "stale-off", username: "alice", password: alice.password })).toMatchObject({ verdict: "tempfail", reason: "directory-unavailable" });
+    expect(await api.decideAuth({ listener: "stale-off", username: "alice", password: alice.password })).toMatchObject({
+      verdict: "tempfail",
+      reason: "directory-unavailable",
+    });
     expect(lastDecisionLog(api)).toMatchObject({ cache: "miss" });
   });
 
   it("keeps answering a cached deny within its TTL", async () => {
-    expect(await api.decideAuth({ listener: "stale-off", username: "alice", password: "wrong" })).toMatchObject({ verdict: "deny", reason: "invalid-credentials" });
+    expect(await api.decideAuth({ listener: "stale-off", username: "alice", password: "wrong" })).toMatchObject({
+      verdict: "deny",
+      reason: "invalid-credentials",
+    });
     expect(lastDecisionLog(api)).toMatchObject({ cache: "hit" });
   });
 });

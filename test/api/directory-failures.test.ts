@@ -12,10 +12,23 @@ const started: { close(): Promise<void> }[] = [];
 
 function configFor(directory: Record<string, unknown>): ConfigInput {
   return {
-    directories: { corp: { bind: { dn: SEED.serviceDn, password: { env: "BIND_PW" } }, baseDn: SEED.baseDn, connectTimeoutMs: 500, operationTimeoutMs: 500, ...directory } as never },
-    smtpAuthQueries: { q: { directory: "corp", allowance: { filter: `(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))` } } },
+    directories: {
+      corp: {
+        bind: { dn: SEED.serviceDn, password: { env: "BIND_PW" } },
+        baseDn: SEED.baseDn,
+        connectTimeoutMs: 500,
+        operationTimeoutMs: 500,
+        ...directory,
+      } as never,
+    },
+    smtpAuthQueries: {
+      q: { directory: "corp", allowance: { filter: `(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))` } },
+    },
     authProfiles: { corp: { type: "ldap", query: "q" } },
-    listeners: { submission: { authProfile: "corp" }, lenient: { authProfile: "corp", onAllowanceFailure: "allow-temporarily" } },
+    listeners: {
+      submission: { authProfile: "corp" },
+      lenient: { authProfile: "corp", onAllowanceFailure: "allow-temporarily" },
+    },
     api: API_TOKENS_CONFIG,
   };
 }
@@ -26,7 +39,12 @@ async function api(directory: Record<string, unknown>): Promise<TestApi> {
   return server;
 }
 
-const TEMPFAIL = { verdict: "tempfail", authenticated: false, reason: "directory-unavailable", smtp: { code: 454, enhanced: "4.7.0", text: "Temporary authentication failure" } };
+const TEMPFAIL = {
+  verdict: "tempfail",
+  authenticated: false,
+  reason: "directory-unavailable",
+  smtp: { code: 454, enhanced: "4.7.0", text: "Temporary authentication failure" },
+};
 
 let primary: SlapdInstance;
 let secondary: SlapdInstance;
@@ -44,10 +62,15 @@ afterAll(async () => {
 describe("every directory host down", () => {
   it("answers 454 when every host refuses the connection", async () => {
     const [a, b] = await freePorts(2);
-    const server = await api({ hosts: [`ldap://127.0.0.1:${a}`, `ldaps://127.0.0.1:${b}`], tls: { caFile: primary.pki.caFile } });
+    const server = await api({
+      hosts: [`ldap://127.0.0.1:${a}`, `ldaps://127.0.0.1:${b}`],
+      tls: { caFile: primary.pki.caFile },
+    });
     expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject(TEMPFAIL);
     // Even where an allowance failure would be allowed temporarily: unavailable is never an accept.
-    expect(await server.decideAuth({ listener: "lenient", username: "alice", password: alice.password })).toMatchObject(TEMPFAIL);
+    expect(await server.decideAuth({ listener: "lenient", username: "alice", password: alice.password })).toMatchObject(
+      TEMPFAIL,
+    );
     const line = server.logs.findLast((record) => record.msg === "decision");
     expect(String(line?.detail)).toMatch(/ECONNREFUSED/);
   });
@@ -66,7 +89,9 @@ describe("every directory host down", () => {
     const lonely = await startSlapd();
     started.push(lonely);
     const server = await api({ hosts: [lonely.ldapUrl], tls: { caFile: lonely.pki.caFile } });
-    expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject({ verdict: "allow" });
+    expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject({
+      verdict: "allow",
+    });
     await lonely.stop();
     expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject(TEMPFAIL);
   });
@@ -89,31 +114,49 @@ describe("failover", () => {
       tls: { caFile: primary.pki.caFile },
     });
     const selector = server.directories.corp?.selector;
-    expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject({ verdict: "allow" });
+    expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject({
+      verdict: "allow",
+    });
     expect(selector?.active).toBe(0);
 
     await primary.stop();
-    expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject({ verdict: "allow" });
+    expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject({
+      verdict: "allow",
+    });
     expect(selector?.active).toBe(1);
     expect(selector?.failovers).toBe(1);
 
     await primary.start();
     // Within the period the secondary keeps serving...
-    expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject({ verdict: "allow" });
+    expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject({
+      verdict: "allow",
+    });
     expect(selector?.active).toBe(1);
     // ...and after it, the first host is tried first again. Stopping the secondary proves it serves alone.
     await new Promise((resolve) => setTimeout(resolve, 350));
     await secondary.stop();
-    expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject({ verdict: "allow" });
+    expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject({
+      verdict: "allow",
+    });
     expect(selector?.active).toBe(0);
     await secondary.start();
   });
 
   it("spreads decisions across hosts in loadbalance mode and skips a stopped one", async () => {
-    const server = await api({ hosts: [primary.ldapUrl, secondary.ldapUrl], mode: "loadbalance", tls: { caFile: primary.pki.caFile } });
-    for (let i = 0; i < 4; i += 1) expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject({ verdict: "allow" });
+    const server = await api({
+      hosts: [primary.ldapUrl, secondary.ldapUrl],
+      mode: "loadbalance",
+      tls: { caFile: primary.pki.caFile },
+    });
+    for (let i = 0; i < 4; i += 1)
+      expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject({
+        verdict: "allow",
+      });
     await secondary.stop();
-    for (let i = 0; i < 4; i += 1) expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject({ verdict: "allow" });
+    for (let i = 0; i < 4; i += 1)
+      expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject({
+        verdict: "allow",
+      });
     await secondary.start();
   });
 });
@@ -122,23 +165,37 @@ describe("TLS to the directory", () => {
   it("works over StartTLS and over LDAPS with the right CA", async () => {
     for (const host of [primary.ldapUrl, primary.ldapsUrl]) {
       const server = await api({ hosts: [host], tls: { caFile: primary.pki.caFile } });
-      expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject({ verdict: "allow" });
+      expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject({
+        verdict: "allow",
+      });
     }
   });
 
-  it.each(["ldap", "ldaps"] as const)("refuses %s with a CA that did not sign the server's certificate", async (scheme) => {
-    const server = await api({ hosts: [scheme === "ldap" ? primary.ldapUrl : primary.ldapsUrl], tls: { caFile: primary.pki.otherCaFile } });
-    expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject(TEMPFAIL);
-    const line = server.logs.findLast((record) => record.msg === "decision");
-    expect(String(line?.detail)).toMatch(/certificate/i);
-  });
+  it.each(["ldap", "ldaps"] as const)(
+    "refuses %s with a CA that did not sign the server's certificate",
+    async (scheme) => {
+      const server = await api({
+        hosts: [scheme === "ldap" ? primary.ldapUrl : primary.ldapsUrl],
+        tls: { caFile: primary.pki.otherCaFile },
+      });
+      expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject(TEMPFAIL);
+      const line = server.logs.findLast((record) => record.msg === "decision");
+      expect(String(line?.detail)).toMatch(/certificate/i);
+    },
+  );
 
-  it.each(["ldap", "ldaps"] as const)("refuses %s when the certificate does not carry the expected server name", async (scheme) => {
-    const server = await api({ hosts: [scheme === "ldap" ? primary.ldapUrl : primary.ldapsUrl], tls: { caFile: primary.pki.caFile, serverName: "ldap.example.net" } });
-    expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject(TEMPFAIL);
-    const line = server.logs.findLast((record) => record.msg === "decision");
-    expect(String(line?.detail)).toMatch(/ldap\.example\.net/);
-  });
+  it.each(["ldap", "ldaps"] as const)(
+    "refuses %s when the certificate does not carry the expected server name",
+    async (scheme) => {
+      const server = await api({
+        hosts: [scheme === "ldap" ? primary.ldapUrl : primary.ldapsUrl],
+        tls: { caFile: primary.pki.caFile, serverName: "ldap.example.net" },
+      });
+      expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject(TEMPFAIL);
+      const line = server.logs.findLast((record) => record.msg === "decision");
+      expect(String(line?.detail)).toMatch(/ldap\.example\.net/);
+    },
+  );
 
   it("refuses a server whose certificate the system store does not trust when no CA bundle is given", async () => {
     const server = await api({ hosts: [primary.ldapsUrl] });
@@ -148,7 +205,9 @@ describe("TLS to the directory", () => {
 
 describe("service identity", () => {
   it("is a temporary failure, not a deny, when the service bind is refused", async () => {
-    const server = await startTestApi(configFor({ hosts: [primary.ldapUrl], tls: { caFile: primary.pki.caFile } }), { BIND_PW: "wrong-service-password" });
+    const server = await startTestApi(configFor({ hosts: [primary.ldapUrl], tls: { caFile: primary.pki.caFile } }), {
+      BIND_PW: "wrong-service-password",
+    });
     started.push(server);
     expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject(TEMPFAIL);
   });
@@ -158,6 +217,8 @@ describe("service identity", () => {
     delete (config.directories.corp as { bind?: unknown }).bind;
     const server = await startTestApi(config);
     started.push(server);
-    expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject({ verdict: "allow" });
+    expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject({
+      verdict: "allow",
+    });
   });
 });

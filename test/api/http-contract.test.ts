@@ -20,7 +20,14 @@ beforeAll(async () => {
   slapd = await startSlapd();
   api = await startTestApi(
     {
-      directories: { corp: { hosts: [slapd.ldapUrl], tls: { caFile: slapd.pki.caFile }, bind: { dn: SEED.serviceDn, password: { env: "BIND_PW" } }, baseDn: SEED.baseDn } },
+      directories: {
+        corp: {
+          hosts: [slapd.ldapUrl],
+          tls: { caFile: slapd.pki.caFile },
+          bind: { dn: SEED.serviceDn, password: { env: "BIND_PW" } },
+          baseDn: SEED.baseDn,
+        },
+      },
       smtpAuthQueries: { q: { directory: "corp" } },
       authProfiles: { corp: { type: "ldap", query: "q" } },
       listeners: { submission: { authProfile: "corp" } },
@@ -38,7 +45,12 @@ afterAll(async () => {
 function expectProblem(response: { status: number; body: Record<string, unknown>; headers: Headers }, status: number) {
   expect(response.status).toBe(status);
   expect(response.headers.get("content-type")).toBe("application/problem+json");
-  expect(response.body).toMatchObject({ status, type: expect.stringMatching(/^https:\/\//), title: expect.any(String), detail: expect.any(String) });
+  expect(response.body).toMatchObject({
+    status,
+    type: expect.stringMatching(/^https:\/\//),
+    title: expect.any(String),
+    detail: expect.any(String),
+  });
 }
 
 describe("API tokens", () => {
@@ -49,12 +61,19 @@ describe("API tokens", () => {
     expect(response.body).not.toHaveProperty("verdict");
   });
 
-  it.each([["wrong-token-0123456789"], [`${TEST_TOKEN}x`], [TEST_TOKEN.slice(0, -1)]])("refuses the wrong token %j with 401", async (token) => {
-    expectProblem(await api.post("/v1/decide/auth", VALID, token), 401);
-  });
+  it.each([["wrong-token-0123456789"], [`${TEST_TOKEN}x`], [TEST_TOKEN.slice(0, -1)]])(
+    "refuses the wrong token %j with 401",
+    async (token) => {
+      expectProblem(await api.post("/v1/decide/auth", VALID, token), 401);
+    },
+  );
 
   it("refuses a token in another scheme", async () => {
-    const response = await fetch(`${api.url}/v1/decide/auth`, { method: "POST", headers: { Authorization: `Basic ${TEST_TOKEN}` }, body: JSON.stringify(VALID) });
+    const response = await fetch(`${api.url}/v1/decide/auth`, {
+      method: "POST",
+      headers: { Authorization: `Basic ${TEST_TOKEN}` },
+      body: JSON.stringify(VALID),
+    });
     expect(response.status).toBe(401);
   });
 
@@ -102,7 +121,8 @@ describe("malformed calls get 400 problem+json naming the field", () => {
         headers: { Authorization: `Bearer ${TEST_TOKEN}`, "Content-Type": "application/json" },
         body: new ReadableStream({
           start(controller) {
-            for (let at = 0; at < text.length; at += 1000) controller.enqueue(new TextEncoder().encode(text.slice(at, at + 1000)));
+            for (let at = 0; at < text.length; at += 1000)
+              controller.enqueue(new TextEncoder().encode(text.slice(at, at + 1000)));
             controller.close();
           },
         }),
@@ -130,10 +150,18 @@ describe("OpenAPI", () => {
   it("serves /openapi.json without a token, describing the decision endpoints", async () => {
     const response = await fetch(`${api.url}/openapi.json`);
     expect(response.status).toBe(200);
-    const document = (await response.json()) as { openapi: string; paths: Record<string, unknown>; components: { schemas: Record<string, { properties?: Record<string, unknown> }> } };
+    const document = (await response.json()) as {
+      openapi: string;
+      paths: Record<string, unknown>;
+      components: { schemas: Record<string, { properties?: Record<string, unknown> }> };
+    };
     expect(document.openapi).toBe("3.1.0");
-    expect(Object.keys(document.paths)).toEqual(expect.arrayContaining(["/v1/decide/tls", "/v1/decide/auth", "/v1/listeners/{name}"]));
-    expect(Object.keys(document.components.schemas.AuthRequest?.properties ?? {})).toEqual(expect.arrayContaining(["listener", "client", "mechanism", "username", "password", "certificate"]));
+    expect(Object.keys(document.paths)).toEqual(
+      expect.arrayContaining(["/v1/decide/tls", "/v1/decide/auth", "/v1/listeners/{name}"]),
+    );
+    expect(Object.keys(document.components.schemas.AuthRequest?.properties ?? {})).toEqual(
+      expect.arrayContaining(["listener", "client", "mechanism", "username", "password", "certificate"]),
+    );
   });
 
   it("describes the verdicts the API really gives", async () => {

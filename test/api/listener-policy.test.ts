@@ -8,31 +8,29 @@ let api: TestApi;
 
 beforeAll(async () => {
   slapd = await startSlapd();
-  api = await startTestApi(
-    {
-      directories: { corp: { hosts: [slapd.ldapUrl], tls: { caFile: slapd.pki.caFile }, baseDn: SEED.baseDn } },
-      smtpAuthQueries: { q: { directory: "corp" } },
-      authProfiles: { corp: { type: "ldap", query: "q" } },
-      mailFlowPolicies: {
-        RELAYED: { behaviour: "relay", tls: "required", smtpAuth: "required" },
-        ACCEPTED: { behaviour: "accept" },
-        BLOCKED: { behaviour: "reject" },
-        UNUSED: { behaviour: "tcprefuse" },
-      },
-      listeners: {
-        submission: {
-          authProfile: "corp",
-          hostAccessTable: [
-            { name: "BLOCKLIST", match: ["192.0.2.66"], policy: "BLOCKED" },
-            { name: "RELAYLIST", match: ["10.0.0.0/8", "2001:db8::/32"], policy: "RELAYED" },
-            { name: "ALL", match: ["0.0.0.0/0", "::/0"], policy: "ACCEPTED" },
-          ],
-          acceptedDomains: ["Example.COM"],
-        },
-      },
-      api: API_TOKENS_CONFIG,
+  api = await startTestApi({
+    directories: { corp: { hosts: [slapd.ldapUrl], tls: { caFile: slapd.pki.caFile }, baseDn: SEED.baseDn } },
+    smtpAuthQueries: { q: { directory: "corp" } },
+    authProfiles: { corp: { type: "ldap", query: "q" } },
+    mailFlowPolicies: {
+      RELAYED: { behaviour: "relay", tls: "required", smtpAuth: "required" },
+      ACCEPTED: { behaviour: "accept" },
+      BLOCKED: { behaviour: "reject" },
+      UNUSED: { behaviour: "tcprefuse" },
     },
-  );
+    listeners: {
+      submission: {
+        authProfile: "corp",
+        hostAccessTable: [
+          { name: "BLOCKLIST", match: ["192.0.2.66"], policy: "BLOCKED" },
+          { name: "RELAYLIST", match: ["10.0.0.0/8", "2001:db8::/32"], policy: "RELAYED" },
+          { name: "ALL", match: ["0.0.0.0/0", "::/0"], policy: "ACCEPTED" },
+        ],
+        acceptedDomains: ["Example.COM"],
+      },
+    },
+    api: API_TOKENS_CONFIG,
+  });
 });
 
 afterAll(async () => {
@@ -54,7 +52,11 @@ describe("GET /v1/listeners/{name}", () => {
       authProfile: { name: "corp", type: "ldap", allowAuthFallback: true },
       acceptedDomains: ["example.com"],
     });
-    expect((body.hostAccessTable as { name: string }[]).map((group) => group.name)).toEqual(["BLOCKLIST", "RELAYLIST", "ALL"]);
+    expect((body.hostAccessTable as { name: string }[]).map((group) => group.name)).toEqual([
+      "BLOCKLIST",
+      "RELAYLIST",
+      "ALL",
+    ]);
     expect(Object.keys(body.mailFlowPolicies as object).sort()).toEqual(["ACCEPTED", "BLOCKED", "RELAYED"]);
     expect((body.mailFlowPolicies as Record<string, unknown>).ACCEPTED).toEqual({
       behaviour: "accept",
@@ -77,7 +79,9 @@ describe("GET /v1/listeners/{name}", () => {
     expect(again.status).toBe(304);
     expect((await get("/v1/listeners/submission", { "If-None-Match": '"other"' })).status).toBe(200);
     // RFC 9110: a list of tags, weak comparison and "*" all match.
-    expect((await get("/v1/listeners/submission", { "If-None-Match": `"other", W/${etag as string}` })).status).toBe(304);
+    expect((await get("/v1/listeners/submission", { "If-None-Match": `"other", W/${etag as string}` })).status).toBe(
+      304,
+    );
     expect((await get("/v1/listeners/submission", { "If-None-Match": "*" })).status).toBe(304);
   });
 

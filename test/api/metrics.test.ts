@@ -30,15 +30,28 @@ function config(): ConfigInput {
         operationTimeoutMs: 500,
       },
     },
-    smtpAuthQueries: { corp: { directory: "corp", allowance: { filter: `(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))` } } },
-    certificateQueries: { asyncos: { directory: "corp", filter: "(&(objectClass=posixAccount)(caccn={cn})(cacserial={sn}))" } },
+    smtpAuthQueries: {
+      corp: { directory: "corp", allowance: { filter: `(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))` } },
+    },
+    certificateQueries: {
+      asyncos: { directory: "corp", filter: "(&(objectClass=posixAccount)(caccn={cn})(cacserial={sn}))" },
+    },
     crlSources: { intermediate: { url: `${crlServer.baseUrl}/intermediate.crl` } },
     authProfiles: {
       corp: { type: "ldap", query: "corp", cache: { positiveTtlSeconds: 60, negativeTtlSeconds: 10 } },
       uncached: { type: "ldap", query: "corp" },
-      cert: { type: "certificate", query: "asyncos", trustAnchors: { pem: pki.rootPem }, revocation: { crlSources: ["intermediate"] } },
+      cert: {
+        type: "certificate",
+        query: "asyncos",
+        trustAnchors: { pem: pki.rootPem },
+        revocation: { crlSources: ["intermediate"] },
+      },
     },
-    listeners: { submission: { authProfile: "corp" }, uncached: { authProfile: "uncached" }, a: { authProfile: "cert" } },
+    listeners: {
+      submission: { authProfile: "corp" },
+      uncached: { authProfile: "uncached" },
+      a: { authProfile: "cert" },
+    },
     api: { ...API_TOKENS_CONFIG, metricsTokens: [{ env: "METRICS_TOKEN" }] },
   };
 }
@@ -59,8 +72,13 @@ afterAll(async () => {
   await crlServer?.close();
 });
 
-async function scrape(server: TestApi = api, token: string | null = METRICS_TOKEN): Promise<{ status: number; type: string | null; text: string }> {
-  const response = await fetch(`${server.url}/metrics`, { headers: token === null ? {} : { Authorization: `Bearer ${token}` } });
+async function scrape(
+  server: TestApi = api,
+  token: string | null = METRICS_TOKEN,
+): Promise<{ status: number; type: string | null; text: string }> {
+  const response = await fetch(`${server.url}/metrics`, {
+    headers: token === null ? {} : { Authorization: `Bearer ${token}` },
+  });
   return { status: response.status, type: response.headers.get("content-type"), text: await response.text() };
 }
 
@@ -71,14 +89,21 @@ function sample(text: string, series: string): number | undefined {
 }
 
 async function tls(chain: string[]): Promise<Record<string, unknown>> {
-  const response = await api.post("/v1/decide/tls", { listener: "a", client: { ip: "192.0.2.7" }, tls: { version: "TLSv1.3", cipher: "TLS_AES_128_GCM_SHA256" }, certificate: { chain } });
+  const response = await api.post("/v1/decide/tls", {
+    listener: "a",
+    client: { ip: "192.0.2.7" },
+    tls: { version: "TLSv1.3", cipher: "TLS_AES_128_GCM_SHA256" },
+    certificate: { chain },
+  });
   return response.body;
 }
 
 describe("who may read /metrics", () => {
   it("refuses a scrape without a token or with a wrong one (401, Bearer challenge)", async () => {
     for (const token of [null, "wrong-token-0123456789"]) {
-      const response = await fetch(`${api.url}/metrics`, { headers: token === null ? {} : { Authorization: `Bearer ${token}` } });
+      const response = await fetch(`${api.url}/metrics`, {
+        headers: token === null ? {} : { Authorization: `Bearer ${token}` },
+      });
       expect(response.status).toBe(401);
       expect(response.headers.get("www-authenticate")).toMatch(/^Bearer/);
       expect(await response.text()).not.toContain("smtpgate_");
@@ -96,7 +121,21 @@ describe("who may read /metrics", () => {
   });
 
   it("gives a metrics token nothing else: no decisions, no cache flushes", async () => {
-    expect((await api.post("/v1/decide/auth", { listener: "submission", client: { ip: "192.0.2.1" }, mechanism: "PLAIN", username: "alice", password: alice.password }, METRICS_TOKEN)).status).toBe(401);
+    expect(
+      (
+        await api.post(
+          "/v1/decide/auth",
+          {
+            listener: "submission",
+            client: { ip: "192.0.2.1" },
+            mechanism: "PLAIN",
+            username: "alice",
+            password: alice.password,
+          },
+          METRICS_TOKEN,
+        )
+      ).status,
+    ).toBe(401);
     expect((await api.post("/v1/cache/flush", {}, METRICS_TOKEN)).status).toBe(401);
   });
 });
@@ -114,11 +153,15 @@ describe("what /metrics says", () => {
     const { text } = await scrape();
     const decisions = (labels: string) => sample(text, `smtpgate_decisions_total{${labels}}`);
     expect(decisions('kind="auth",verdict="allow",reason="ok",method="ldap-bind",profile="corp"')).toBe(2);
-    expect(decisions('kind="auth",verdict="deny",reason="invalid-credentials",method="ldap-bind",profile="corp"')).toBe(1);
+    expect(decisions('kind="auth",verdict="deny",reason="invalid-credentials",method="ldap-bind",profile="corp"')).toBe(
+      1,
+    );
     expect(decisions('kind="auth",verdict="deny",reason="allowance-failed",method="ldap-bind",profile="corp"')).toBe(1);
     expect(decisions('kind="auth",verdict="deny",reason="empty-password",method="ldap-bind",profile="corp"')).toBe(1);
     expect(decisions('kind="tls",verdict="allow",reason="ok",method="certificate",profile="cert"')).toBe(1);
-    expect(decisions('kind="tls",verdict="deny",reason="certificate-revoked",method="certificate",profile="cert"')).toBe(1);
+    expect(
+      decisions('kind="tls",verdict="deny",reason="certificate-revoked",method="certificate",profile="cert"'),
+    ).toBe(1);
 
     // Latency: one histogram per kind and cache outcome; the buckets are cumulative and end with +Inf = count.
     expect(sample(text, 'smtpgate_decision_duration_seconds_count{kind="auth",cache="hit"}')).toBe(1);
@@ -126,7 +169,9 @@ describe("what /metrics says", () => {
     expect(sample(text, 'smtpgate_decision_duration_seconds_count{kind="auth",cache="none"}')).toBe(1); // the empty password
     expect(sample(text, 'smtpgate_decision_duration_seconds_bucket{kind="auth",cache="miss",le="+Inf"}')).toBe(3);
     expect(sample(text, 'smtpgate_decision_duration_seconds_bucket{kind="tls",cache="none",le="10"}')).toBe(2);
-    const buckets = text.split("\n").filter((line) => line.startsWith('smtpgate_decision_duration_seconds_bucket{kind="auth",cache="miss",'));
+    const buckets = text
+      .split("\n")
+      .filter((line) => line.startsWith('smtpgate_decision_duration_seconds_bucket{kind="auth",cache="miss",'));
     const counts = buckets.map((line) => Number(line.split(" ")[1]));
     expect(counts).toEqual([...counts].sort((a, b) => a - b));
     expect(sample(text, 'smtpgate_decision_duration_seconds_sum{kind="auth",cache="miss"}')).toBeGreaterThan(0);
@@ -149,8 +194,14 @@ describe("what /metrics says", () => {
     const thisUpdate = pki.crls.intermediateCurrent.thisUpdate.getTime();
     const nextUpdate = pki.crls.intermediateCurrent.nextUpdate.getTime();
     expect(sample(text, 'smtpgate_crl_loaded{source="intermediate"}')).toBe(1);
-    expect(sample(text, 'smtpgate_crl_age_seconds{source="intermediate"}')).toBeCloseTo((Date.now() - thisUpdate) / 1000, -1);
-    expect(sample(text, 'smtpgate_crl_next_update_seconds{source="intermediate"}')).toBeCloseTo((nextUpdate - Date.now()) / 1000, -1);
+    expect(sample(text, 'smtpgate_crl_age_seconds{source="intermediate"}')).toBeCloseTo(
+      (Date.now() - thisUpdate) / 1000,
+      -1,
+    );
+    expect(sample(text, 'smtpgate_crl_next_update_seconds{source="intermediate"}')).toBeCloseTo(
+      (nextUpdate - Date.now()) / 1000,
+      -1,
+    );
     expect(sample(text, 'smtpgate_crl_refresh_failures_total{source="intermediate"}')).toBe(0);
 
     crlServer.fail("/intermediate.crl", true);
@@ -172,15 +223,21 @@ describe("what /metrics says", () => {
     await primary.stop();
     try {
       // Not cached (another profile): the decision goes to the directory, and on to the second host.
-      expect(await api.decideAuth({ listener: "uncached", username: "alice", password: alice.password })).toMatchObject({ verdict: "allow" });
+      expect(await api.decideAuth({ listener: "uncached", username: "alice", password: alice.password })).toMatchObject(
+        { verdict: "allow" },
+      );
       ({ text } = await scrape());
       expect(sample(text, 'smtpgate_directory_failovers_total{directory="corp"}')).toBe(1);
       expect(sample(text, `smtpgate_directory_host_up{directory="corp",host="${primary.ldapUrl}"}`)).toBe(0);
       expect(sample(text, `smtpgate_directory_host_up{directory="corp",host="${secondary.ldapUrl}"}`)).toBe(1);
       expect(sample(text, `smtpgate_directory_active_host{directory="corp",host="${primary.ldapUrl}"}`)).toBe(0);
       expect(sample(text, `smtpgate_directory_active_host{directory="corp",host="${secondary.ldapUrl}"}`)).toBe(1);
-      expect(sample(text, `smtpgate_directory_operations_total{directory="corp",host="${primary.ldapUrl}",result="failed"}`)).toBeGreaterThanOrEqual(1);
-      expect(sample(text, `smtpgate_directory_operations_total{directory="corp",host="${secondary.ldapUrl}",result="ok"}`)).toBeGreaterThanOrEqual(3);
+      expect(
+        sample(text, `smtpgate_directory_operations_total{directory="corp",host="${primary.ldapUrl}",result="failed"}`),
+      ).toBeGreaterThanOrEqual(1);
+      expect(
+        sample(text, `smtpgate_directory_operations_total{directory="corp",host="${secondary.ldapUrl}",result="ok"}`),
+      ).toBeGreaterThanOrEqual(3);
     } finally {
       await primary.start();
     }

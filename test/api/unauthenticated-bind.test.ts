@@ -16,7 +16,14 @@ beforeAll(async () => {
   proxy = await startCountingProxy({ host: "127.0.0.1", port: slapd.ports.ldap });
   api = await startTestApi(
     {
-      directories: { corp: { hosts: [proxy.url()], tls: { caFile: slapd.pki.caFile, serverName: "localhost" }, bind: { dn: SEED.serviceDn, password: { env: "BIND_PW" } }, baseDn: SEED.baseDn } },
+      directories: {
+        corp: {
+          hosts: [proxy.url()],
+          tls: { caFile: slapd.pki.caFile, serverName: "localhost" },
+          bind: { dn: SEED.serviceDn, password: { env: "BIND_PW" } },
+          baseDn: SEED.baseDn,
+        },
+      },
       smtpAuthQueries: { q: { directory: "corp" } },
       authProfiles: { corp: { type: "ldap", query: "q" } },
       listeners: { submission: { authProfile: "corp" } },
@@ -63,12 +70,21 @@ describe("empty password against a slapd with allow bind_anon_dn", () => {
       mode: "failover",
       failbackAfterMs: 1000,
       hostDownForMs: 1000,
-      security: { startTls: true, ca: slapd.pki.caPem, serverName: "localhost", connectTimeoutMs: 1000, operationTimeoutMs: 1000 },
+      security: {
+        startTls: true,
+        ca: slapd.pki.caPem,
+        serverName: "localhost",
+        connectTimeoutMs: 1000,
+        operationTimeoutMs: 1000,
+      },
       maxConnections: 1,
     });
     proxy.reset();
     try {
-      expect(await directory.bindAsUser(SEED.users.alice.dn, "")).toEqual({ ok: true, value: { bound: false, resultCode: 49, message: "empty DN or password refused locally" } });
+      expect(await directory.bindAsUser(SEED.users.alice.dn, "")).toEqual({
+        ok: true,
+        value: { bound: false, resultCode: 49, message: "empty DN or password refused locally" },
+      });
       expect(proxy.bytesToServer).toBe(0);
     } finally {
       await directory.close();
@@ -76,6 +92,8 @@ describe("empty password against a slapd with allow bind_anon_dn", () => {
   });
 
   it("still allows the real password", async () => {
-    expect(await api.decideAuth({ username: "alice", password: SEED.users.alice.password })).toMatchObject({ verdict: "allow" });
+    expect(await api.decideAuth({ username: "alice", password: SEED.users.alice.password })).toMatchObject({
+      verdict: "allow",
+    });
   });
 });

@@ -11,9 +11,19 @@ export const TEST_TOKEN_NEXT = "next-token-9876543210";
 export interface TestApi extends ApiServer {
   logs: LogRecord[];
   /** POSTs JSON to `path` with the test token (or `token`, or none with null). */
-  post(path: string, body: unknown, token?: string | null): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }>;
+  post(
+    path: string,
+    body: unknown,
+    token?: string | null,
+  ): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }>;
   /** POST /v1/decide/auth with the usual connection facts filled in. */
-  decideAuth(fields: { listener?: string; username: string; password: string; mechanism?: string; authzid?: string }): Promise<Record<string, unknown>>;
+  decideAuth(fields: {
+    listener?: string;
+    username: string;
+    password: string;
+    mechanism?: string;
+    authzid?: string;
+  }): Promise<Record<string, unknown>>;
 }
 
 export async function startTestApi(config: ConfigInput, env: Record<string, string> = {}, port = 0): Promise<TestApi> {
@@ -28,8 +38,16 @@ export async function startTestApi(config: ConfigInput, env: Record<string, stri
   const post: TestApi["post"] = async (path, body, token = TEST_TOKEN) => {
     const headers: Record<string, string> = { "Content-Type": "application/json" };
     if (token !== null) headers.Authorization = `Bearer ${token}`;
-    const response = await fetch(`${server.url}${path}`, { method: "POST", headers, body: typeof body === "string" ? body : JSON.stringify(body) });
-    return { status: response.status, body: (await response.json()) as Record<string, unknown>, headers: response.headers };
+    const response = await fetch(`${server.url}${path}`, {
+      method: "POST",
+      headers,
+      body: typeof body === "string" ? body : JSON.stringify(body),
+    });
+    return {
+      status: response.status,
+      body: (await response.json()) as Record<string, unknown>,
+      headers: response.headers,
+    };
   };
   return {
     ...server,
@@ -46,7 +64,8 @@ export async function startTestApi(config: ConfigInput, env: Record<string, stri
         password: fields.password,
         ...(fields.authzid === undefined ? {} : { authzid: fields.authzid }),
       });
-      if (response.status !== 200) throw new Error(`decide/auth answered ${response.status}: ${JSON.stringify(response.body)}`);
+      if (response.status !== 200)
+        throw new Error(`decide/auth answered ${response.status}: ${JSON.stringify(response.body)}`);
       return response.body;
     },
   };

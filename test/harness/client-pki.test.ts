@@ -38,8 +38,7 @@ const ext = <T extends x509.Extension>(c: IssuedCertificate, type: new (raw: Arr
   c.certificate.getExtension(type);
 const bc = (c: IssuedCertificate): x509.BasicConstraintsExtension | null => ext(c, x509.BasicConstraintsExtension);
 const ku = (c: IssuedCertificate): x509.KeyUsagesExtension | null => ext(c, x509.KeyUsagesExtension);
-const ekus = (c: IssuedCertificate): string[] | undefined =>
-  ext(c, x509.ExtendedKeyUsageExtension)?.usages.map(String);
+const ekus = (c: IssuedCertificate): string[] | undefined => ext(c, x509.ExtendedKeyUsageExtension)?.usages.map(String);
 const sanOf = (c: IssuedCertificate): { type: string; value: string }[] =>
   ext(c, x509.SubjectAlternativeNameExtension)?.names.toJSON() ?? [];
 const fromB64 = (b64: string): x509.X509Certificate => new x509.X509Certificate(Buffer.from(b64, "base64"));
@@ -92,8 +91,9 @@ describe("client PKI", () => {
   it("otherRoot is an unrelated CA", async () => {
     expect(await pki.otherRoot.certificate.isSelfSigned()).toBe(true);
     expect(bc(pki.otherRoot)?.ca).toBe(true);
-    expect(await pki.otherRoot.certificate.verify({ publicKey: pki.root.certificate.publicKey, signatureOnly: true }))
-      .toBe(false);
+    expect(
+      await pki.otherRoot.certificate.verify({ publicKey: pki.root.certificate.publicKey, signatureOnly: true }),
+    ).toBe(false);
   });
 
   it("serials: upper-case hex without pad, decimal, 8..16 bytes, unique; erin's needs a DER pad byte", () => {
@@ -165,7 +165,10 @@ describe("client PKI", () => {
     });
 
     it("bob, carol: valid with their own SAN emails", () => {
-      for (const [name, uid] of [["bob", "bob"], ["carol", "carol"]] as const) {
+      for (const [name, uid] of [
+        ["bob", "bob"],
+        ["carol", "carol"],
+      ] as const) {
         const c = pki.leaves[name];
         expect(validNow(c)).toBe(true);
         expect(c.certificate.subjectName.getField("CN")).toEqual([uid]);
@@ -253,8 +256,9 @@ describe("client PKI", () => {
       expect(bc(extraCas.noKeyCertSign)?.ca).toBe(true);
       expect(ku(extraCas.noKeyCertSign)?.usages).toBe(KU.digitalSignature);
       expect(bc(extraCas.subIntermediate)?.ca).toBe(true);
-      expect(await extraCas.subIntermediate.certificate.verify({ publicKey: intermediate.certificate.publicKey }))
-        .toBe(true);
+      expect(await extraCas.subIntermediate.certificate.verify({ publicKey: intermediate.certificate.publicKey })).toBe(
+        true,
+      );
       expect(extraCas.expiredIntermediate.certificate.notAfter.getTime()).toBeLessThan(Date.now());
       for (const ca of [extraCas.notCa, extraCas.noKeyCertSign, extraCas.expiredIntermediate]) {
         expect(await ca.certificate.verify({ publicKey: root.certificate.publicKey, signatureOnly: true })).toBe(true);
@@ -316,7 +320,10 @@ describe("client PKI", () => {
       for (const name of LEAF_NAMES) {
         const chain = pki.chain(name);
         expect(chain[0], name).toBe(Buffer.from(pki.leaves[name].der).toString("base64"));
-        expect(chain.map(fromB64).some((c) => c.subject === pki.root.certificate.subject), name).toBe(false);
+        expect(
+          chain.map(fromB64).some((c) => c.subject === pki.root.certificate.subject),
+          name,
+        ).toBe(false);
       }
       const b64 = (c: IssuedCertificate): string => Buffer.from(c.der).toString("base64");
       expect(pki.chain("alice").slice(1)).toEqual([b64(pki.intermediate)]);
@@ -410,7 +417,13 @@ describe("client PKI", () => {
       const untrusted = files[`${leaf}.chain.pem`] ?? "";
       try {
         const leafFile = files[`${leaf}.pem`] ?? "";
-        const { stdout, stderr } = await execFileAsync("openssl", [...args, "-untrusted", untrusted, ...extra, leafFile]);
+        const { stdout, stderr } = await execFileAsync("openssl", [
+          ...args,
+          "-untrusted",
+          untrusted,
+          ...extra,
+          leafFile,
+        ]);
         return stdout + stderr;
       } catch (err) {
         const e = err as { stdout?: string; stderr?: string };
@@ -426,7 +439,15 @@ describe("client PKI", () => {
       const crlDer = new Uint8Array(await readFile(files["intermediateCurrent.crl"] ?? ""));
       expect(crlDer).toEqual(pki.crls.intermediateCurrent.der);
       expect(await readFile(files["intermediateCurrent.crl.pem"] ?? "", "utf8")).toBe(pki.crls.intermediateCurrent.pem);
-      const cas = ["root", "intermediate", "otherRoot", "notCa", "noKeyCertSign", "subIntermediate", "expiredIntermediate"];
+      const cas = [
+        "root",
+        "intermediate",
+        "otherRoot",
+        "notCa",
+        "noKeyCertSign",
+        "subIntermediate",
+        "expiredIntermediate",
+      ];
       for (const n of cas) {
         expect(files[`${n}.pem`], n).toBeDefined();
         expect(files[`${n}.key`], n).toBeDefined();
@@ -572,8 +593,7 @@ describe("certificate-mapping directory data", () => {
     const { searchEntries } = await client.search(SEED.baseDn, { scope: "sub", filter, attributes: ["1.1"] });
     return searchEntries.map((e) => e.dn).sort();
   };
-  const asyncOs = (cn: string, sn: string): string =>
-    `(&(objectClass=posixAccount)(caccn=${cn})(cacserial=${sn}))`;
+  const asyncOs = (cn: string, sn: string): string => `(&(objectClass=posixAccount)(caccn=${cn})(cacserial=${sn}))`;
 
   it("AsyncOS-style (caccn, cacserial) finds exactly alice's cert entry for alice", async () => {
     const users = certUsers(pki);

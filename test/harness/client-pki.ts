@@ -158,7 +158,7 @@ function toHex(bytes: Uint8Array): string {
 
 /** Random 8..16 byte positive serial whose first byte is 0x10..0x7f. */
 function randomSerial(): Uint8Array {
-  const length = 8 + (randomBytes(1)[0] ?? 0) % 9;
+  const length = 8 + ((randomBytes(1)[0] ?? 0) % 9);
   const serial = randomBytes(length);
   serial[0] = 0x10 + ((serial[0] ?? 0) % 0x70);
   return serial;

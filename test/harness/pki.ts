@@ -57,12 +57,23 @@ export async function generateCaAndServerCert(dir: string, prefix: string, caNam
   // The CA: one `req -x509`, with the extensions a strict verifier expects of a CA.
   await openssl(
     [
-      "req", "-x509", ...KEY_ARGS,
-      "-keyout", caKey, "-out", caFile,
-      "-days", "30", "-subj", `/O=smtpgate tests/CN=${caName}`,
-      "-addext", "basicConstraints=critical,CA:TRUE",
-      "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-      "-addext", "subjectKeyIdentifier=hash",
+      "req",
+      "-x509",
+      ...KEY_ARGS,
+      "-keyout",
+      caKey,
+      "-out",
+      caFile,
+      "-days",
+      "30",
+      "-subj",
+      `/O=smtpgate tests/CN=${caName}`,
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign",
+      "-addext",
+      "subjectKeyIdentifier=hash",
     ],
     dir,
   );
@@ -85,8 +96,21 @@ export async function generateCaAndServerCert(dir: string, prefix: string, caNam
   );
   await openssl(
     [
-      "x509", "-req", "-in", csrFile, "-CA", caFile, "-CAkey", caKey, "-CAcreateserial",
-      "-out", certFile, "-days", "30", "-extfile", extFile,
+      "x509",
+      "-req",
+      "-in",
+      csrFile,
+      "-CA",
+      caFile,
+      "-CAkey",
+      caKey,
+      "-CAcreateserial",
+      "-out",
+      certFile,
+      "-days",
+      "30",
+      "-extfile",
+      extFile,
     ],
     dir,
   );

@@ -26,7 +26,11 @@ export async function startTestRelay(options: {
       hostname: "relay.test",
       api: { url: options.apiUrl, token: { env: "UNUSED" }, timeoutMs: 2000 },
       tls: { keyFile: options.serverPki.keyFile, certFile: options.serverPki.certFile },
-      listen: { starttls: { host: "127.0.0.1", port: 0 }, implicitTls: { host: "127.0.0.1", port: 0 }, health: { host: "127.0.0.1", port: 0 } },
+      listen: {
+        starttls: { host: "127.0.0.1", port: 0 },
+        implicitTls: { host: "127.0.0.1", port: 0 },
+        health: { host: "127.0.0.1", port: 0 },
+      },
       upstream: { host: "127.0.0.1", port: options.upstreamPort, timeoutMs: 5000 },
       limits: { authFailureDelayMs: 0 },
       ...options.overrides,
@@ -36,7 +40,10 @@ export async function startTestRelay(options: {
   const relay = await startRelay({
     config,
     apiToken: options.apiToken,
-    tls: { key: await readFile(options.serverPki.keyFile, "utf8"), cert: await readFile(options.serverPki.certFile, "utf8") },
+    tls: {
+      key: await readFile(options.serverPki.keyFile, "utf8"),
+      cert: await readFile(options.serverPki.certFile, "utf8"),
+    },
     log: (record) => logs.push(record),
   });
   return { ...relay, logs };

@@ -21,12 +21,15 @@ export interface Sink {
   close(): Promise<void>;
 }
 
-export async function startSink(options: { folder?: string; onMessage?: (message: SunkMessage) => void; port?: number } = {}): Promise<Sink> {
+export async function startSink(
+  options: { folder?: string; onMessage?: (message: SunkMessage) => void; port?: number } = {},
+): Promise<Sink> {
   const messages: SunkMessage[] = [];
   let refusal: { code: number; text: string; at?: "rcpt" | "data" } | null = null;
   let counter = 0;
   if (options.folder) await mkdir(options.folder, { recursive: true });
-  const fail = (reply: { code: number; text: string }) => Object.assign(new Error(reply.text), { responseCode: reply.code });
+  const fail = (reply: { code: number; text: string }) =>
+    Object.assign(new Error(reply.text), { responseCode: reply.code });
   const server = new SMTPServer({
     name: "sink.test",
     authOptional: true,
@@ -63,7 +66,7 @@ export async function startSink(options: { folder?: string; onMessage?: (message
     },
   });
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, "127.0.0.1", resolve));
-  const port = ((server as unknown as { server: { address(): AddressInfo } }).server.address()).port;
+  const port = (server as unknown as { server: { address(): AddressInfo } }).server.address().port;
   return {
     port,
     messages,

@@ -108,7 +108,10 @@ describe("slapd harness", () => {
 
   it("anonymous searches see mail but not userPassword", async () => {
     await withClient({ url: slapd.ldapUrl }, async (c) => {
-      const { searchEntries } = await c.search(SEED.baseDn, { filter: "(uid=alice)", attributes: ["mail", "userPassword"] });
+      const { searchEntries } = await c.search(SEED.baseDn, {
+        filter: "(uid=alice)",
+        attributes: ["mail", "userPassword"],
+      });
       expect(searchEntries).toHaveLength(1);
       expect(searchEntries[0]?.mail).toBe("alice@example.com");
       expect(absent(searchEntries[0]?.userPassword)).toBe(true);
@@ -205,9 +208,9 @@ describe("slapd harness options", () => {
       expect(String(searchEntries[0]?.userPassword)).toMatch(/^\{SSHA\}/);
     });
     // a wrong non-empty password still fails
-    await expect(withClient({ url: slapd.ldapUrl }, (c) => c.bind(SEED.users.alice.dn, "wrong"))).rejects.toBeInstanceOf(
-      InvalidCredentialsError,
-    );
+    await expect(
+      withClient({ url: slapd.ldapUrl }, (c) => c.bind(SEED.users.alice.dn, "wrong")),
+    ).rejects.toBeInstanceOf(InvalidCredentialsError);
   });
 
   it('serverCert "other": the other CA verifies, the test CA does not', async () => {

@@ -203,7 +203,12 @@ function seedLdif(hashes: Map<string, string>): string {
 function normDn(dn: string): string {
   return dn
     .split(",")
-    .map((rdn) => rdn.trim().replace(/\s*=\s*/, "=").toLowerCase())
+    .map((rdn) =>
+      rdn
+        .trim()
+        .replace(/\s*=\s*/, "=")
+        .toLowerCase(),
+    )
     .join(",");
 }
 

@@ -38,9 +38,21 @@ export function stackApiConfig(slapd: SlapdInstance, pki: ClientPki, crlBaseUrl:
   const everyone = ["127.0.0.0/8", "::1"];
   return {
     directories: {
-      corp: { hosts: [slapd.ldapUrl, slapd.ldapsUrl], tls: { caFile: slapd.pki.caFile }, bind: { dn: SEED.serviceDn, password: { env: "BIND_PW" } }, baseDn: SEED.baseDn },
+      corp: {
+        hosts: [slapd.ldapUrl, slapd.ldapsUrl],
+        tls: { caFile: slapd.pki.caFile },
+        bind: { dn: SEED.serviceDn, password: { env: "BIND_PW" } },
+        baseDn: SEED.baseDn,
+      },
     },
-    smtpAuthQueries: { corp: { directory: "corp", filter: "(uid={u})", method: "bind", allowance: { filter: `(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))` } } },
+    smtpAuthQueries: {
+      corp: {
+        directory: "corp",
+        filter: "(uid={u})",
+        method: "bind",
+        allowance: { filter: `(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))` },
+      },
+    },
     certificateQueries: { "by-mail": { directory: "corp", filter: "(mail={email})", userIdAttribute: "uid" } },
     crlSources: { "client-ca": { url: `${crlBaseUrl}/intermediate.crl`, refreshSeconds: 60 } },
     authProfiles: {
@@ -49,16 +61,44 @@ export function stackApiConfig(slapd: SlapdInstance, pki: ClientPki, crlBaseUrl:
       "cert-or-password": certificateProfile({ allowAuthFallback: "corp" }),
     },
     mailFlowPolicies: {
-      CERTIFIED: { behaviour: "accept", tls: "required", verifyClientCertificate: true, smtpAuth: "required", maxMessageBytes: 1024 * 1024 },
+      CERTIFIED: {
+        behaviour: "accept",
+        tls: "required",
+        verifyClientCertificate: true,
+        smtpAuth: "required",
+        maxMessageBytes: 1024 * 1024,
+      },
       SUBMISSION: { behaviour: "accept", tls: "required", smtpAuth: "required", maxMessageBytes: 1024 * 1024 },
-      EITHER: { behaviour: "accept", tls: "preferred", verifyClientCertificate: true, smtpAuth: "required", maxMessageBytes: 1024 * 1024 },
+      EITHER: {
+        behaviour: "accept",
+        tls: "preferred",
+        verifyClientCertificate: true,
+        smtpAuth: "required",
+        maxMessageBytes: 1024 * 1024,
+      },
       ACCEPTED: { behaviour: "accept", tls: "preferred", smtpAuth: "off", maxMessageBytes: 1024 * 1024 },
     },
     listeners: {
-      [STACK_LISTENERS.certificate]: { authProfile: "cert-only", hostAccessTable: [{ name: "LOCAL", match: everyone, policy: "CERTIFIED" }], acceptedDomains: ["example.com"] },
-      [STACK_LISTENERS.password]: { authProfile: "corp", hostAccessTable: [{ name: "LOCAL", match: everyone, policy: "SUBMISSION" }], acceptedDomains: ["example.com"] },
-      [STACK_LISTENERS.either]: { authProfile: "cert-or-password", hostAccessTable: [{ name: "LOCAL", match: everyone, policy: "EITHER" }], acceptedDomains: ["example.com"] },
-      [STACK_LISTENERS.inbound]: { authProfile: "corp", hostAccessTable: [{ name: "LOCAL", match: everyone, policy: "ACCEPTED" }], acceptedDomains: ["example.com"] },
+      [STACK_LISTENERS.certificate]: {
+        authProfile: "cert-only",
+        hostAccessTable: [{ name: "LOCAL", match: everyone, policy: "CERTIFIED" }],
+        acceptedDomains: ["example.com"],
+      },
+      [STACK_LISTENERS.password]: {
+        authProfile: "corp",
+        hostAccessTable: [{ name: "LOCAL", match: everyone, policy: "SUBMISSION" }],
+        acceptedDomains: ["example.com"],
+      },
+      [STACK_LISTENERS.either]: {
+        authProfile: "cert-or-password",
+        hostAccessTable: [{ name: "LOCAL", match: everyone, policy: "EITHER" }],
+        acceptedDomains: ["example.com"],
+      },
+      [STACK_LISTENERS.inbound]: {
+        authProfile: "corp",
+        hostAccessTable: [{ name: "LOCAL", match: everyone, policy: "ACCEPTED" }],
+        acceptedDomains: ["example.com"],
+      },
     },
     api: API_TOKENS_CONFIG,
   };
@@ -107,9 +147,16 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const apiToken = options.apiToken ?? TEST_TOKEN;
     // With a token of its own (the demo), the API accepts that token only: not the test suite's rotation token.
     const tokens: Record<string, string> = options.apiToken ? { TEST_TOKEN: apiToken, TEST_TOKEN_NEXT: apiToken } : {};
-    const api = await startTestApi(stackApiConfig(slapd, pki, crls.baseUrl), { BIND_PW: SEED.servicePassword, ...tokens }, options.apiPort);
+    const api = await startTestApi(
+      stackApiConfig(slapd, pki, crls.baseUrl),
+      { BIND_PW: SEED.servicePassword, ...tokens },
+      options.apiPort,
+    );
     closers.push(() => api.close());
-    const sink = await startSink({ ...(options.mailFolder ? { folder: options.mailFolder } : {}), ...(options.onMessage ? { onMessage: options.onMessage } : {}) });
+    const sink = await startSink({
+      ...(options.mailFolder ? { folder: options.mailFolder } : {}),
+      ...(options.onMessage ? { onMessage: options.onMessage } : {}),
+    });
     closers.push(() => sink.close());
     const relays: Record<string, TestRelay> = {};
     for (const [index, listener] of (options.listeners ?? Object.values(STACK_LISTENERS)).entries()) {
@@ -122,7 +169,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         serverPki: slapd.pki,
         overrides: {
           ...options.relay,
-          ...(fixed ? { listen: { starttls: { host: "127.0.0.1", port: fixed.starttls }, implicitTls: { host: "127.0.0.1", port: fixed.implicitTls } } } : {}),
+          ...(fixed
+            ? {
+                listen: {
+                  starttls: { host: "127.0.0.1", port: fixed.starttls },
+                  implicitTls: { host: "127.0.0.1", port: fixed.implicitTls },
+                },
+              }
+            : {}),
         },
       });
       closers.push(() => relay.close());

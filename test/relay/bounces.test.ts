@@ -24,7 +24,13 @@ beforeAll(async () => {
   fx = await startRelayFixture({ listeners: [] });
   upstream = await startTestUpstream();
   const relay = (listener: string) =>
-    startTestRelay({ apiUrl: fx.stack.api.url, apiToken: TEST_TOKEN, listener, upstreamPort: upstream.port, serverPki: fx.stack.slapd.pki });
+    startTestRelay({
+      apiUrl: fx.stack.api.url,
+      apiToken: TEST_TOKEN,
+      listener,
+      upstreamPort: upstream.port,
+      serverPki: fx.stack.slapd.pki,
+    });
   submission = await relay(STACK_LISTENERS.password);
   inbound = await relay(STACK_LISTENERS.inbound);
 });
@@ -37,7 +43,8 @@ afterAll(async () => {
 });
 
 afterEach(() => {
-  for (const address of [NOBODY, FULL, FRIEND, "nobody@example.com", ALICE.address]) upstream.refuseRecipient(address, null);
+  for (const address of [NOBODY, FULL, FRIEND, "nobody@example.com", ALICE.address])
+    upstream.refuseRecipient(address, null);
   upstream.refuseNullSender(null);
 });
 
@@ -45,7 +52,21 @@ afterEach(() => {
 function aliceSendsTo(recipients: readonly string[], subject: string) {
   return swaks(
     submission.ports.starttls!,
-    ["--from", ALICE.address, "--to", recipients.join(","), "--tls", "--auth", "PLAIN", "--auth-user", ALICE.user, "--auth-password", ALICE.password, "--header", `Subject: ${subject}`],
+    [
+      "--from",
+      ALICE.address,
+      "--to",
+      recipients.join(","),
+      "--tls",
+      "--auth",
+      "PLAIN",
+      "--auth-user",
+      ALICE.user,
+      "--auth-password",
+      ALICE.password,
+      "--header",
+      `Subject: ${subject}`,
+    ],
     { ca: fx.caFile },
   );
 }
@@ -55,7 +76,9 @@ function part(message: SunkMessage, type: string): string {
   const text = message.data.toString("utf8");
   const boundary = /boundary="([^"]+)"/.exec(text)?.[1];
   if (!boundary) throw new Error("not a multipart message");
-  const found = text.split(`--${boundary}`).find((chunk) => chunk.replace(/^\r\n/, "").toLowerCase().startsWith(`content-type: ${type}`));
+  const found = text
+    .split(`--${boundary}`)
+    .find((chunk) => chunk.replace(/^\r\n/, "").toLowerCase().startsWith(`content-type: ${type}`));
   if (!found) throw new Error(`no ${type} part`);
   return found;
 }
@@ -67,7 +90,9 @@ describe("some recipients refused by the upstream at RCPT", () => {
     const before = upstream.messages.length;
     const result = await aliceSendsTo([FRIEND, NOBODY, FULL], "partly refused");
     expect(result.replies).toContain("235 2.7.0 Authentication succeeded");
-    expect(result.replies.at(-2)).toMatch(/^250 2\.0\.0 Ok: relayed to 1 of 3 recipients \(250 2\.6\.0 Ok: queued as UP\d+\); 2 refused by the upstream, reported to the sender$/);
+    expect(result.replies.at(-2)).toMatch(
+      /^250 2\.0\.0 Ok: relayed to 1 of 3 recipients \(250 2\.6\.0 Ok: queued as UP\d+\); 2 refused by the upstream, reported to the sender$/,
+    );
     expect(result.code).toBe(0);
 
     const arrived = upstream.messages.slice(before);
@@ -95,7 +120,9 @@ describe("some recipients refused by the upstream at RCPT", () => {
 
     const status = part(bounce, "message/delivery-status");
     expect(status).toContain("Reporting-MTA: dns; relay.test\r\n");
-    expect(status).toMatch(/Final-Recipient: rfc822; nobody@other\.example\r\nAction: failed\r\nStatus: 5\.1\.1\r\nRemote-MTA: dns; 127\.0\.0\.1\r\nDiagnostic-Code: smtp; 550 5\.1\.1 <nobody@other\.example>: no such user/);
+    expect(status).toMatch(
+      /Final-Recipient: rfc822; nobody@other\.example\r\nAction: failed\r\nStatus: 5\.1\.1\r\nRemote-MTA: dns; 127\.0\.0\.1\r\nDiagnostic-Code: smtp; 550 5\.1\.1 <nobody@other\.example>: no such user/,
+    );
     expect(status).toMatch(/Final-Recipient: rfc822; full@other\.example\r\nAction: failed\r\nStatus: 4\.2\.2\r\n/);
     expect(status).not.toContain(FRIEND);
 
@@ -107,7 +134,9 @@ describe("some recipients refused by the upstream at RCPT", () => {
 
     expect(submission.metrics.dsn.get({ result: "sent" })).toBeGreaterThanOrEqual(1);
     expect(submission.logs.map((record) => String(record.msg))).toContainEqual(
-      expect.stringMatching(/^ICID \d+ Message relayed to 1 of 3 recipients; the upstream refused 2: .*delivery status notification sent to <alice@example\.com>/),
+      expect.stringMatching(
+        /^ICID \d+ Message relayed to 1 of 3 recipients; the upstream refused 2: .*delivery status notification sent to <alice@example\.com>/,
+      ),
     );
   });
 
@@ -130,8 +159,13 @@ describe("some recipients refused by the upstream at RCPT", () => {
     const arrived = upstream.messages.slice(before);
     expect(arrived).toHaveLength(1);
     expect(arrived[0]).toMatchObject({ from: "", to: [ALICE.address] });
-    const logged = inbound.logs.find((record) => /null sender <> relayed to 1 of 2 recipients/.test(String(record.msg)));
-    expect(logged).toMatchObject({ level: "error", refused: [{ recipient: "nobody@example.com", response: "550 5.1.1 no such user" }] });
+    const logged = inbound.logs.find((record) =>
+      /null sender <> relayed to 1 of 2 recipients/.test(String(record.msg)),
+    );
+    expect(logged).toMatchObject({
+      level: "error",
+      refused: [{ recipient: "nobody@example.com", response: "550 5.1.1 no such user" }],
+    });
     expect(inbound.metrics.dsn.get({ result: "suppressed" })).toBe(1);
   });
 
@@ -140,7 +174,9 @@ describe("some recipients refused by the upstream at RCPT", () => {
     upstream.refuseNullSender({ code: 451, text: "4.3.0 try again later" });
     const before = upstream.messages.length;
     const result = await aliceSendsTo([FRIEND, NOBODY], "report fails for now");
-    expect(result.replies).toContain("451 4.4.2 Upstream server failed during delivery, try again later: 1 of 2 recipients refused and the sender could not be notified");
+    expect(result.replies).toContain(
+      "451 4.4.2 Upstream server failed during delivery, try again later: 1 of 2 recipients refused and the sender could not be notified",
+    );
     expect(result.replies.some((line) => /^250 2\.0\.0 Ok: relayed/.test(line))).toBe(false);
     // The accepted recipient has it already: the retry will give it a second copy, never no copy to anyone.
     expect(upstream.messages.slice(before).map((message) => message.to)).toEqual([[FRIEND]]);

@@ -32,14 +32,22 @@ export interface ToolResult {
 }
 
 /** Runs a command to completion with a timeout, never throwing for a non-zero exit. */
-export function run(command: string, args: readonly string[], options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ToolResult> {
+export function run(
+  command: string,
+  args: readonly string[],
+  options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<ToolResult> {
   return new Promise((resolve) => {
     const child = execFile(
       command,
       args,
       { timeout: options.timeoutMs ?? 15_000, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, ...options.env } },
       (error, stdout, stderr) => {
-        const code = error ? (typeof (error as { code?: unknown }).code === "number" ? ((error as { code: number }).code) : null) : 0;
+        const code = error
+          ? typeof (error as { code?: unknown }).code === "number"
+            ? (error as { code: number }).code
+            : null
+          : 0;
         resolve({ code, stdout: String(stdout), stderr: String(stderr) });
       },
     );
@@ -56,11 +64,19 @@ export interface SwaksResult extends ToolResult {
  * swaks against the relay on 127.0.0.1. `args` are swaks options (`--port` is added; give `--tls`, `--auth`,
  * `--tls-cert` ... as needed). The relay's CA is trusted and verified unless `ca` is null.
  */
-export async function swaks(port: number, args: readonly string[], options: { ca?: string | null; timeoutMs?: number } = {}): Promise<SwaksResult> {
+export async function swaks(
+  port: number,
+  args: readonly string[],
+  options: { ca?: string | null; timeoutMs?: number } = {},
+): Promise<SwaksResult> {
   const tlsArgs = options.ca ? ["--tls-ca-path", options.ca, "--tls-verify"] : [];
-  const result = await run("swaks", ["--server", HOST, "--port", String(port), "--helo", "client.test", "--hide-informational", ...tlsArgs, ...args], {
-    timeoutMs: options.timeoutMs ?? 20_000,
-  });
+  const result = await run(
+    "swaks",
+    ["--server", HOST, "--port", String(port), "--helo", "client.test", "--hide-informational", ...tlsArgs, ...args],
+    {
+      timeoutMs: options.timeoutMs ?? 20_000,
+    },
+  );
   const replies = result.stdout
     .split("\n")
     .map((line) => /^<(?:-|~|\*\*|~\*)\s+(.*)$/.exec(line)?.[1])
@@ -80,9 +96,29 @@ export function python(script: string, args: readonly string[] = [], timeoutMs =
  */
 export function opensslStartTls(
   port: number,
-  options: { caFile: string; certFile?: string; keyFile?: string; lines: readonly string[]; gapMs?: number; timeoutMs?: number },
+  options: {
+    caFile: string;
+    certFile?: string;
+    keyFile?: string;
+    lines: readonly string[];
+    gapMs?: number;
+    timeoutMs?: number;
+  },
 ): Promise<ToolResult> {
-  const args = ["s_client", "-starttls", "smtp", "-connect", `${HOST}:${port}`, "-CAfile", options.caFile, "-verify_return_error", "-servername", SERVER_NAME, "-quiet", "-crlf"];
+  const args = [
+    "s_client",
+    "-starttls",
+    "smtp",
+    "-connect",
+    `${HOST}:${port}`,
+    "-CAfile",
+    options.caFile,
+    "-verify_return_error",
+    "-servername",
+    SERVER_NAME,
+    "-quiet",
+    "-crlf",
+  ];
   if (options.certFile && options.keyFile) args.push("-cert", options.certFile, "-key", options.keyFile);
   return new Promise((resolve, reject) => {
     const child = spawn("openssl", args, { stdio: ["pipe", "pipe", "pipe"] });
@@ -186,7 +222,8 @@ export class RawSmtp {
     for (;;) {
       const reply = this.#replies.shift();
       if (reply) return reply;
-      if (this.#closed) throw new Error(`connection closed while waiting for a reply (unread: ${JSON.stringify(this.#buffer)})`);
+      if (this.#closed)
+        throw new Error(`connection closed while waiting for a reply (unread: ${JSON.stringify(this.#buffer)})`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`no reply within ${timeoutMs} ms (unread: ${JSON.stringify(this.#buffer)})`);
       await new Promise<void>((resolve) => {

@@ -29,7 +29,10 @@ const AUTH_INVALID = "535 5.7.8 Authentication credentials invalid";
 const TEMPFAIL = "454 4.7.0 Temporary authentication failure";
 
 /** Another relay of `listener` beside the stack's, with its own API, upstream or limits. */
-function extraRelay(listener: string, options: { apiUrl?: string; upstreamPort?: number; limits?: Record<string, number> } = {}): Promise<TestRelay> {
+function extraRelay(
+  listener: string,
+  options: { apiUrl?: string; upstreamPort?: number; limits?: Record<string, number> } = {},
+): Promise<TestRelay> {
   return startTestRelay({
     apiUrl: options.apiUrl ?? fx.stack.api.url,
     apiToken: TEST_TOKEN,
@@ -42,7 +45,23 @@ function extraRelay(listener: string, options: { apiUrl?: string; upstreamPort?:
 
 /** swaks as alice through flow B to an outside address. */
 function aliceSends(port: number, password: string = ALICE.password) {
-  return swaks(port, ["--from", ALICE.address, "--to", "friend@other.example", "--tls", "--auth", "PLAIN", "--auth-user", ALICE.user, "--auth-password", password], { ca: fx.caFile });
+  return swaks(
+    port,
+    [
+      "--from",
+      ALICE.address,
+      "--to",
+      "friend@other.example",
+      "--tls",
+      "--auth",
+      "PLAIN",
+      "--auth-user",
+      ALICE.user,
+      "--auth-password",
+      password,
+    ],
+    { ca: fx.caFile },
+  );
 }
 
 describe("decision API unreachable after the relay started", () => {
@@ -52,7 +71,9 @@ describe("decision API unreachable after the relay started", () => {
 
   beforeAll(async () => {
     // A second API of the same configuration, so that closing it leaves the rest of the file alone.
-    api = await startTestApi(stackApiConfig(fx.stack.slapd, fx.stack.pki, fx.stack.crls.baseUrl), { BIND_PW: SEED.servicePassword });
+    api = await startTestApi(stackApiConfig(fx.stack.slapd, fx.stack.pki, fx.stack.crls.baseUrl), {
+      BIND_PW: SEED.servicePassword,
+    });
     password = await extraRelay(PASSWORD, { apiUrl: api.url });
     certificate = await extraRelay(CERT_ONLY, { apiUrl: api.url });
     // Prove the pair works before the API goes away.
@@ -75,14 +96,17 @@ describe("decision API unreachable after the relay started", () => {
     expect(result.replies.some((line) => line.startsWith("235"))).toBe(false);
     expect(result.code).not.toBe(0);
     expect(fx.sunkSince(before)).toHaveLength(0);
-    expect(password.logs.map((record) => String(record.msg))).toContainEqual(expect.stringMatching(/^SMTP Auth: \(ICID \d+\) API unavailable: /));
+    expect(password.logs.map((record) => String(record.msg))).toContainEqual(
+      expect.stringMatching(/^SMTP Auth: \(ICID \d+\) API unavailable: /),
+    );
   });
 
   it("keeps answering 454 (a temporary failure is not a failed guess) and never lets MAIL through", async () => {
     const client = await RawSmtp.connect(password.ports.starttls!);
     try {
       expect((await client.submissionLogin(await fx.tls(), ALICE.user, ALICE.password)).last).toBe(TEMPFAIL);
-      for (let attempt = 0; attempt < 3; attempt++) expect((await client.authPlain(ALICE.user, ALICE.password)).last).toBe(TEMPFAIL);
+      for (let attempt = 0; attempt < 3; attempt++)
+        expect((await client.authPlain(ALICE.user, ALICE.password)).last).toBe(TEMPFAIL);
       expect((await client.send("MAIL FROM:<alice@example.com>")).last).toBe("530 5.7.0 Authentication required");
     } finally {
       await client.quit();
@@ -121,7 +145,9 @@ describe("upstream down or refusing", () => {
     expect(result.replies).toContain("451 4.4.1 Upstream server unavailable, try again later");
     expect(result.replies.some((line) => /^250 2\.0\.0 /.test(line))).toBe(false);
     expect(deadSink.messages).toHaveLength(0);
-    expect(relay.logs.map((record) => String(record.msg))).toContainEqual(expect.stringMatching(/^ICID \d+ Upstream delivery failed: /));
+    expect(relay.logs.map((record) => String(record.msg))).toContainEqual(
+      expect.stringMatching(/^ICID \d+ Upstream delivery failed: /),
+    );
   });
 
   it("passes a permanent upstream refusal on as a 5xx carrying the upstream's reason", async () => {
@@ -149,7 +175,9 @@ describe("upstream down or refusing", () => {
     fx.stack.sink.refuse({ code: 452, text: "4.3.1 insufficient system storage" });
     const result = await aliceSends(fx.port(PASSWORD));
     fx.stack.sink.refuse(null);
-    expect(result.replies).toContain("451 4.4.2 Upstream server failed during delivery, try again later: insufficient system storage");
+    expect(result.replies).toContain(
+      "451 4.4.2 Upstream server failed during delivery, try again later: insufficient system storage",
+    );
     expect(fx.sunkSince(before)).toHaveLength(0);
   });
 
@@ -188,7 +216,9 @@ describe("failed AUTH: delay and limit", () => {
     const client = await RawSmtp.connect(fx.port(PASSWORD));
     expect((await client.submissionLogin(await fx.tls(), ALICE.user, "guess-1")).last).toBe(AUTH_INVALID);
     expect((await client.authPlain(ALICE.user, "guess-2")).last).toBe(AUTH_INVALID);
-    expect((await client.authPlain(ALICE.user, "guess-3")).last).toBe("421 4.7.0 Too many authentication failures, closing connection");
+    expect((await client.authPlain(ALICE.user, "guess-3")).last).toBe(
+      "421 4.7.0 Too many authentication failures, closing connection",
+    );
     await client.closed;
     expect(client.isClosed).toBe(true);
   });
@@ -208,19 +238,25 @@ describe("start-up refusals", () => {
   it("refuses to start when the API is unreachable, naming the listener and the URL", async () => {
     const port = await freePort();
     await expect(extraRelay(PASSWORD, { apiUrl: `http://127.0.0.1:${port}` })).rejects.toThrow(
-      new RegExp(`^cannot load the policy of listener "password" from http://127\\.0\\.0\\.1:${port}: .*(ECONNREFUSED|connect)`),
+      new RegExp(
+        `^cannot load the policy of listener "password" from http://127\\.0\\.0\\.1:${port}: .*(ECONNREFUSED|connect)`,
+      ),
     );
   });
 
   it("refuses to start for a listener the API does not know", async () => {
-    await expect(extraRelay("no-such-listener")).rejects.toThrow(/^cannot load the policy of listener "no-such-listener" from http:\/\/127\.0\.0\.1:\d+: GET \/v1\/listeners\/no-such-listener: HTTP 404/);
+    await expect(extraRelay("no-such-listener")).rejects.toThrow(
+      /^cannot load the policy of listener "no-such-listener" from http:\/\/127\.0\.0\.1:\d+: GET \/v1\/listeners\/no-such-listener: HTTP 404/,
+    );
   });
 
   it("the relay command exits 2 with a clear message when the API is unreachable", async () => {
     const port = await freePort();
     const result = await relayCommand(port, PASSWORD);
     expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(new RegExp(`^smtpgate-relay: cannot load the policy of listener "password" from http://127\\.0\\.0\\.1:${port}`));
+    expect(result.stderr).toMatch(
+      new RegExp(`^smtpgate-relay: cannot load the policy of listener "password" from http://127\\.0\\.0\\.1:${port}`),
+    );
   });
 
   it("the relay command exits 2 with a clear message for an unknown listener", async () => {

@@ -72,14 +72,26 @@ export class FakeListenerApi {
   handle(request: IncomingMessage, response: ServerResponse): void {
     const ifNoneMatch = typeof request.headers["if-none-match"] === "string" ? request.headers["if-none-match"] : null;
     const answer = (status: number, body?: string, headers: Record<string, string> = {}) => {
-      this.served.push({ method: request.method ?? "", url: request.url ?? "", ifNoneMatch, authorization: request.headers.authorization ?? null, status });
+      this.served.push({
+        method: request.method ?? "",
+        url: request.url ?? "",
+        ifNoneMatch,
+        authorization: request.headers.authorization ?? null,
+        status,
+      });
       response.writeHead(status, headers);
       response.end(body);
     };
-    if (request.method !== "GET" || request.url !== `/v1/listeners/${LISTENER}`) return answer(404, "{}", { "content-type": "application/json" });
-    if (this.failWith !== null) return answer(this.failWith, '{"title":"boom"}', { "content-type": "application/problem+json" });
+    if (request.method !== "GET" || request.url !== `/v1/listeners/${LISTENER}`)
+      return answer(404, "{}", { "content-type": "application/json" });
+    if (this.failWith !== null)
+      return answer(this.failWith, '{"title":"boom"}', { "content-type": "application/problem+json" });
     if (ifNoneMatch === this.etag) return answer(304, undefined, { etag: this.etag });
-    answer(200, JSON.stringify(this.document), { "content-type": "application/json", etag: this.etag, "cache-control": "no-cache" });
+    answer(200, JSON.stringify(this.document), {
+      "content-type": "application/json",
+      etag: this.etag,
+      "cache-control": "no-cache",
+    });
   }
 
   close(): Promise<void> {
@@ -87,4 +99,3 @@ export class FakeListenerApi {
     return new Promise((resolve) => this.#server.close(() => resolve()));
   }
 }
-

@@ -50,7 +50,11 @@ export async function startRelayFixture(options: StackOptions = {}): Promise<Rel
     caPem,
     async tls(leaf) {
       if (!leaf) return { ca: caPem };
-      return { ca: caPem, cert: await readFile(file(`${leaf}.pem`), "utf8"), key: await readFile(file(`${leaf}.key`), "utf8") };
+      return {
+        ca: caPem,
+        cert: await readFile(file(`${leaf}.pem`), "utf8"),
+        key: await readFile(file(`${leaf}.key`), "utf8"),
+      };
     },
     port(listener, kind = "starttls") {
       const port = stack.relays[listener]?.ports[kind];

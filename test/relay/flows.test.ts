@@ -4,7 +4,15 @@
 import nodemailer from "nodemailer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { opensslStartTls, plainBlob, python, RawSmtp, swaks } from "./clients.ts";
-import { ALICE, allLogs, BOB, receivedHeader, STACK_LISTENERS, startRelayFixture, type RelayFixture } from "./fixture.ts";
+import {
+  ALICE,
+  allLogs,
+  BOB,
+  receivedHeader,
+  STACK_LISTENERS,
+  startRelayFixture,
+  type RelayFixture,
+} from "./fixture.ts";
 
 let fx: RelayFixture;
 
@@ -25,10 +33,19 @@ const RELAYED = /^250 2\.0\.0 Ok: relayed \(250 2\.6\.0 Ok: queued as SINK\d+\)$
 
 /** swaks from alice to an address outside the accepted domains: only an authenticated session may relay it. */
 function send(listener: string, args: readonly string[], kind: "starttls" | "implicitTls" = "starttls") {
-  return swaks(fx.port(listener, kind), ["--from", ALICE.address, "--to", "friend@other.example", ...args], { ca: fx.caFile });
+  return swaks(fx.port(listener, kind), ["--from", ALICE.address, "--to", "friend@other.example", ...args], {
+    ca: fx.caFile,
+  });
 }
 
-const passwordAuth = (mechanism: "PLAIN" | "LOGIN", user: string, password: string) => ["--auth", mechanism, "--auth-user", user, "--auth-password", password];
+const passwordAuth = (mechanism: "PLAIN" | "LOGIN", user: string, password: string) => [
+  "--auth",
+  mechanism,
+  "--auth-user",
+  user,
+  "--auth-password",
+  password,
+];
 const clientCert = (leaf: string) => ["--tls-cert", fx.file(`${leaf}.pem`), "--tls-key", fx.file(`${leaf}.key`)];
 
 /** The relay's reply to the end of DATA as swaks saw it (the last 250 before QUIT, or whatever came instead). */
@@ -39,7 +56,12 @@ function dataReply(replies: readonly string[]): string | undefined {
 describe("flow B: LDAP SMTP AUTH (TLS required, AUTH required)", () => {
   it("relays alice's mail after STARTTLS + AUTH PLAIN (swaks): 235 2.7.0, then 250 once the upstream has it", async () => {
     const before = fx.stack.sink.messages.length;
-    const result = await send(PASSWORD, ["--tls", ...passwordAuth("PLAIN", ALICE.user, ALICE.password), "--header", "Subject: flow B plain"]);
+    const result = await send(PASSWORD, [
+      "--tls",
+      ...passwordAuth("PLAIN", ALICE.user, ALICE.password),
+      "--header",
+      "Subject: flow B plain",
+    ]);
     expect(result.replies).toContain(AUTH_OK);
     expect(dataReply(result.replies)).toMatch(RELAYED);
     expect(result.code).toBe(0);
@@ -47,7 +69,9 @@ describe("flow B: LDAP SMTP AUTH (TLS required, AUTH required)", () => {
     expect(sunk).toHaveLength(1);
     expect(sunk[0]).toMatchObject({ from: ALICE.address, to: ["friend@other.example"] });
     const received = receivedHeader(sunk[0]!);
-    expect(received).toMatch(/^Received: from client\.test \(\[127\.0\.0\.1\]\) by relay\.test \(smtpgate\) with ESMTPSA id \S+ \(TLSv1\.3 \S+\) \(authenticated as alice by ldap-bind\) for <friend@other\.example>;/);
+    expect(received).toMatch(
+      /^Received: from client\.test \(\[127\.0\.0\.1\]\) by relay\.test \(smtpgate\) with ESMTPSA id \S+ \(TLSv1\.3 \S+\) \(authenticated as alice by ldap-bind\) for <friend@other\.example>;/,
+    );
     const text = sunk[0]!.data.toString("utf8");
     expect(text).toContain("Subject: flow B plain");
     expect(text).not.toContain(ALICE.password);
@@ -112,7 +136,9 @@ describe("flow B: LDAP SMTP AUTH (TLS required, AUTH required)", () => {
       const plain = await client.ehlo();
       expect(plain.lines).toContain("250-STARTTLS");
       expect(plain.lines.some((line) => /^250[- ]AUTH\b/.test(line))).toBe(false);
-      expect((await client.authPlain(ALICE.user, ALICE.password)).last).toBe("538 5.7.11 Encryption required for requested authentication mechanism");
+      expect((await client.authPlain(ALICE.user, ALICE.password)).last).toBe(
+        "538 5.7.11 Encryption required for requested authentication mechanism",
+      );
       await client.startTls(await fx.tls());
       const secure = await client.ehlo();
       expect(secure.lines).toContain("250-AUTH PLAIN LOGIN");
@@ -126,7 +152,9 @@ describe("flow B: LDAP SMTP AUTH (TLS required, AUTH required)", () => {
     const client = await RawSmtp.connect(fx.port(PASSWORD));
     try {
       await client.ehlo();
-      expect((await client.send("MAIL FROM:<alice@example.com>")).last).toBe("530 5.7.0 Must issue a STARTTLS command first");
+      expect((await client.send("MAIL FROM:<alice@example.com>")).last).toBe(
+        "530 5.7.0 Must issue a STARTTLS command first",
+      );
     } finally {
       await client.quit();
     }
@@ -176,7 +204,11 @@ describe("flow B: LDAP SMTP AUTH (TLS required, AUTH required)", () => {
 
   it("relays over implicit TLS (465-style, swaks --tlsc)", async () => {
     const before = fx.stack.sink.messages.length;
-    const result = await send(PASSWORD, ["--tlsc", ...passwordAuth("PLAIN", ALICE.user, ALICE.password)], "implicitTls");
+    const result = await send(
+      PASSWORD,
+      ["--tlsc", ...passwordAuth("PLAIN", ALICE.user, ALICE.password)],
+      "implicitTls",
+    );
     expect(result.replies[0]).toBe("220 relay.test ESMTP smtpgate");
     expect(result.replies).toContain(AUTH_OK);
     expect(dataReply(result.replies)).toMatch(RELAYED);
@@ -186,7 +218,13 @@ describe("flow B: LDAP SMTP AUTH (TLS required, AUTH required)", () => {
 
   it("relays a message from Python's smtplib (STARTTLS, login, sendmail)", async () => {
     const before = fx.stack.sink.messages.length;
-    const result = await python(PYTHON_SEND, ["starttls", String(fx.port(PASSWORD)), fx.caFile, ALICE.user, ALICE.password]);
+    const result = await python(PYTHON_SEND, [
+      "starttls",
+      String(fx.port(PASSWORD)),
+      fx.caFile,
+      ALICE.user,
+      ALICE.password,
+    ]);
     expect(result.stderr).toBe("");
     expect(result.stdout).toMatch(/^login 235 b'2\.7\.0 Authentication succeeded'\nrefused {}\n$/);
     const sunk = fx.sunkSince(before);
@@ -197,7 +235,13 @@ describe("flow B: LDAP SMTP AUTH (TLS required, AUTH required)", () => {
 
   it("relays over implicit TLS with Python's smtplib.SMTP_SSL", async () => {
     const before = fx.stack.sink.messages.length;
-    const result = await python(PYTHON_SEND, ["ssl", String(fx.port(PASSWORD, "implicitTls")), fx.caFile, ALICE.user, ALICE.password]);
+    const result = await python(PYTHON_SEND, [
+      "ssl",
+      String(fx.port(PASSWORD, "implicitTls")),
+      fx.caFile,
+      ALICE.user,
+      ALICE.password,
+    ]);
     expect(result.stderr).toBe("");
     expect(result.stdout).toContain("login 235");
     expect(fx.sunkSince(before)).toHaveLength(1);
@@ -214,7 +258,12 @@ describe("flow B: LDAP SMTP AUTH (TLS required, AUTH required)", () => {
       auth: { user: ALICE.user, pass: ALICE.password },
     });
     try {
-      const info = await transport.sendMail({ from: ALICE.address, to: "friend@other.example", subject: "from nodemailer", text: "hello" });
+      const info = await transport.sendMail({
+        from: ALICE.address,
+        to: "friend@other.example",
+        subject: "from nodemailer",
+        text: "hello",
+      });
       expect(info.response).toMatch(RELAYED);
       expect(info.accepted).toEqual(["friend@other.example"]);
     } finally {
@@ -236,7 +285,9 @@ describe("flow B: LDAP SMTP AUTH (TLS required, AUTH required)", () => {
       auth: { user: ALICE.user, pass: "wrong" },
     });
     try {
-      await expect(transport.sendMail({ from: ALICE.address, to: "friend@other.example", text: "x" })).rejects.toMatchObject({ responseCode: 535, response: AUTH_INVALID });
+      await expect(
+        transport.sendMail({ from: ALICE.address, to: "friend@other.example", text: "x" }),
+      ).rejects.toMatchObject({ responseCode: 535, response: AUTH_INVALID });
     } finally {
       transport.close();
     }
@@ -253,7 +304,9 @@ describe("flow A: certificate only (TLS required, client certificate verified, A
     expect(result.code).toBe(0);
     const sunk = fx.sunkSince(before);
     expect(sunk).toHaveLength(1);
-    expect(receivedHeader(sunk[0]!)).toMatch(/ with ESMTPSA id \S+ \(TLSv1\.3 \S+\) \(authenticated as alice by certificate\) for <friend@other\.example>;/);
+    expect(receivedHeader(sunk[0]!)).toMatch(
+      / with ESMTPSA id \S+ \(TLSv1\.3 \S+\) \(authenticated as alice by certificate\) for <friend@other\.example>;/,
+    );
   });
 
   it("does not offer AUTH after the certificate authenticated, and answers AUTH with 503 5.5.1", async () => {
@@ -300,7 +353,14 @@ describe("flow A: certificate only (TLS required, client certificate verified, A
       caFile: fx.caFile,
       certFile: fx.file("alice.pem"),
       keyFile: fx.file("alice.key"),
-      lines: ["EHLO openssl.test", "MAIL FROM:<alice@example.com>", "RCPT TO:<friend@other.example>", "DATA", "Subject: via openssl\n\nhello from s_client\n.", "QUIT"],
+      lines: [
+        "EHLO openssl.test",
+        "MAIL FROM:<alice@example.com>",
+        "RCPT TO:<friend@other.example>",
+        "DATA",
+        "Subject: via openssl\n\nhello from s_client\n.",
+        "QUIT",
+      ],
     });
     const replies = result.stdout.split(/\r?\n/).filter((line) => /^\d{3}[ -]/.test(line));
     expect(replies).toContain("250 2.1.0 Accepted");
@@ -361,7 +421,9 @@ describe("flow C: certificate or LDAP (TLS preferred, certificate verified, AUTH
     const client = await RawSmtp.connect(fx.port(EITHER));
     try {
       await client.ehlo();
-      expect((await client.authPlain(ALICE.user, ALICE.password)).last).toBe("538 5.7.11 Encryption required for requested authentication mechanism");
+      expect((await client.authPlain(ALICE.user, ALICE.password)).last).toBe(
+        "538 5.7.11 Encryption required for requested authentication mechanism",
+      );
       expect((await client.send("MAIL FROM:<alice@example.com>")).last).toBe("530 5.7.0 Authentication required");
     } finally {
       await client.quit();
@@ -372,23 +434,46 @@ describe("flow C: certificate or LDAP (TLS preferred, certificate verified, AUTH
 describe("relay logs", () => {
   it("carry the AsyncOS-style lines for TLS, AUTH and certificates, and never a password", async () => {
     // One session of each kind, so that the lines below do not depend on the other tests.
-    expect((await send(PASSWORD, ["--tls", ...passwordAuth("PLAIN", ALICE.user, ALICE.password)])).replies).toContain(AUTH_OK);
-    expect((await send(PASSWORD, ["--tls", ...passwordAuth("LOGIN", BOB.user, BOB.password)])).replies).toContain(AUTH_INVALID);
+    expect((await send(PASSWORD, ["--tls", ...passwordAuth("PLAIN", ALICE.user, ALICE.password)])).replies).toContain(
+      AUTH_OK,
+    );
+    expect((await send(PASSWORD, ["--tls", ...passwordAuth("LOGIN", BOB.user, BOB.password)])).replies).toContain(
+      AUTH_INVALID,
+    );
     expect(dataReply((await send(CERT_ONLY, ["--tls", ...clientCert("alice")])).replies)).toMatch(RELAYED);
     expect((await send(CERT_ONLY, ["--tls", ...clientCert("revoked")])).replies).toContain(CERT_REQUIRED);
 
     const messages = fx.stack.relays[PASSWORD]!.logs.map((record) => String(record.msg));
     const auth = messages.findLast((line) => line.includes("succeeded for user: alice"));
-    expect(auth).toMatch(/^SMTP Auth: \(ICID (\d+)\) succeeded for user: alice using AUTH mechanism: PLAIN with profile: corp$/);
+    expect(auth).toMatch(
+      /^SMTP Auth: \(ICID (\d+)\) succeeded for user: alice using AUTH mechanism: PLAIN with profile: corp$/,
+    );
     const icid = /ICID (\d+)/.exec(auth ?? "")?.[1];
-    expect(messages).toContainEqual(expect.stringMatching(new RegExp(`^ICID ${icid} TLS success protocol TLSv1\\.3 cipher \\S+$`)));
-    expect(messages).toContainEqual(expect.stringMatching(/^SMTP Auth: \(ICID \d+\) failed for user: bob using AUTH mechanism: LOGIN reason allowance-failed$/));
+    expect(messages).toContainEqual(
+      expect.stringMatching(new RegExp(`^ICID ${icid} TLS success protocol TLSv1\\.3 cipher \\S+$`)),
+    );
+    expect(messages).toContainEqual(
+      expect.stringMatching(
+        /^SMTP Auth: \(ICID \d+\) failed for user: bob using AUTH mechanism: LOGIN reason allowance-failed$/,
+      ),
+    );
     const certificate = fx.stack.relays[CERT_ONLY]!.logs.map((record) => String(record.msg));
-    expect(certificate).toContainEqual(expect.stringMatching(/^ICID \d+ Cert Auth: succeeded for user: alice with profile: cert-only$/));
-    expect(certificate).toContainEqual(expect.stringMatching(/^ICID \d+ Cert Auth: failed reason certificate-revoked$/));
+    expect(certificate).toContainEqual(
+      expect.stringMatching(/^ICID \d+ Cert Auth: succeeded for user: alice with profile: cert-only$/),
+    );
+    expect(certificate).toContainEqual(
+      expect.stringMatching(/^ICID \d+ Cert Auth: failed reason certificate-revoked$/),
+    );
 
     const everything = allLogs(fx.stack);
-    const secrets = [ALICE.password, BOB.password, "not-her-password", plainBlob(ALICE.user, ALICE.password), Buffer.from(ALICE.password).toString("base64"), Buffer.from(BOB.password).toString("base64")];
+    const secrets = [
+      ALICE.password,
+      BOB.password,
+      "not-her-password",
+      plainBlob(ALICE.user, ALICE.password),
+      Buffer.from(ALICE.password).toString("base64"),
+      Buffer.from(BOB.password).toString("base64"),
+    ];
     for (const secret of secrets) expect(everything).not.toContain(secret);
     expect(fx.stack.sink.messages.length).toBeGreaterThan(0);
     for (const message of fx.stack.sink.messages) {

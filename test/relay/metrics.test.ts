@@ -23,7 +23,9 @@ afterAll(async () => {
 
 const NAME = "[a-zA-Z_:][a-zA-Z0-9_:]*";
 const LABEL = '[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\\\\n]|\\\\[\\\\"n])*"';
-const SAMPLE = new RegExp(`^(${NAME})(\\{${LABEL}(?:,${LABEL})*\\})? (-?\\d+(?:\\.\\d+)?(?:e[+-]?\\d+)?|\\+Inf|-Inf|NaN)$`);
+const SAMPLE = new RegExp(
+  `^(${NAME})(\\{${LABEL}(?:,${LABEL})*\\})? (-?\\d+(?:\\.\\d+)?(?:e[+-]?\\d+)?|\\+Inf|-Inf|NaN)$`,
+);
 const COMMENT = new RegExp(`^# (HELP|TYPE) (${NAME}) (.*)$`);
 
 interface Scrape {
@@ -59,16 +61,26 @@ function parseExposition(text: string): Scrape {
     expect(type, `sample before its TYPE: ${name}`).toBeDefined();
     if (type === "histogram") expect(base && types.get(base[1]!) === "histogram").toBeTruthy();
     if (type === "counter") expect(name).toMatch(/_total$/);
-    const labels = [...labelText.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map(([, key, raw]) => [key!, raw!] as const);
+    const labels = [...labelText.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map(
+      ([, key, raw]) => [key!, raw!] as const,
+    );
     expect(new Set(labels.map(([key]) => key)).size).toBe(labels.length);
-    const key = `${name}{${labels.map(([k, v]) => `${k}=${v}`).sort().join(",")}}`;
+    const key = `${name}{${labels
+      .map(([k, v]) => `${k}=${v}`)
+      .sort()
+      .join(",")}}`;
     expect(samples.has(key), `duplicate sample ${key}`).toBe(false);
     samples.set(key, value === "+Inf" ? Infinity : value === "-Inf" ? -Infinity : Number(value));
   }
   return {
     text,
     value(name, labels = {}) {
-      return samples.get(`${name}{${Object.entries(labels).map(([k, v]) => `${k}=${v}`).sort().join(",")}}`);
+      return samples.get(
+        `${name}{${Object.entries(labels)
+          .map(([k, v]) => `${k}=${v}`)
+          .sort()
+          .join(",")}}`,
+      );
     },
   };
 }
@@ -158,14 +170,27 @@ describe("GET /metrics of a running relay", () => {
     const before = await scrape(relay());
     const result = await swaks(
       relay().ports.starttls!,
-      ["--from", ALICE.address, "--to", "friend@other.example", "--tls", "--auth", "PLAIN", "--auth-user", ALICE.user, "--auth-password", ALICE.password],
+      [
+        "--from",
+        ALICE.address,
+        "--to",
+        "friend@other.example",
+        "--tls",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        ALICE.user,
+        "--auth-password",
+        ALICE.password,
+      ],
       { ca: fx.caFile },
     );
     expect(result.code).toBe(0);
     // onClose runs just after the socket closes.
     expect(await eventually(() => relay().metrics.sessionsActive.get() === 0)).toBe(true);
     const after = await scrape(relay());
-    const delta = (name: string, labels?: Record<string, string>) => (after.value(name, labels) ?? 0) - (before.value(name, labels) ?? 0);
+    const delta = (name: string, labels?: Record<string, string>) =>
+      (after.value(name, labels) ?? 0) - (before.value(name, labels) ?? 0);
     expect(delta("smtpgate_relay_sessions_total", { policy: "SUBMISSION", result: "accepted" })).toBe(1);
     expect(delta("smtpgate_relay_tls_total", { result: "success", protocol: "TLSv1.3" })).toBe(1);
     expect(delta("smtpgate_relay_auth_total", { method: "password", result: "success" })).toBe(1);
@@ -182,37 +207,62 @@ describe("GET /metrics of a running relay", () => {
     const before = await scrape(relay());
     const client = await RawSmtp.connect(relay().ports.starttls!);
     try {
-      expect((await client.submissionLogin(await fx.tls(), "mallory-the-guesser", "wrong")).last).toBe("535 5.7.8 Authentication credentials invalid");
+      expect((await client.submissionLogin(await fx.tls(), "mallory-the-guesser", "wrong")).last).toBe(
+        "535 5.7.8 Authentication credentials invalid",
+      );
     } finally {
       await client.quit();
     }
     // Plaintext on the implicit TLS port: the handshake fails.
     await new Promise<void>((resolve) => {
-      const socket = connect({ host: "127.0.0.1", port: relay().ports.implicitTls! }, () => socket.end("EHLO not-tls.example\r\n\r\n"));
+      const socket = connect({ host: "127.0.0.1", port: relay().ports.implicitTls! }, () =>
+        socket.end("EHLO not-tls.example\r\n\r\n"),
+      );
       socket.on("error", () => resolve());
       socket.on("close", () => resolve());
     });
-    expect(await eventually(() => relay().metrics.tls.get({ result: "failure", protocol: "unknown" }) > (before.value("smtpgate_relay_tls_total", { result: "failure", protocol: "unknown" }) ?? 0))).toBe(true);
+    expect(
+      await eventually(
+        () =>
+          relay().metrics.tls.get({ result: "failure", protocol: "unknown" }) >
+          (before.value("smtpgate_relay_tls_total", { result: "failure", protocol: "unknown" }) ?? 0),
+      ),
+    ).toBe(true);
     const after = await scrape(relay());
-    expect((after.value("smtpgate_relay_auth_total", { method: "password", result: "failure" }) ?? 0) - (before.value("smtpgate_relay_auth_total", { method: "password", result: "failure" }) ?? 0)).toBe(1);
+    expect(
+      (after.value("smtpgate_relay_auth_total", { method: "password", result: "failure" }) ?? 0) -
+        (before.value("smtpgate_relay_auth_total", { method: "password", result: "failure" }) ?? 0),
+    ).toBe(1);
     expect(after.text).not.toContain("mallory");
     expect(after.text).not.toContain("127.0.0.1");
   });
 
   it("counts sessions per policy for each relay separately (the inbound relay saw none of the above)", async () => {
     const inbound = await scrape(fx.stack.relays[STACK_LISTENERS.inbound]!);
-    expect(inbound.value("smtpgate_relay_sessions_total", { policy: "SUBMISSION", result: "accepted" })).toBeUndefined();
+    expect(
+      inbound.value("smtpgate_relay_sessions_total", { policy: "SUBMISSION", result: "accepted" }),
+    ).toBeUndefined();
     expect(inbound.value("smtpgate_relay_auth_total", { method: "password", result: "success" })).toBe(0);
   });
 
   it("counts API errors, AUTH tempfails and failed policy refreshes when the API goes away", async () => {
-    const api = await startTestApi(stackApiConfig(fx.stack.slapd, fx.stack.pki, fx.stack.crls.baseUrl), { BIND_PW: SEED.servicePassword });
-    const orphan = await startTestRelay({ apiUrl: api.url, apiToken: TEST_TOKEN, listener: STACK_LISTENERS.password, upstreamPort: fx.stack.sink.port, serverPki: fx.stack.slapd.pki });
+    const api = await startTestApi(stackApiConfig(fx.stack.slapd, fx.stack.pki, fx.stack.crls.baseUrl), {
+      BIND_PW: SEED.servicePassword,
+    });
+    const orphan = await startTestRelay({
+      apiUrl: api.url,
+      apiToken: TEST_TOKEN,
+      listener: STACK_LISTENERS.password,
+      upstreamPort: fx.stack.sink.port,
+      serverPki: fx.stack.slapd.pki,
+    });
     try {
       await api.close();
       const client = await RawSmtp.connect(orphan.ports.starttls!);
       try {
-        expect((await client.submissionLogin(await fx.tls(), ALICE.user, ALICE.password)).last).toBe("454 4.7.0 Temporary authentication failure");
+        expect((await client.submissionLogin(await fx.tls(), ALICE.user, ALICE.password)).last).toBe(
+          "454 4.7.0 Temporary authentication failure",
+        );
       } finally {
         await client.quit();
       }

@@ -37,15 +37,31 @@ beforeAll(async () => {
     listeners: {
       blocked: { authProfile: "corp", hostAccessTable: [{ name: "EVERYONE", match: LOOPBACK, policy: "BLOCKED" }] },
       refused: { authProfile: "corp", hostAccessTable: [{ name: "EVERYONE", match: LOOPBACK, policy: "REFUSED" }] },
-      elsewhere: { authProfile: "corp", hostAccessTable: [{ name: "TEST-NET", match: ["192.0.2.0/24"], policy: "SUBMISSION" }] },
+      elsewhere: {
+        authProfile: "corp",
+        hostAccessTable: [{ name: "TEST-NET", match: ["192.0.2.0/24"], policy: "SUBMISSION" }],
+      },
       trusted: { authProfile: "corp", hostAccessTable: [{ name: "LOCAL", match: LOOPBACK, policy: "TRUSTED" }] },
-      lenient: { authProfile: "corp", onAllowanceFailure: "allow-temporarily", hostAccessTable: [{ name: "LOCAL", match: LOOPBACK, policy: "SUBMISSION" }] },
-      "directory-down": { authProfile: "down", hostAccessTable: [{ name: "LOCAL", match: LOOPBACK, policy: "SUBMISSION" }] },
+      lenient: {
+        authProfile: "corp",
+        onAllowanceFailure: "allow-temporarily",
+        hostAccessTable: [{ name: "LOCAL", match: LOOPBACK, policy: "SUBMISSION" }],
+      },
+      "directory-down": {
+        authProfile: "down",
+        hostAccessTable: [{ name: "LOCAL", match: LOOPBACK, policy: "SUBMISSION" }],
+      },
     },
   };
   api = await startTestApi(config, { BIND_PW: SEED.servicePassword });
   for (const listener of Object.keys(config.listeners)) {
-    relays[listener] = await startTestRelay({ apiUrl: api.url, apiToken: TEST_TOKEN, listener, upstreamPort: fx.stack.sink.port, serverPki: fx.stack.slapd.pki });
+    relays[listener] = await startTestRelay({
+      apiUrl: api.url,
+      apiToken: TEST_TOKEN,
+      listener,
+      upstreamPort: fx.stack.sink.port,
+      serverPki: fx.stack.slapd.pki,
+    });
   }
 });
 
@@ -66,14 +82,18 @@ describe("host access table", () => {
   });
 
   it("closes a tcprefuse connection before any greeting", async () => {
-    await expect(RawSmtp.connect(port("refused"))).rejects.toThrow(/connection closed while waiting for a reply \(unread: ""\)/);
+    await expect(RawSmtp.connect(port("refused"))).rejects.toThrow(
+      /connection closed while waiting for a reply \(unread: ""\)/,
+    );
   });
 
   it("refuses a client that matches no sender group with 554 5.7.1 Access denied", async () => {
     const client = await RawSmtp.connect(port("elsewhere"));
     expect(client.greeting.last).toBe("554 5.7.1 Access denied");
     await client.closed;
-    expect(relays.elsewhere!.logs.map((record) => String(record.msg))).toContainEqual(expect.stringMatching(/^ICID \d+ REJECT: 127\.0\.0\.1 matches no sender group$/));
+    expect(relays.elsewhere!.logs.map((record) => String(record.msg))).toContainEqual(
+      expect.stringMatching(/^ICID \d+ REJECT: 127\.0\.0\.1 matches no sender group$/),
+    );
   });
 });
 
@@ -120,19 +140,43 @@ describe("a relay policy (trusted hosts: no AUTH, any destination) and its limit
 describe("onAllowanceFailure: allow-temporarily", () => {
   it("lets bob (not in smtp-users) in with 235 and marks every later log line of his session", async () => {
     const before = fx.stack.sink.messages.length;
-    const result = await swaks(port("lenient"), ["--from", "bob@example.com", "--to", "friend@other.example", "--tls", "--auth", "PLAIN", "--auth-user", BOB.user, "--auth-password", BOB.password], { ca: fx.caFile });
+    const result = await swaks(
+      port("lenient"),
+      [
+        "--from",
+        "bob@example.com",
+        "--to",
+        "friend@other.example",
+        "--tls",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        BOB.user,
+        "--auth-password",
+        BOB.password,
+      ],
+      { ca: fx.caFile },
+    );
     expect(result.replies).toContain("235 2.7.0 Authentication succeeded");
     expect(result.replies.at(-2)).toMatch(/^250 2\.0\.0 Ok: relayed /);
     expect(receivedHeader(fx.sunkSince(before)[0]!)).toContain("(authenticated as bob by ldap-bind)");
     const logs = relays.lenient!.logs;
     const auth = logs.findIndex((record) => String(record.msg).startsWith("SMTP Auth: "));
-    expect(logs[auth]).toMatchObject({ msg: expect.stringMatching(/^SMTP Auth: \(ICID \d+\) succeeded for user: bob /), temporaryAllowance: true });
+    expect(logs[auth]).toMatchObject({
+      msg: expect.stringMatching(/^SMTP Auth: \(ICID \d+\) succeeded for user: bob /),
+      temporaryAllowance: true,
+    });
     const session = logs[auth]!.session;
     const later = logs.slice(auth).filter((record) => record.session === session);
     expect(later.length).toBeGreaterThanOrEqual(3);
     for (const record of later) expect(record.temporaryAllowance).toBe(true);
     // Lines before the AUTH are not marked.
-    expect(logs.slice(0, auth).filter((record) => record.session === session).every((record) => record.temporaryAllowance === undefined)).toBe(true);
+    expect(
+      logs
+        .slice(0, auth)
+        .filter((record) => record.session === session)
+        .every((record) => record.temporaryAllowance === undefined),
+    ).toBe(true);
   });
 });
 
@@ -140,7 +184,9 @@ describe("directory down behind a working API", () => {
   it("answers AUTH with 454 4.7.0 Temporary authentication failure, never 235", async () => {
     const client = await RawSmtp.connect(port("directory-down"));
     try {
-      expect((await client.submissionLogin(await fx.tls(), ALICE.user, ALICE.password)).last).toBe("454 4.7.0 Temporary authentication failure");
+      expect((await client.submissionLogin(await fx.tls(), ALICE.user, ALICE.password)).last).toBe(
+        "454 4.7.0 Temporary authentication failure",
+      );
       expect((await client.send("MAIL FROM:<alice@example.com>")).last).toBe("530 5.7.0 Authentication required");
     } finally {
       await client.quit();

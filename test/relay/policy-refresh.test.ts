@@ -36,10 +36,16 @@ describe("ListenerPolicyHolder against a fake API", () => {
     const logs: LogRecord[] = [];
     const failures: string[] = [];
     const api = new ApiClient({ url: fake.url, token: TOKEN, timeoutMs: 1_000, connections: 2 });
-    const holder = new ListenerPolicyHolder(api, LISTENER, (record) => logs.push(record), { onRefreshFailure: (stage) => failures.push(stage) });
+    const holder = new ListenerPolicyHolder(api, LISTENER, (record) => logs.push(record), {
+      onRefreshFailure: (stage) => failures.push(stage),
+    });
     try {
       await holder.load();
-      expect(holder.match("127.0.0.1")).toMatchObject({ group: "LOCAL", policyName: "TRUSTED", policy: { behaviour: "relay" } });
+      expect(holder.match("127.0.0.1")).toMatchObject({
+        group: "LOCAL",
+        policyName: "TRUSTED",
+        policy: { behaviour: "relay" },
+      });
       expect(holder.match("192.0.2.1")).toBeNull();
       const first = holder.policy;
 
@@ -54,18 +60,29 @@ describe("ListenerPolicyHolder against a fake API", () => {
       fake.etag = '"v2"';
       await holder.refresh();
       expect(holder.match("127.0.0.1")).toMatchObject({ policyName: "BLOCKED", policy: { behaviour: "reject" } });
-      expect(logs).toContainEqual(expect.objectContaining({ level: "info", msg: "listener policy updated", etag: '"v2"' }));
+      expect(logs).toContainEqual(
+        expect.objectContaining({ level: "info", msg: "listener policy updated", etag: '"v2"' }),
+      );
 
       // The API fails: the last good copy stays, the error is reported.
       fake.failWith = 500;
       await holder.refresh();
       expect(holder.lastError).toMatch(/^GET \/v1\/listeners\/edge: HTTP 500: /);
       expect(holder.match("127.0.0.1")).toMatchObject({ policyName: "BLOCKED" });
-      expect(logs).toContainEqual(expect.objectContaining({ level: "warn", msg: "listener policy refresh failed; keeping the last good copy", stage: "fetch" }));
+      expect(logs).toContainEqual(
+        expect.objectContaining({
+          level: "warn",
+          msg: "listener policy refresh failed; keeping the last good copy",
+          stage: "fetch",
+        }),
+      );
 
       // The API serves a table it cannot install (a sender group naming no policy): the last good copy stays.
       fake.failWith = null;
-      fake.document = { ...listenerPolicy("BLOCKED"), hostAccessTable: [{ name: "LOCAL", match: ["127.0.0.0/8"], policy: "MISSING" }] };
+      fake.document = {
+        ...listenerPolicy("BLOCKED"),
+        hostAccessTable: [{ name: "LOCAL", match: ["127.0.0.0/8"], policy: "MISSING" }],
+      };
       fake.etag = '"v3-broken"';
       await holder.refresh();
       expect(holder.lastError).toBe("sender group LOCAL names an unknown policy MISSING");
@@ -159,7 +176,9 @@ describe("a running relay refreshing its policy on the timer (policyRefreshSecon
       expect(await greeting()).toMatch(/^220 relay\.test ESMTP/);
 
       // The timer's refreshes are conditional and answered 304.
-      expect(await eventually(() => fake.statusesSince(start).filter((status) => status === 304).length >= 1, 4_000)).toBe(true);
+      expect(
+        await eventually(() => fake.statusesSince(start).filter((status) => status === 304).length >= 1, 4_000),
+      ).toBe(true);
       expect(fake.served.slice(start).find((entry) => entry.status === 304)?.ifNoneMatch).toBe('"r1"');
 
       // A changed table reaches new connections on the next refresh.
@@ -174,7 +193,10 @@ describe("a running relay refreshing its policy on the timer (policyRefreshSecon
       fake.failWith = 500;
       expect(await eventually(() => fake.statusesSince(beforeFailure).includes(500), 4_000)).toBe(true);
       expect(await eventually(() => relay.policy.lastError !== null)).toBe(true);
-      const health = (await (await fetch(`http://127.0.0.1:${relay.ports.health}/healthz`)).json()) as { status: string; policyRefreshError: string | null };
+      const health = (await (await fetch(`http://127.0.0.1:${relay.ports.health}/healthz`)).json()) as {
+        status: string;
+        policyRefreshError: string | null;
+      };
       expect(health.status).toBe("ok");
       expect(health.policyRefreshError).toMatch(/HTTP 500/);
       expect(relay.metrics.policyRefreshFailures.get()).toBeGreaterThanOrEqual(1);

@@ -46,7 +46,8 @@ async function transaction(relay: TestRelay, subject: string, data: boolean): Pr
   return client;
 }
 
-const sunkWithSubject = (subject: string) => fx.stack.sink.messages.filter((message) => message.data.toString("utf8").includes(`Subject: ${subject}\r\n`));
+const sunkWithSubject = (subject: string) =>
+  fx.stack.sink.messages.filter((message) => message.data.toString("utf8").includes(`Subject: ${subject}\r\n`));
 
 describe("relay.close()", () => {
   it("lets a message in progress finish during the grace period, refuses new connections and new transactions", async () => {
@@ -59,7 +60,9 @@ describe("relay.close()", () => {
       await sleep(100);
       // No new connection: the listening socket is closed.
       await expect(RawSmtp.connect(relay.ports.starttls!)).rejects.toMatchObject({ code: "ECONNREFUSED" });
-      await expect(RawSmtp.connect(relay.ports.implicitTls!, { implicitTls: await fx.tls() })).rejects.toMatchObject({ code: "ECONNREFUSED" });
+      await expect(RawSmtp.connect(relay.ports.implicitTls!, { implicitTls: await fx.tls() })).rejects.toMatchObject({
+        code: "ECONNREFUSED",
+      });
       // A load balancer sees the relay going.
       const health = await fetch(`http://127.0.0.1:${relay.ports.health}/healthz`);
       expect(health.status).toBe(503);
@@ -119,7 +122,9 @@ describe("relay.close()", () => {
     expect(sunkWithSubject("cut by shutdown")).toHaveLength(0);
     const messages = relay.logs.map((record) => String(record.msg));
     expect(messages).toContain("relay stopping: grace period over, closing the sessions left with 421 4.3.2");
-    expect(messages).toContainEqual(expect.stringMatching(/^ICID \d+ Upstream transaction aborted \(the relay is shutting down\): not relayed$/));
+    expect(messages).toContainEqual(
+      expect.stringMatching(/^ICID \d+ Upstream transaction aborted \(the relay is shutting down\): not relayed$/),
+    );
   });
 
   it("with a grace of 0, closes every session at once", async () => {

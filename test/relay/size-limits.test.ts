@@ -33,7 +33,13 @@ beforeAll(async () => {
     mailFlowPolicies: { SMALL: rules({ maxMessageBytes: SMALL }), LARGE: rules({ maxMessageBytes: LARGE }) },
   };
   upstream = await startTestUpstream();
-  relay = await startTestRelay({ apiUrl: fake.url, apiToken: "unused", listener: LISTENER, upstreamPort: upstream.port, serverPki: await generateServerPki(dir) });
+  relay = await startTestRelay({
+    apiUrl: fake.url,
+    apiToken: "unused",
+    listener: LISTENER,
+    upstreamPort: upstream.port,
+    serverPki: await generateServerPki(dir),
+  });
 });
 
 afterAll(async () => {
@@ -68,7 +74,9 @@ describe("message size replies", () => {
       expect((await client.send("MAIL FROM:<a@outside.example>")).last).toBe("250 2.1.0 Accepted");
       expect((await client.send("RCPT TO:<b@other.example>")).last).toBe("250 2.1.5 Accepted");
       expect((await client.send("DATA")).code).toBe(354);
-      expect((await client.send(`Subject: too big\r\n\r\n${`${"y".repeat(78)}\r\n`.repeat(SMALL / 40)}.`)).last).toBe(TOO_BIG);
+      expect((await client.send(`Subject: too big\r\n\r\n${`${"y".repeat(78)}\r\n`.repeat(SMALL / 40)}.`)).last).toBe(
+        TOO_BIG,
+      );
       expect((await client.send("MAIL FROM:<a@outside.example>")).last).toBe("250 2.1.0 Accepted");
       expect((await client.send("RCPT TO:<b@other.example>")).last).toBe("250 2.1.5 Accepted");
       expect((await client.send("DATA")).code).toBe(354);
@@ -76,7 +84,9 @@ describe("message size replies", () => {
     } finally {
       await client.quit();
     }
-    expect(upstream.messages.slice(before).map((message) => message.data.toString("utf8").includes("Subject: small"))).toEqual([true]);
+    expect(
+      upstream.messages.slice(before).map((message) => message.data.toString("utf8").includes("Subject: small")),
+    ).toEqual([true]);
     expect(relay.metrics.messages.get({ result: "too-big" })).toBe(1);
   });
 });

@@ -86,7 +86,11 @@ describe("unauthenticated relay attempts on an accept listener (inbound, accepte
 
   it("refuses the same forms when swaks sends them, one recipient each", async () => {
     const before = fx.stack.sink.messages.length;
-    for (const recipient of ["user%other.example@example.com", "@example.com:user@other.example", "other.example!user@example.com"]) {
+    for (const recipient of [
+      "user%other.example@example.com",
+      "@example.com:user@other.example",
+      "other.example!user@example.com",
+    ]) {
       const result = await swaks(fx.port(INBOUND), ["--from", "someone@outside.example", "--to", recipient]);
       expect(result.replies).toContain(RELAY_DENIED);
     }
@@ -141,7 +145,9 @@ describe("SMTP smuggling (bare LF end-of-data)", () => {
       expect((await client.send(`MAIL FROM:<${ALICE.address}>`)).last).toBe("250 2.1.0 Accepted");
       expect((await client.send("RCPT TO:<friend@other.example>")).last).toBe("250 2.1.5 Accepted");
       expect((await client.send("DATA")).code).toBe(354);
-      client.write("Subject: smuggling test\r\n\r\nfirst part\n.\nMAIL FROM:<evil@x.example>\nRCPT TO:<victim@y.example>\nDATA\nsmuggled\n.\n");
+      client.write(
+        "Subject: smuggling test\r\n\r\nfirst part\n.\nMAIL FROM:<evil@x.example>\nRCPT TO:<victim@y.example>\nDATA\nsmuggled\n.\n",
+      );
       client.write("last line\r\n.\r\n");
       expect((await client.read()).last).toMatch(/^250 2\.0\.0 Ok: relayed /);
       expect((await client.send("NOOP")).last).toMatch(/^250 /);
@@ -169,7 +175,9 @@ describe("SMTP smuggling (bare LF end-of-data)", () => {
       await client.send(`MAIL FROM:<${ALICE.address}>`);
       await client.send("RCPT TO:<friend@other.example>");
       expect((await client.send("DATA")).code).toBe(354);
-      client.write("Subject: cr smuggling\r\n\r\nfirst\r.\rMAIL FROM:<evil@x.example>\rRCPT TO:<victim@y.example>\rDATA\rsmuggled-cr\r.\r\r\n.\r\n");
+      client.write(
+        "Subject: cr smuggling\r\n\r\nfirst\r.\rMAIL FROM:<evil@x.example>\rRCPT TO:<victim@y.example>\rDATA\rsmuggled-cr\r.\r\r\n.\r\n",
+      );
       expect((await client.read()).last).toMatch(/^250 2\.0\.0 Ok: relayed /);
     } finally {
       await client.quit();
@@ -203,7 +211,9 @@ describe("message size (policy maxMessageBytes 1 MiB)", () => {
       expect((await client.send(`MAIL FROM:<${ALICE.address}>`)).last).toBe("250 2.1.0 Accepted");
       expect((await client.send("RCPT TO:<friend@other.example>")).last).toBe("250 2.1.5 Accepted");
       expect((await client.send("DATA")).code).toBe(354);
-      expect((await client.send("Subject: small one\r\n\r\nafter the big one\r\n.")).last).toMatch(/^250 2\.0\.0 Ok: relayed /);
+      expect((await client.send("Subject: small one\r\n\r\nafter the big one\r\n.")).last).toMatch(
+        /^250 2\.0\.0 Ok: relayed /,
+      );
     } finally {
       await client.quit();
     }
@@ -219,7 +229,9 @@ describe("message size (policy maxMessageBytes 1 MiB)", () => {
     try {
       // smtp-server refuses it before the relay sees it ("Error: message exceeds fixed maximum message size
       // 1048576"); the reply is rewritten to the relay's wording (smtp-server-patches.ts).
-      expect((await client.send(`MAIL FROM:<${ALICE.address}> SIZE=${2 * 1024 * 1024}`)).last).toBe("552 5.3.4 Message size exceeds fixed limit");
+      expect((await client.send(`MAIL FROM:<${ALICE.address}> SIZE=${2 * 1024 * 1024}`)).last).toBe(
+        "552 5.3.4 Message size exceeds fixed limit",
+      );
       expect((await client.send(`MAIL FROM:<${ALICE.address}> SIZE=${1024 * 1024}`)).last).toBe("250 2.1.0 Accepted");
     } finally {
       await client.quit();

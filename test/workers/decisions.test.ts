@@ -7,19 +7,57 @@ import { TEST_TOKEN } from "./fixture.ts";
 const fixture = inject("workers");
 const BASE = "https://smtpgate.test";
 
-const ALLOWED = { verdict: "allow", authenticated: true, temporary: false, reason: "ok", smtp: { code: 235, enhanced: "2.7.0", text: "Authentication succeeded" }, close: false };
-const INVALID = { verdict: "deny", authenticated: false, smtp: { code: 535, enhanced: "5.7.8", text: "Authentication credentials invalid" } };
-const TEMPFAIL = { verdict: "tempfail", authenticated: false, reason: "directory-unavailable", smtp: { code: 454, enhanced: "4.7.0", text: "Temporary authentication failure" } };
-const REFUSED = { verdict: "deny", authenticated: false, close: true, smtp: { code: 554, enhanced: "5.7.1", text: "Valid client certificate required" } };
+const ALLOWED = {
+  verdict: "allow",
+  authenticated: true,
+  temporary: false,
+  reason: "ok",
+  smtp: { code: 235, enhanced: "2.7.0", text: "Authentication succeeded" },
+  close: false,
+};
+const INVALID = {
+  verdict: "deny",
+  authenticated: false,
+  smtp: { code: 535, enhanced: "5.7.8", text: "Authentication credentials invalid" },
+};
+const TEMPFAIL = {
+  verdict: "tempfail",
+  authenticated: false,
+  reason: "directory-unavailable",
+  smtp: { code: 454, enhanced: "4.7.0", text: "Temporary authentication failure" },
+};
+const REFUSED = {
+  verdict: "deny",
+  authenticated: false,
+  close: true,
+  smtp: { code: 554, enhanced: "5.7.1", text: "Valid client certificate required" },
+};
 
-async function post(path: string, body: unknown, token: string | null = TEST_TOKEN): Promise<{ status: number; body: Record<string, unknown>; type: string | null }> {
+async function post(
+  path: string,
+  body: unknown,
+  token: string | null = TEST_TOKEN,
+): Promise<{ status: number; body: Record<string, unknown>; type: string | null }> {
   const headers: Record<string, string> = { "Content-Type": "application/json" };
   if (token !== null) headers.Authorization = `Bearer ${token}`;
-  const response = await SELF.fetch(`${BASE}${path}`, { method: "POST", headers, body: typeof body === "string" ? body : JSON.stringify(body) });
-  return { status: response.status, body: (await response.json()) as Record<string, unknown>, type: response.headers.get("Content-Type") };
+  const response = await SELF.fetch(`${BASE}${path}`, {
+    method: "POST",
+    headers,
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+  return {
+    status: response.status,
+    body: (await response.json()) as Record<string, unknown>,
+    type: response.headers.get("Content-Type"),
+  };
 }
 
-async function auth(listener: string, username: string, password: string, chain: string[] | null = null): Promise<Record<string, unknown>> {
+async function auth(
+  listener: string,
+  username: string,
+  password: string,
+  chain: string[] | null = null,
+): Promise<Record<string, unknown>> {
   const response = await post("/v1/decide/auth", {
     listener,
     session: "w1",
@@ -30,7 +68,8 @@ async function auth(listener: string, username: string, password: string, chain:
     password,
     certificate: chain === null ? null : { chain },
   });
-  if (response.status !== 200) throw new Error(`decide/auth answered ${response.status}: ${JSON.stringify(response.body)}`);
+  if (response.status !== 200)
+    throw new Error(`decide/auth answered ${response.status}: ${JSON.stringify(response.body)}`);
   return response.body;
 }
 
@@ -42,25 +81,43 @@ async function tls(listener: string, chain: string[] | null): Promise<Record<str
     tls: { version: "TLSv1.3", cipher: "TLS_AES_128_GCM_SHA256" },
     certificate: chain === null ? null : { chain },
   });
-  if (response.status !== 200) throw new Error(`decide/tls answered ${response.status}: ${JSON.stringify(response.body)}`);
+  if (response.status !== 200)
+    throw new Error(`decide/tls answered ${response.status}: ${JSON.stringify(response.body)}`);
   return response.body;
 }
 
 describe("flow B: LDAP SMTP AUTH in workerd", () => {
   it("allows alice: bind succeeds and she is in smtp-users", async () => {
-    expect(await auth("submission", "alice", "alice-password")).toMatchObject({ ...ALLOWED, method: "ldap-bind", identity: "alice", dn: `uid=alice,ou=people,${fixture.baseDn}`, profile: "corp" });
+    expect(await auth("submission", "alice", "alice-password")).toMatchObject({
+      ...ALLOWED,
+      method: "ldap-bind",
+      identity: "alice",
+      dn: `uid=alice,ou=people,${fixture.baseDn}`,
+      profile: "corp",
+    });
   });
 
   it("denies bob: his password is right but the allowance query does not find him", async () => {
-    expect(await auth("submission", "bob", "bob-password")).toMatchObject({ ...INVALID, reason: "allowance-failed", identity: null });
+    expect(await auth("submission", "bob", "bob-password")).toMatchObject({
+      ...INVALID,
+      reason: "allowance-failed",
+      identity: null,
+    });
   });
 
   it("allows bob temporarily where the listener says allow-temporarily", async () => {
-    expect(await auth("lenient", "bob", "bob-password")).toMatchObject({ verdict: "allow", temporary: true, identity: "bob" });
+    expect(await auth("lenient", "bob", "bob-password")).toMatchObject({
+      verdict: "allow",
+      temporary: true,
+      identity: "bob",
+    });
   });
 
   it("denies a wrong password and an unknown user with the same SMTP reply", async () => {
-    expect(await auth("submission", "alice", "wrong-password")).toMatchObject({ ...INVALID, reason: "invalid-credentials" });
+    expect(await auth("submission", "alice", "wrong-password")).toMatchObject({
+      ...INVALID,
+      reason: "invalid-credentials",
+    });
     expect(await auth("submission", "nobody", "whatever")).toMatchObject({ ...INVALID, reason: "no-such-user" });
   });
 
@@ -71,7 +128,10 @@ describe("flow B: LDAP SMTP AUTH in workerd", () => {
   });
 
   it("escapes an LDAP filter injection: it matches no user", async () => {
-    expect(await auth("submission", "*)(uid=*))(|(uid=*", "alice-password")).toMatchObject({ ...INVALID, reason: "no-such-user" });
+    expect(await auth("submission", "*)(uid=*))(|(uid=*", "alice-password")).toMatchObject({
+      ...INVALID,
+      reason: "no-such-user",
+    });
     expect(await auth("submission", "*", "alice-password")).toMatchObject({ ...INVALID, reason: "no-such-user" });
   });
 
@@ -94,7 +154,14 @@ describe("flow B: LDAP SMTP AUTH in workerd", () => {
 
 describe("flow A: certificate only, in workerd", () => {
   it("authenticates alice's certificate (path, CRL over fetch, certificate query)", async () => {
-    expect(await tls("a", fixture.chains.alice)).toMatchObject({ verdict: "allow", authenticated: true, method: "certificate", identity: "alice.cert", close: false, smtp: { code: 235, enhanced: "2.7.0" } });
+    expect(await tls("a", fixture.chains.alice)).toMatchObject({
+      verdict: "allow",
+      authenticated: true,
+      method: "certificate",
+      identity: "alice.cert",
+      close: false,
+      smtp: { code: 235, enhanced: "2.7.0" },
+    });
   });
 
   it.each([
@@ -110,38 +177,73 @@ describe("flow A: certificate only, in workerd", () => {
   });
 
   it("does not offer AUTH on a certificate-only listener (503 5.5.1)", async () => {
-    expect(await auth("a", "alice", "alice-password")).toMatchObject({ verdict: "deny", reason: "auth-not-offered", smtp: { code: 503, enhanced: "5.5.1" } });
+    expect(await auth("a", "alice", "alice-password")).toMatchObject({
+      verdict: "deny",
+      reason: "auth-not-offered",
+      smtp: { code: 503, enhanced: "5.5.1" },
+    });
   });
 
   it("answers 454 for a valid certificate when the directory is down", async () => {
-    expect(await tls("a-down", fixture.chains.alice)).toMatchObject({ verdict: "tempfail", reason: "directory-unavailable", smtp: { code: 454, enhanced: "4.7.0" } });
+    expect(await tls("a-down", fixture.chains.alice)).toMatchObject({
+      verdict: "tempfail",
+      reason: "directory-unavailable",
+      smtp: { code: 454, enhanced: "4.7.0" },
+    });
   });
 });
 
 describe("flow C: certificate or LDAP, in workerd", () => {
   it("authenticates a valid mapped certificate at STARTTLS", async () => {
-    expect(await tls("c", fixture.chains.alice)).toMatchObject({ verdict: "allow", identity: "alice.cert", method: "certificate" });
+    expect(await tls("c", fixture.chains.alice)).toMatchObject({
+      verdict: "allow",
+      identity: "alice.cert",
+      method: "certificate",
+    });
   });
 
   it("continues without a certificate, and AUTH falls back to the LDAP profile", async () => {
-    expect(await tls("c", null)).toMatchObject({ verdict: "continue", reason: "certificate-missing", smtp: null, close: false });
-    expect(await auth("c", "alice", "alice-password")).toMatchObject({ ...ALLOWED, method: "ldap-bind", profile: "corp", identity: "alice" });
+    expect(await tls("c", null)).toMatchObject({
+      verdict: "continue",
+      reason: "certificate-missing",
+      smtp: null,
+      close: false,
+    });
+    expect(await auth("c", "alice", "alice-password")).toMatchObject({
+      ...ALLOWED,
+      method: "ldap-bind",
+      profile: "corp",
+      identity: "alice",
+    });
     expect(await auth("c", "bob", "bob-password")).toMatchObject({ ...INVALID, reason: "allowance-failed" });
   });
 
   it("continues for a valid certificate that maps to no entry, then allows AUTH", async () => {
     expect(await tls("c", fixture.chains.carol)).toMatchObject({ verdict: "continue", reason: "certificate-unmapped" });
-    expect(await auth("c", "alice", "alice-password", fixture.chains.carol)).toMatchObject({ verdict: "allow", method: "ldap-bind" });
+    expect(await auth("c", "alice", "alice-password", fixture.chains.carol)).toMatchObject({
+      verdict: "allow",
+      method: "ldap-bind",
+    });
   });
 
   it("rejects an invalid certificate at STARTTLS and at AUTH (onInvalidCertificate: reject)", async () => {
     expect(await tls("c", fixture.chains.expired)).toMatchObject({ ...REFUSED, reason: "certificate-expired" });
-    expect(await auth("c", "alice", "alice-password", fixture.chains.expired)).toMatchObject({ ...REFUSED, reason: "certificate-expired" });
+    expect(await auth("c", "alice", "alice-password", fixture.chains.expired)).toMatchObject({
+      ...REFUSED,
+      reason: "certificate-expired",
+    });
   });
 });
 
 describe("the HTTP contract in workerd", () => {
-  const body = { listener: "submission", client: { ip: "192.0.2.25" }, tls: null, mechanism: "PLAIN", username: "alice", password: "alice-password" };
+  const body = {
+    listener: "submission",
+    client: { ip: "192.0.2.25" },
+    tls: null,
+    mechanism: "PLAIN",
+    username: "alice",
+    password: "alice-password",
+  };
 
   it("answers 401 without a token and with a wrong one", async () => {
     for (const token of [null, "wrong-token"]) {
@@ -153,7 +255,11 @@ describe("the HTTP contract in workerd", () => {
 
   it("answers 400 naming the field for a malformed call", async () => {
     const notJson = await post("/v1/decide/auth", "{not json");
-    expect(notJson).toMatchObject({ status: 400, type: "application/problem+json", body: { errors: [{ field: "(body)" }] } });
+    expect(notJson).toMatchObject({
+      status: 400,
+      type: "application/problem+json",
+      body: { errors: [{ field: "(body)" }] },
+    });
     const missing = await post("/v1/decide/auth", { ...body, username: undefined });
     expect(missing.status).toBe(400);
     expect((missing.body.errors as { field: string }[]).map((error) => error.field)).toContain("username");
@@ -168,7 +274,13 @@ describe("the HTTP contract in workerd", () => {
     expect(ready.status).toBe(503);
     expect(await ready.json()).toMatchObject({
       status: "not-ready",
-      directories: { corp: { ready: true }, down: { ready: false }, failover: { ready: true }, secure: { ready: true }, untrusted: { ready: false } },
+      directories: {
+        corp: { ready: true },
+        down: { ready: false },
+        failover: { ready: true },
+        secure: { ready: true },
+        untrusted: { ready: false },
+      },
       crlSources: { intermediate: { ready: true } },
     });
   });
@@ -179,10 +291,20 @@ describe("decision cache and metrics in workerd", () => {
     await SELF.fetch(`${BASE}${path}`, { headers: token === null ? {} : { Authorization: `Bearer ${token}` } });
 
   it("answers a repeated decision from the isolate's cache, and never for another user with the same password", async () => {
-    expect(await auth("cached", "alice", "alice-password")).toMatchObject({ ...ALLOWED, identity: "alice", profile: "cached" });
+    expect(await auth("cached", "alice", "alice-password")).toMatchObject({
+      ...ALLOWED,
+      identity: "alice",
+      profile: "cached",
+    });
     expect(await auth("cached", "alice", "alice-password")).toMatchObject({ ...ALLOWED, identity: "alice" });
-    expect(await auth("cached", "bob", "alice-password")).toMatchObject({ ...INVALID, reason: "invalid-credentials", identity: null });
-    const stats = (await (await get("/v1/cache")).json()) as { profiles: Record<string, { enabled: boolean; hits: number }> };
+    expect(await auth("cached", "bob", "alice-password")).toMatchObject({
+      ...INVALID,
+      reason: "invalid-credentials",
+      identity: null,
+    });
+    const stats = (await (await get("/v1/cache")).json()) as {
+      profiles: Record<string, { enabled: boolean; hits: number }>;
+    };
     expect(stats.profiles.cached).toMatchObject({ enabled: true });
     expect(stats.profiles.cached?.hits).toBeGreaterThanOrEqual(1);
     expect(stats.profiles.corp).toMatchObject({ enabled: false });
@@ -195,6 +317,8 @@ describe("decision cache and metrics in workerd", () => {
     const metrics = await get("/metrics");
     expect(metrics.status).toBe(200);
     expect(metrics.headers.get("Content-Type")).toBe("text/plain; version=0.0.4; charset=utf-8");
-    expect(await metrics.text()).toMatch(/^smtpgate_decisions_total\{kind="auth",verdict="allow",reason="ok",method="ldap-bind",profile="cached"\} \d+$/m);
+    expect(await metrics.text()).toMatch(
+      /^smtpgate_decisions_total\{kind="auth",verdict="allow",reason="ok",method="ldap-bind",profile="cached"\} \d+$/m,
+    );
   });
 });

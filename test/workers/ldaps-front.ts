@@ -22,7 +22,10 @@ export interface LdapsFront {
   close(): Promise<void>;
 }
 
-export async function startLdapsFront(files: WorkerdTlsFiles, target: { host: string; port: number }): Promise<LdapsFront> {
+export async function startLdapsFront(
+  files: WorkerdTlsFiles,
+  target: { host: string; port: number },
+): Promise<LdapsFront> {
   const sockets = new Set<net.Socket>();
   const [cert, key] = await Promise.all([readFile(files.certFile, "utf8"), readFile(files.keyFile, "utf8")]);
   const server = tls.createServer({ cert, key, minVersion: "TLSv1.2" }, (client) => {

@@ -20,34 +20,67 @@ function baseConfig(): Record<string, unknown> {
   };
 }
 
-async function call(bindings: Record<string, unknown>, request: Request = new Request("https://smtpgate.test/healthz")): Promise<{ status: number; type: string | null; body: Record<string, unknown> }> {
+async function call(
+  bindings: Record<string, unknown>,
+  request: Request = new Request("https://smtpgate.test/healthz"),
+): Promise<{ status: number; type: string | null; body: Record<string, unknown> }> {
   const ctx = createExecutionContext();
   const response = await worker.fetch(request, { ...env, ...bindings }, ctx);
   await waitOnExecutionContext(ctx);
-  return { status: response.status, type: response.headers.get("Content-Type"), body: (await response.json()) as Record<string, unknown> };
+  return {
+    status: response.status,
+    type: response.headers.get("Content-Type"),
+    body: (await response.json()) as Record<string, unknown>,
+  };
 }
 
 function decideAlice(): Request {
   return new Request("https://smtpgate.test/v1/decide/auth", {
     method: "POST",
     headers: { Authorization: `Bearer ${TEST_TOKEN}`, "Content-Type": "application/json" },
-    body: JSON.stringify({ listener: "submission", client: { ip: "192.0.2.25" }, tls: null, mechanism: "PLAIN", username: "alice", password: "alice-password" }),
+    body: JSON.stringify({
+      listener: "submission",
+      client: { ip: "192.0.2.25" },
+      tls: null,
+      mechanism: "PLAIN",
+      username: "alice",
+      password: "alice-password",
+    }),
   });
 }
 
 /** The config problem the Worker reports for `field`. */
-async function problemFor(config: unknown, extra: Record<string, unknown> = {}): Promise<{ status: number; type: string | null; errors: { field: string; message: string }[]; detail: string }> {
+async function problemFor(
+  config: unknown,
+  extra: Record<string, unknown> = {},
+): Promise<{ status: number; type: string | null; errors: { field: string; message: string }[]; detail: string }> {
   const { status, type, body } = await call({ SMTPGATE_CONFIG: config, ...extra });
-  return { status, type, errors: (body.errors ?? []) as { field: string; message: string }[], detail: String(body.detail) };
+  return {
+    status,
+    type,
+    errors: (body.errors ?? []) as { field: string; message: string }[],
+    detail: String(body.detail),
+  };
 }
 
 describe("what workerd cannot do is refused at start-up, saying why and what to use", () => {
   it("refuses StartTLS", async () => {
     const config = baseConfig();
-    (config.directories as Record<string, Record<string, unknown>>).corp = { ...(config.directories as Record<string, object>).corp, startTls: true, allowPlaintext: false };
+    (config.directories as Record<string, Record<string, unknown>>).corp = {
+      ...(config.directories as Record<string, object>).corp,
+      startTls: true,
+      allowPlaintext: false,
+    };
     const problem = await problemFor(config);
     expect(problem).toMatchObject({ status: 500, type: "application/problem+json" });
-    expect(problem.errors).toEqual([{ field: "directories.corp.hosts[0]", message: expect.stringMatching(/StartTLS does not work inside workerd.*use ldaps:\/\/ with a publicly trusted certificate/) }]);
+    expect(problem.errors).toEqual([
+      {
+        field: "directories.corp.hosts[0]",
+        message: expect.stringMatching(
+          /StartTLS does not work inside workerd.*use ldaps:\/\/ with a publicly trusted certificate/,
+        ),
+      },
+    ]);
     expect(problem.detail).toContain("binding SMTPGATE_CONFIG");
   });
 
@@ -57,7 +90,10 @@ describe("what workerd cannot do is refused at start-up, saying why and what to 
     corp.hosts = ["ldaps://ldap.example.com"];
     corp.tls = { caFile: "/etc/smtpgate/corp-ca.pem", serverName: "ldap.corp.example" };
     const problem = await problemFor(config);
-    expect(problem.errors.map((error) => error.field)).toEqual(["directories.corp.tls.caFile", "directories.corp.tls.serverName"]);
+    expect(problem.errors.map((error) => error.field)).toEqual([
+      "directories.corp.tls.caFile",
+      "directories.corp.tls.serverName",
+    ]);
     expect(problem.errors[0]?.message).toMatch(/custom CAs are not supported on Workers.*publicly trusted certificate/);
   });
 
@@ -66,10 +102,23 @@ describe("what workerd cannot do is refused at start-up, saying why and what to 
       ...baseConfig(),
       certificateQueries: { q: { directory: "corp", filter: "(mail={email})" } },
       crlSources: { ca: { file: "/etc/smtpgate/ca.crl" } },
-      authProfiles: { corp: { type: "ldap", query: "corp" }, cert: { type: "certificate", query: "q", trustAnchors: { file: "/etc/smtpgate/ca.pem" }, intermediates: { file: "/etc/smtpgate/int.pem" }, revocation: { crlSources: ["ca"] } } },
+      authProfiles: {
+        corp: { type: "ldap", query: "corp" },
+        cert: {
+          type: "certificate",
+          query: "q",
+          trustAnchors: { file: "/etc/smtpgate/ca.pem" },
+          intermediates: { file: "/etc/smtpgate/int.pem" },
+          revocation: { crlSources: ["ca"] },
+        },
+      },
     };
     const problem = await problemFor(config);
-    expect(problem.errors.map((error) => error.field).sort()).toEqual(["authProfiles.cert.intermediates.file", "authProfiles.cert.trustAnchors.file", "crlSources.ca.file"]);
+    expect(problem.errors.map((error) => error.field).sort()).toEqual([
+      "authProfiles.cert.intermediates.file",
+      "authProfiles.cert.trustAnchors.file",
+      "crlSources.ca.file",
+    ]);
     expect(problem.errors.map((error) => error.message).join("\n")).toMatch(/trustAnchors: \{ pem:[\s\S]*give its url/);
   });
 });
@@ -77,13 +126,21 @@ describe("what workerd cannot do is refused at start-up, saying why and what to 
 describe("configuration errors", () => {
   it("names a schema problem by its path", async () => {
     const config = { ...baseConfig(), listeners: { submission: { authProfile: "nope" } } };
-    expect((await problemFor(config)).errors).toEqual([{ field: "listeners.submission.authProfile", message: 'no authProfiles entry named "nope"' }]);
+    expect((await problemFor(config)).errors).toEqual([
+      { field: "listeners.submission.authProfile", message: 'no authProfiles entry named "nope"' },
+    ]);
   });
 
   it("names a missing secret by the path that references it", async () => {
     const config = baseConfig();
     const problem = await problemFor(config, { BIND_PW: undefined });
-    expect(problem.errors).toEqual([{ field: "directories.corp.bind.password", message: "Workers secret BIND_PW is not set (wrangler secret put BIND_PW; for wrangler dev, a line in .dev.vars)" }]);
+    expect(problem.errors).toEqual([
+      {
+        field: "directories.corp.bind.password",
+        message:
+          "Workers secret BIND_PW is not set (wrangler secret put BIND_PW; for wrangler dev, a line in .dev.vars)",
+      },
+    ]);
   });
 
   it("says where to put the configuration when the binding is missing", async () => {
@@ -92,7 +149,10 @@ describe("configuration errors", () => {
   });
 
   it("reports text that is neither JSON nor YAML", async () => {
-    expect((await problemFor('{"directories": ')).errors[0]).toEqual({ field: "(top level)", message: expect.stringMatching(/^not valid YAML or JSON/) });
+    expect((await problemFor('{"directories": ')).errors[0]).toEqual({
+      field: "(top level)",
+      message: expect.stringMatching(/^not valid YAML or JSON/),
+    });
   });
 
   it("is not a crash loop: the same bad configuration keeps answering 500, a good one serves", async () => {
@@ -105,11 +165,17 @@ describe("configuration errors", () => {
 
 describe("configuration forms", () => {
   it("takes the configuration as a JSON var (an object)", async () => {
-    expect(await call({ SMTPGATE_CONFIG: baseConfig() }, decideAlice())).toMatchObject({ status: 200, body: { verdict: "allow", identity: "alice" } });
+    expect(await call({ SMTPGATE_CONFIG: baseConfig() }, decideAlice())).toMatchObject({
+      status: 200,
+      body: { verdict: "allow", identity: "alice" },
+    });
   });
 
   it("takes it as JSON text", async () => {
-    expect(await call({ SMTPGATE_CONFIG: JSON.stringify(baseConfig()) }, decideAlice())).toMatchObject({ status: 200, body: { verdict: "allow", identity: "alice" } });
+    expect(await call({ SMTPGATE_CONFIG: JSON.stringify(baseConfig()) }, decideAlice())).toMatchObject({
+      status: 200,
+      body: { verdict: "allow", identity: "alice" },
+    });
   });
 
   it("takes it as YAML text", async () => {
@@ -130,6 +196,9 @@ describe("configuration forms", () => {
       "api:",
       "  tokens: [{ env: TEST_TOKEN }]",
     ].join("\n");
-    expect(await call({ SMTPGATE_CONFIG: yaml }, decideAlice())).toMatchObject({ status: 200, body: { verdict: "allow", identity: "alice" } });
+    expect(await call({ SMTPGATE_CONFIG: yaml }, decideAlice())).toMatchObject({
+      status: 200,
+      body: { verdict: "allow", identity: "alice" },
+    });
   });
 });

@@ -17,7 +17,12 @@ async function main(): Promise<void> {
   let values;
   try {
     ({ values } = parseArgs({
-      options: { config: { type: "string", short: "c" }, host: { type: "string" }, port: { type: "string" }, help: { type: "boolean", short: "h" } },
+      options: {
+        config: { type: "string", short: "c" },
+        host: { type: "string" },
+        port: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
     }));
   } catch (error) {
     fail(`${(error as Error).message}\n${USAGE}`);
@@ -33,8 +38,19 @@ async function main(): Promise<void> {
     const config = await readConfigFile(path);
     const port = values.port === undefined ? config.api.listen.port : Number(values.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port: not a port number: ${values.port}`);
-    const server = await startApiServer({ config, source: path, listen: { host: values.host ?? config.api.listen.host, port } });
-    jsonLineLogger({ level: "info", msg: "listening", url: server.url, config: path, directories: Object.keys(config.directories), listeners: Object.keys(config.listeners) });
+    const server = await startApiServer({
+      config,
+      source: path,
+      listen: { host: values.host ?? config.api.listen.host, port },
+    });
+    jsonLineLogger({
+      level: "info",
+      msg: "listening",
+      url: server.url,
+      config: path,
+      directories: Object.keys(config.directories),
+      listeners: Object.keys(config.listeners),
+    });
     stopOnSignals(server.close, (signal) => jsonLineLogger({ level: "info", msg: "stopping", signal }));
   } catch (error) {
     if (error instanceof ConfigError) fail(error.message);

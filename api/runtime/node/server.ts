@@ -43,7 +43,11 @@ export async function readConfigFile(path: string): Promise<Config> {
 }
 
 /** Builds one LdapDirectory per LDAP server profile; reads the CA bundles. */
-export async function createDirectories(config: Config, bindPasswords: Record<string, string>, source: string): Promise<Record<string, LdapDirectory>> {
+export async function createDirectories(
+  config: Config,
+  bindPasswords: Record<string, string>,
+  source: string,
+): Promise<Record<string, LdapDirectory>> {
   const problems: string[] = [];
   const directories: Record<string, LdapDirectory> = {};
   for (const [name, directory] of Object.entries(config.directories)) {
@@ -51,9 +55,12 @@ export async function createDirectories(config: Config, bindPasswords: Record<st
     if (directory.tls.caFile) {
       try {
         ca = await readFile(directory.tls.caFile, "utf8");
-        if (!ca.includes("-----BEGIN CERTIFICATE-----")) problems.push(`directories.${name}.tls.caFile: ${directory.tls.caFile} holds no PEM certificate`);
+        if (!ca.includes("-----BEGIN CERTIFICATE-----"))
+          problems.push(`directories.${name}.tls.caFile: ${directory.tls.caFile} holds no PEM certificate`);
       } catch (error) {
-        problems.push(`directories.${name}.tls.caFile: cannot read ${directory.tls.caFile} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+        problems.push(
+          `directories.${name}.tls.caFile: cannot read ${directory.tls.caFile} (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+        );
       }
     }
     directories[name] = new LdapDirectory({
@@ -78,7 +85,11 @@ export async function createDirectories(config: Config, bindPasswords: Record<st
 }
 
 /** Reads each certificate profile's PEM bundle under `key` (a file or inline PEM). */
-async function loadProfileCertificates(config: Config, source: string, key: "trustAnchors" | "intermediates"): Promise<Record<string, X509Certificate[]>> {
+async function loadProfileCertificates(
+  config: Config,
+  source: string,
+  key: "trustAnchors" | "intermediates",
+): Promise<Record<string, X509Certificate[]>> {
   const problems: string[] = [];
   const bundles: Record<string, X509Certificate[]> = {};
   for (const [name, profile] of Object.entries(config.authProfiles)) {
@@ -90,7 +101,9 @@ async function loadProfileCertificates(config: Config, source: string, key: "tru
       bundles[name] = parseTrustAnchors(pem, "file" in ref ? ref.file : "pem");
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      problems.push(`authProfiles.${name}.${key}: ${code ? `cannot read ${(ref as { file: string }).file} (${code})` : (error as Error).message}`);
+      problems.push(
+        `authProfiles.${name}.${key}: ${code ? `cannot read ${(ref as { file: string }).file} (${code})` : (error as Error).message}`,
+      );
     }
   }
   if (problems.length > 0) throw new ConfigError(source, problems);
@@ -112,13 +125,29 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const trustAnchors = await loadTrustAnchors(options.config, source);
   const intermediates = await loadProfileCertificates(options.config, source, "intermediates");
   const directories = await createDirectories(options.config, secrets.bindPasswords, source);
-  const crlSources = Object.entries(options.config.crlSources).map(([name, crl]) => ({ name, url: crl.url, file: crl.file, refreshSeconds: crl.refreshSeconds }));
-  const usesRevocation = Object.values(options.config.authProfiles).some((profile) => profile.type === "certificate" && profile.revocation);
-  const crls = usesRevocation || crlSources.length > 0 ? new CrlStore({ sources: crlSources, readFile: (path) => readFile(path), log }) : null;
+  const crlSources = Object.entries(options.config.crlSources).map(([name, crl]) => ({
+    name,
+    url: crl.url,
+    file: crl.file,
+    refreshSeconds: crl.refreshSeconds,
+  }));
+  const usesRevocation = Object.values(options.config.authProfiles).some(
+    (profile) => profile.type === "certificate" && profile.revocation,
+  );
+  const crls =
+    usesRevocation || crlSources.length > 0
+      ? new CrlStore({ sources: crlSources, readFile: (path) => readFile(path), log })
+      : null;
   await crls?.refreshAll();
   // A CRL file that cannot be read is a configuration error (a URL may just be down for now).
-  const unreadable = (crls?.status() ?? []).filter((state) => options.config.crlSources[state.name]?.file !== undefined && state.crl === null);
-  if (unreadable.length > 0) throw new ConfigError(source, unreadable.map((state) => `crlSources.${state.name}.file: ${state.error ?? "not loaded"}`));
+  const unreadable = (crls?.status() ?? []).filter(
+    (state) => options.config.crlSources[state.name]?.file !== undefined && state.crl === null,
+  );
+  if (unreadable.length > 0)
+    throw new ConfigError(
+      source,
+      unreadable.map((state) => `crlSources.${state.name}.file: ${state.error ?? "not loaded"}`),
+    );
   const crlTimer = crls ? setInterval(() => void crls.refreshDue(), CRL_SCHEDULE_MS).unref() : undefined;
   const gate = new Gate({ config: options.config, directories, trustAnchors, intermediates, crls });
   const app = createApp({

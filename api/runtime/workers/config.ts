@@ -50,7 +50,12 @@ export function loadWorkerConfig(env: WorkerEnv): WorkerConfig {
     // On Workers an "environment variable" is a secret: say how to set one.
     throw new ConfigError(
       CONFIG_SOURCE,
-      error.problems.map((problem) => problem.replace(/environment variable (\w+) is not set/, "Workers secret $1 is not set (wrangler secret put $1; for wrangler dev, a line in .dev.vars)")),
+      error.problems.map((problem) =>
+        problem.replace(
+          /environment variable (\w+) is not set/,
+          "Workers secret $1 is not set (wrangler secret put $1; for wrangler dev, a line in .dev.vars)",
+        ),
+      ),
     );
   }
 }
@@ -58,18 +63,25 @@ export function loadWorkerConfig(env: WorkerEnv): WorkerConfig {
 /** Everything in a valid configuration that the Workers runtime cannot do. */
 export function workersProblems(config: Config): string[] {
   const problems: string[] = [];
-  for (const [name, directory] of Object.entries(config.directories)) problems.push(...workersDirectoryProblems(name, directory));
+  for (const [name, directory] of Object.entries(config.directories))
+    problems.push(...workersDirectoryProblems(name, directory));
   for (const [name, profile] of Object.entries(config.authProfiles)) {
     if (profile.type === "certificate" && "file" in profile.trustAnchors) {
-      problems.push(`authProfiles.${name}.trustAnchors.file: a Worker has no file system; give the CA certificates inline as trustAnchors: { pem: "-----BEGIN CERTIFICATE-----..." }`);
+      problems.push(
+        `authProfiles.${name}.trustAnchors.file: a Worker has no file system; give the CA certificates inline as trustAnchors: { pem: "-----BEGIN CERTIFICATE-----..." }`,
+      );
     }
     if (profile.type === "certificate" && profile.intermediates && "file" in profile.intermediates) {
-      problems.push(`authProfiles.${name}.intermediates.file: a Worker has no file system; give the certificates inline as intermediates: { pem: "-----BEGIN CERTIFICATE-----..." }`);
+      problems.push(
+        `authProfiles.${name}.intermediates.file: a Worker has no file system; give the certificates inline as intermediates: { pem: "-----BEGIN CERTIFICATE-----..." }`,
+      );
     }
   }
   for (const [name, source] of Object.entries(config.crlSources)) {
     if (source.file !== undefined) {
-      problems.push(`crlSources.${name}.file: a Worker has no file system; publish the CRL over http(s) and give its url (fetched and cached per isolate)`);
+      problems.push(
+        `crlSources.${name}.file: a Worker has no file system; publish the CRL over http(s) and give its url (fetched and cached per isolate)`,
+      );
     }
   }
   return problems;

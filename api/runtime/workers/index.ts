@@ -55,7 +55,12 @@ async function build(env: WorkerEnv): Promise<Built> {
     return { ok: true, runtime: await buildWorkerRuntime(env) };
   } catch (error) {
     const problems = error instanceof ConfigError ? error.problems : [`(start-up): ${(error as Error).message}`];
-    consoleLogger({ level: "error", msg: "invalid configuration: every request answers 500 until it is fixed", source: CONFIG_SOURCE, problems });
+    consoleLogger({
+      level: "error",
+      msg: "invalid configuration: every request answers 500 until it is fixed",
+      source: CONFIG_SOURCE,
+      problems,
+    });
     return { ok: false, response: () => configurationProblem(problems) };
   }
 }
@@ -67,7 +72,9 @@ const CONFIG_PATH = /^([\w.-]+(?:\[\d+\])*|\([a-z -]+\)): /;
 function configurationProblem(problems: readonly string[]): Response {
   const errors = problems.map((line) => {
     const path = CONFIG_PATH.exec(line);
-    return path ? { field: path[1] as string, message: line.slice(path[0].length) } : { field: "(top level)", message: line };
+    return path
+      ? { field: path[1] as string, message: line.slice(path[0].length) }
+      : { field: "(top level)", message: line };
   });
   const body = {
     type: "https://smtpgate.dev/problems/invalid-configuration",

@@ -40,7 +40,12 @@ export async function buildWorkerRuntime(env: WorkerEnv, log: Logger = consoleLo
   for (const [name, directory] of Object.entries(config.directories)) {
     const unreachable = directory.hosts.filter(unreachableFromCloudflare);
     if (unreachable.length > 0) {
-      log({ level: "warn", msg: "directory hosts a deployed Worker cannot reach (loopback or private addresses): fine for wrangler dev and tests only", directory: name, hosts: unreachable });
+      log({
+        level: "warn",
+        msg: "directory hosts a deployed Worker cannot reach (loopback or private addresses): fine for wrangler dev and tests only",
+        directory: name,
+        hosts: unreachable,
+      });
     }
     directories[name] = new WorkersLdapDirectory({
       name,
@@ -50,15 +55,26 @@ export async function buildWorkerRuntime(env: WorkerEnv, log: Logger = consoleLo
       hostDownForMs: directory.hostDownForMs,
       connectTimeoutMs: directory.connectTimeoutMs,
       operationTimeoutMs: directory.operationTimeoutMs,
-      serviceBind: directory.bind ? { dn: directory.bind.dn, password: secrets.bindPasswords[name] as string } : undefined,
+      serviceBind: directory.bind
+        ? { dn: directory.bind.dn, password: secrets.bindPasswords[name] as string }
+        : undefined,
     });
   }
-  const crlSources = Object.entries(config.crlSources).map(([name, crl]) => ({ name, url: crl.url, refreshSeconds: crl.refreshSeconds }));
-  const usesRevocation = Object.values(config.authProfiles).some((profile) => profile.type === "certificate" && profile.revocation);
+  const crlSources = Object.entries(config.crlSources).map(([name, crl]) => ({
+    name,
+    url: crl.url,
+    refreshSeconds: crl.refreshSeconds,
+  }));
+  const usesRevocation = Object.values(config.authProfiles).some(
+    (profile) => profile.type === "certificate" && profile.revocation,
+  );
   // Per isolate: each isolate downloads and caches its own copies, with the same refresh and freshness rules as
   // Node. No readFile: `file` sources were refused with the configuration. fetch is wrapped because workerd's
   // must not be called detached from the global object.
-  const crls = usesRevocation || crlSources.length > 0 ? new CrlStore({ sources: crlSources, fetch: (input, init) => fetch(input, init), log }) : null;
+  const crls =
+    usesRevocation || crlSources.length > 0
+      ? new CrlStore({ sources: crlSources, fetch: (input, init) => fetch(input, init), log })
+      : null;
   const gate = new Gate({ config, directories, trustAnchors, intermediates, crls });
   const app = createApp({
     gate,
