@@ -4,9 +4,8 @@
  * node:net BlockLists once per policy version, so a connection costs a few lookups, not a parse.
  */
 import { BlockList, isIPv6 } from "node:net";
-import type { MailFlowPolicy, SenderGroup } from "../api/config/schema.ts";
-import type { ListenerPolicy } from "../api/core/gate.ts";
-import type { ApiClient } from "./api-client.ts";
+import type { ListenerPolicy, MailFlowPolicy, SenderGroup } from "../contract/listener-policy.ts";
+import type { ApiClient } from "../contract/api-client.ts";
 
 export interface SenderGroupMatch {
   group: string;

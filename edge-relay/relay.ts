@@ -24,9 +24,9 @@ import {
   type SMTPServerOptions,
   type SMTPServerSession,
 } from "smtp-server";
-import { SMTP_REPLIES } from "../api/core/smtp-replies.ts";
-import type { Verdict } from "../api/core/verdict.ts";
-import { ApiClient } from "./api-client.ts";
+import { SMTP_REPLIES } from "../contract/smtp-replies.ts";
+import type { Verdict } from "../contract/verdict.ts";
+import { ApiClient } from "../contract/api-client.ts";
 import type { RelayConfig } from "./config.ts";
 import { buildDeliveryReport, type RefusedRecipient } from "./dsn.ts";
 import {
@@ -301,7 +301,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
               tls: { version: protocol, cipher: tlsSocket.getCipher?.()?.name ?? "unknown" },
               certificate: certificate ? { chain: certificate } : null,
             },
-            `${session.id}-tls`,
+            { requestId: `${session.id}-tls` },
           ),
         );
       } catch (error) {
@@ -345,21 +345,21 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       if (rules.smtpAuth === "off") return callback(replyError(SMTP_REPLIES.authNotAvailable));
       if (!session.secure && rules.tls === "required") return callback(replyError(SMTP_REPLIES.startTlsFirst));
       if (!session.secure && rules.requireTlsToOfferAuth) return callback(replyError(SMTP_REPLIES.encryptionRequired));
-      if (auth.method !== "PLAIN" && auth.method !== "LOGIN")
-        return callback(replyError(SMTP_REPLIES.unknownMechanism));
+      const mechanism = auth.method;
+      if (mechanism !== "PLAIN" && mechanism !== "LOGIN") return callback(replyError(SMTP_REPLIES.unknownMechanism));
       let verdict: Verdict;
       try {
         verdict = await decide("auth", () =>
           api.decideAuth(
             {
               ...common(state, session),
-              mechanism: auth.method,
+              mechanism,
               username: auth.username ?? "",
               password: auth.password ?? "",
               ...(auth.authzid ? { authzid: auth.authzid } : {}),
               certificate: state.certificate ? { chain: state.certificate } : null,
             },
-            `${session.id}-auth-${state.authFailures}`,
+            { requestId: `${session.id}-auth-${state.authFailures}` },
           ),
         );
       } catch (error) {

@@ -14,7 +14,7 @@
  * The relay's end-to-end tests read the exact reply lines, so an smtp-server change that breaks this shows there.
  */
 import { SMTPConnection } from "smtp-server/lib/smtp-connection.js";
-import { SMTP_REPLIES, type SmtpReply } from "../api/core/smtp-replies.ts";
+import { SMTP_REPLIES, type SmtpReply } from "../contract/smtp-replies.ts";
 
 /** Set to true on an smtp-server session object to leave AUTH out of EHLO replies until TLS is up. */
 export const HIDE_AUTH_BEFORE_TLS = Symbol("smtpgate.hideAuthBeforeTls");

@@ -9,12 +9,12 @@
  */
 import { z } from "zod";
 import { FilterParser } from "ldapts";
+import { mailFlowPolicySchema, nameSchema, senderGroupSchema } from "../../contract/listener-policy.ts";
 import { FILTER_TOKENS, templateTokens } from "../core/ldap-filter.ts";
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-const name = z.string().regex(NAME, "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit");
+const name = nameSchema;
 
 /** A reference to a secret held in an environment variable (or a Workers secret of that name). */
 export const secretRef = z
@@ -323,51 +323,6 @@ const certificateAuthProfileSchema = z.strictObject({
 
 export const authProfileSchema = z.discriminatedUnion("type", [ldapAuthProfileSchema, certificateAuthProfileSchema]);
 
-/**
- * A mail-flow policy (AsyncOS's name): what a sender group may do. The relay enforces it; the predefined relay
- * policy of the appliance ("RELAYED") is simply a policy with `behaviour: relay` here.
- */
-export const mailFlowPolicySchema = z.strictObject({
-  behaviour: z
-    .enum(["accept", "relay", "reject", "tcprefuse"])
-    .describe(
-      "relay: may send anywhere; accept: only to acceptedDomains unless authenticated; reject: 554 at connect; tcprefuse: close at once",
-    ),
-  tls: z.enum(["off", "preferred", "required"]).default("preferred"),
-  verifyClientCertificate: z
-    .boolean()
-    .default(false)
-    .describe("ask for a client certificate at STARTTLS and have the API judge it"),
-  smtpAuth: z
-    .enum(["off", "preferred", "required"])
-    .default("off")
-    .describe("required: no mail without authentication (by certificate or AUTH)"),
-  requireTlsToOfferAuth: z.boolean().default(true).describe("offer AUTH only after STARTTLS (538 5.7.11 before)"),
-  maxMessageBytes: z
-    .number()
-    .int()
-    .min(1024)
-    .max(1024 * 1024 * 1024)
-    .default(10 * 1024 * 1024),
-  maxRecipients: z.number().int().min(1).max(10_000).default(100),
-  maxConnectionsPerClient: z
-    .number()
-    .int()
-    .min(1)
-    .max(10_000)
-    .default(20)
-    .describe("concurrent connections from one IP address"),
-});
-
-const cidr = z.union([z.cidrv4(), z.cidrv6(), z.ipv4(), z.ipv6()], { error: "not an IP address or CIDR block" });
-
-/** A sender group: a row of the host access table, matched top-down by client IP, first match wins. */
-export const senderGroupSchema = z.strictObject({
-  name: z.string().min(1).max(64),
-  match: z.array(cidr).min(1).max(10_000).describe("client IP addresses and CIDR blocks (IPv4 and IPv6)"),
-  policy: name.describe("the mail-flow policy for this group"),
-});
-
 const domain = z
   .string()
   .min(1)
@@ -543,8 +498,6 @@ export type CrlSourceConfig = z.output<typeof crlSourceSchema>;
 export type CertificateAuthProfileConfig = z.output<typeof certificateAuthProfileSchema>;
 export type AuthProfileConfig = z.output<typeof authProfileSchema>;
 export type ListenerConfig = z.output<typeof listenerSchema>;
-export type MailFlowPolicy = z.output<typeof mailFlowPolicySchema>;
-export type SenderGroup = z.output<typeof senderGroupSchema>;
 export type SecretRef = z.output<typeof secretRef>;
 export type DecisionCacheConfig = z.output<typeof decisionCacheSchema>;
 

@@ -17,8 +17,9 @@ import { validatePath } from "../pki/path-validation.ts";
 import type { X509Certificate } from "../pki/x509.ts";
 import type { Directory } from "./directory.ts";
 import { fillFilter, generalizedTime } from "./ldap-filter.ts";
-import { SMTP_REPLIES } from "./smtp-replies.ts";
-import { allow, deny, proceed, tempfail, type Decision, type Reason } from "./verdict.ts";
+import { SMTP_REPLIES } from "../../contract/smtp-replies.ts";
+import type { Reason } from "../../contract/verdict.ts";
+import { allow, deny, proceed, tempfail, type Decision } from "./verdict.ts";
 
 export interface CertificateQuery {
   baseDn: string;

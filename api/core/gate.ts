@@ -16,7 +16,8 @@ import {
   type CachePolicy,
   type CacheStats,
 } from "../cache/decision-cache.ts";
-import type { Config, MailFlowPolicy, SenderGroup } from "../config/schema.ts";
+import type { ListenerPolicy } from "../../contract/listener-policy.ts";
+import type { Config } from "../config/schema.ts";
 import { DEFAULT_CHAIN_LIMITS } from "../pki/certificate-chain.ts";
 import type { CrlStore } from "../pki/crl-store.ts";
 import type { X509Certificate } from "../pki/x509.ts";
@@ -28,8 +29,9 @@ import {
 } from "./certificate-auth.ts";
 import type { Directory } from "./directory.ts";
 import { decideSmtpAuth, refuseWithoutDirectory, type SmtpAuthCredentials, type SmtpAuthQuery } from "./smtp-auth.ts";
-import { SMTP_REPLIES } from "./smtp-replies.ts";
-import { deny, proceed, tempfail, type Decision, type Reason } from "./verdict.ts";
+import { SMTP_REPLIES } from "../../contract/smtp-replies.ts";
+import type { Reason } from "../../contract/verdict.ts";
+import { deny, proceed, tempfail, type Decision } from "./verdict.ts";
 
 export interface PresentedCertificate {
   /** base64 DER, leaf first. */
@@ -46,15 +48,6 @@ export interface AuthRequest extends SmtpAuthCredentials {
 export interface TlsRequest {
   listener: string;
   certificate: PresentedCertificate | null;
-}
-
-/** What a relay needs to enforce a listener (GET /v1/listeners/{name}). */
-export interface ListenerPolicy {
-  listener: string;
-  authProfile: { name: string; type: "ldap" | "certificate"; allowAuthFallback: boolean };
-  hostAccessTable: SenderGroup[];
-  mailFlowPolicies: Record<string, MailFlowPolicy>;
-  acceptedDomains: string[];
 }
 
 export type GateResult = { ok: true; decision: Decision } | { ok: false; field: string; problem: string };

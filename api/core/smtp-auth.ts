@@ -13,7 +13,8 @@
 import type { Directory, DirectoryEntry } from "./directory.ts";
 import { fillFilter, userTokens } from "./ldap-filter.ts";
 import { verifyStoredPassword } from "./password-schemes.ts";
-import { allow, deny, tempfail, type Decision, type Method } from "./verdict.ts";
+import type { Method } from "../../contract/verdict.ts";
+import { allow, deny, tempfail, type Decision } from "./verdict.ts";
 
 /** Longest user name smtpgate sends to a directory; longer ones are refused without LDAP traffic. */
 export const MAX_USERNAME_LENGTH = 256;

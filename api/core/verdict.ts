@@ -1,60 +1,9 @@
 /**
- * The verdict: what the decision API answers (SPEC §5). A decision is always a verdict, never an exception; the
- * reason says why, and `smtp` is the exact reply the relay should give (null for `continue`: no reply is due, the
- * session goes on and AUTH is offered).
+ * Building verdicts: the core's decisions are verdicts without their decision id (the shell adds it). The
+ * verdict's shape is the contract's (contract/verdict.ts); these builders keep every decision consistent with it.
  */
-import { SMTP_REPLIES, type SmtpReply } from "./smtp-replies.ts";
-
-export const VERDICTS = ["allow", "deny", "tempfail", "continue"] as const;
-export type VerdictKind = (typeof VERDICTS)[number];
-
-export const METHODS = ["certificate", "ldap-bind", "ldap-password"] as const;
-export type Method = (typeof METHODS)[number];
-
-/** Why a decision came out as it did. Logged, and returned to the caller; never shown to the SMTP client. */
-export const REASONS = [
-  "ok",
-  "empty-password",
-  "malformed-username",
-  "authzid-not-permitted",
-  "invalid-credentials",
-  "no-such-user",
-  "ambiguous-user",
-  "unsupported-password-scheme",
-  "allowance-failed",
-  "directory-unavailable",
-  "auth-not-offered",
-  "already-authenticated",
-  "certificate-not-used",
-  "certificate-missing",
-  "certificate-malformed",
-  "certificate-untrusted",
-  "certificate-expired",
-  "certificate-not-yet-valid",
-  "certificate-usage",
-  "certificate-critical-extension",
-  "certificate-revoked",
-  "certificate-revocation-unknown",
-  "certificate-unmapped",
-  "certificate-ambiguous",
-] as const;
-export type Reason = (typeof REASONS)[number];
-
-export interface Verdict {
-  verdict: VerdictKind;
-  authenticated: boolean;
-  method: Method | null;
-  identity: string | null;
-  dn: string | null;
-  /** The allowance query failed and the listener allows temporarily: mark every later log line of the session. */
-  temporary: boolean;
-  reason: Reason;
-  smtp: SmtpReply | null;
-  /** The relay should close the connection after giving the reply. */
-  close: boolean;
-  profile: string;
-  decisionId: string;
-}
+import { SMTP_REPLIES, type SmtpReply } from "../../contract/smtp-replies.ts";
+import type { Method, Reason, Verdict, VerdictKind } from "../../contract/verdict.ts";
 
 /** What the core decides; the shell adds the decision id. */
 export type Decision = Omit<Verdict, "decisionId"> & {

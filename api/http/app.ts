@@ -18,23 +18,16 @@ import { requestId } from "hono/request-id";
 import { matchedRoutes } from "hono/route";
 import type { z } from "zod";
 import { formatIssues } from "../config/load.ts";
-import type { Gate, GateResult } from "../core/gate.ts";
-import type { Decision, Verdict } from "../core/verdict.ts";
-import { ApiMetrics, type DecisionKind, type ObservedDirectory } from "../metrics/api-metrics.ts";
+import type { Gate } from "../core/gate.ts";
+import { DecisionService, type Decided, type LogRecord, type Logger } from "../decisions/decision-service.ts";
+import { ApiMetrics, type ObservedDirectory } from "../metrics/api-metrics.ts";
 import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from "../metrics/prometheus.ts";
 import { bearerToken, type TokenChecker } from "./api-tokens.ts";
 import { openApiDocument } from "./openapi.ts";
 import { problem, type FieldProblem } from "./problem.ts";
-import {
-  authRequestSchema,
-  cacheFlushRequestSchema,
-  tlsRequestSchema,
-  type AuthRequestBody,
-  type TlsRequestBody,
-} from "./requests.ts";
+import { authRequestSchema, cacheFlushRequestSchema, tlsRequestSchema } from "../../contract/requests.ts";
 
-export type LogRecord = Record<string, unknown>;
-export type Logger = (record: LogRecord) => void;
+export type { LogRecord, Logger };
 
 export interface AppOptions {
   gate: Gate;
@@ -52,15 +45,17 @@ type Env = { Variables: { requestId: string } };
 
 const DIGITS = /^\d{1,15}$/;
 
-/** Longest user name copied into a log line; the rest is cut (a 10 kB injection attempt needs no 10 kB log). */
-const LOGGED_USERNAME_MAX = 128;
-
 export function createApp(options: AppOptions): Hono<Env> {
   const app = new Hono<Env>();
-  const newDecisionId = options.newDecisionId ?? (() => crypto.randomUUID());
   const metrics = new ApiMetrics({
     gate: options.gate,
     ...(options.directories ? { directories: options.directories } : {}),
+  });
+  const decisions = new DecisionService({
+    gate: options.gate,
+    metrics,
+    log: options.log,
+    ...(options.newDecisionId ? { newDecisionId: options.newDecisionId } : {}),
   });
   const metricsTokens = options.metricsTokens ?? options.tokens;
 
@@ -183,46 +178,16 @@ export function createApp(options: AppOptions): Hono<Env> {
   });
 
   app.post("/v1/decide/tls", async (c) => {
-    const started = performance.now();
     const body = await parseBody(c, tlsRequestSchema);
     if (!body.ok) return body.response;
-    const result = await options.gate.decideTls(body.value);
-    return answer(c, "tls", started, result, (decision, verdict) => ({
-      ...decisionLog(c, "tls", body.value, decision, verdict, started),
-      certificates: body.value.certificate?.chain.length ?? 0,
-    }));
+    return answer(c, await decisions.decideTls(body.value, { requestId: c.get("requestId") }));
   });
 
   app.post("/v1/decide/auth", async (c) => {
-    const started = performance.now();
     const body = await parseBody(c, authRequestSchema);
     if (!body.ok) return body.response;
-    const request = body.value;
-    const result = await options.gate.decideAuth(request);
-    return answer(c, "auth", started, result, (decision, verdict) => ({
-      ...decisionLog(c, "auth", request, decision, verdict, started),
-      mechanism: request.mechanism,
-      user:
-        request.username.length > LOGGED_USERNAME_MAX
-          ? `${request.username.slice(0, LOGGED_USERNAME_MAX)}…(${request.username.length} chars)`
-          : request.username,
-    }));
+    return answer(c, await decisions.decideAuth(body.value, { requestId: c.get("requestId") }));
   });
-
-  /** A verdict (200) with its log line and metrics, or the gate's complaint about the call (400). */
-  function answer(
-    c: Context<Env>,
-    kind: DecisionKind,
-    started: number,
-    result: GateResult,
-    logLine: (decision: Decision, verdict: Verdict) => LogRecord,
-  ): Response {
-    if (!result.ok) return malformed(c, [{ field: result.field, message: result.problem }]);
-    metrics.decision(kind, result.decision, (performance.now() - started) / 1000);
-    const verdict = toVerdict(result.decision, newDecisionId());
-    options.log(logLine(result.decision, verdict));
-    return c.json(verdict);
-  }
 
   app.notFound((c) => problem(c, 404, "not-found", "Not Found", `no route for ${c.req.method} ${c.req.path}`));
 
@@ -293,57 +258,12 @@ function parseJson<S extends z.ZodType>(c: Context, text: string, schema: S): Pa
   return { ok: false, response: malformed(c, errors) };
 }
 
+/** A verdict (200), or the gate's complaint about the call (400). */
+function answer(c: Context, decided: Decided): Response {
+  return decided.ok ? c.json(decided.verdict) : malformed(c, [{ field: decided.field, message: decided.problem }]);
+}
+
 function malformed(c: Context, errors: FieldProblem[]): Response {
   const detail = errors.map((error) => `${error.field}: ${error.message}`).join("; ");
   return problem(c, 400, "malformed-request", "Malformed request", detail, errors);
-}
-
-function toVerdict(decision: Decision, decisionId: string): Verdict {
-  return {
-    verdict: decision.verdict,
-    authenticated: decision.authenticated,
-    method: decision.method,
-    identity: decision.identity,
-    dn: decision.dn,
-    temporary: decision.temporary,
-    reason: decision.reason,
-    smtp: decision.smtp,
-    close: decision.close,
-    profile: decision.profile,
-    decisionId,
-  };
-}
-
-/** One line per decision: what an operator needs to answer "why was alice refused?". Never the password. */
-function decisionLog(
-  c: Context<Env>,
-  kind: "tls" | "auth",
-  request: AuthRequestBody | TlsRequestBody,
-  decision: Decision,
-  verdict: Verdict,
-  started: number,
-): LogRecord {
-  return {
-    level: "info",
-    msg: "decision",
-    kind,
-    requestId: c.get("requestId"),
-    decisionId: verdict.decisionId,
-    listener: request.listener,
-    session: request.session,
-    clientIp: request.client.ip,
-    helo: request.client.helo,
-    tls: request.tls ? `${request.tls.version} ${request.tls.cipher}` : null,
-    profile: verdict.profile,
-    method: verdict.method,
-    verdict: verdict.verdict,
-    reason: verdict.reason,
-    identity: verdict.identity,
-    temporary: verdict.temporary,
-    smtp: verdict.smtp?.code ?? null,
-    dn: verdict.dn,
-    detail: decision.detail,
-    cache: decision.cache,
-    durationMs: Math.round((performance.now() - started) * 10) / 10,
-  };
 }

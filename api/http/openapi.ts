@@ -1,42 +1,12 @@
 /**
- * The OpenAPI 3.1 document of the decision API (`GET /openapi.json`), built from the same zod schemas that
- * validate the requests, and from a zod description of the verdict that the compiler holds equal to the Verdict
- * type: the document cannot drift from what the code accepts and answers.
+ * The OpenAPI 3.1 document of the decision API (`GET /openapi.json`), built from the contract's zod schemas: the
+ * ones that validate the requests and the one the verdict type comes from, so the document cannot drift from what
+ * the code accepts and answers.
  */
 import { z } from "zod";
-import { SMTP_REPLIES } from "../core/smtp-replies.ts";
-import { METHODS, REASONS, VERDICTS, type Verdict } from "../core/verdict.ts";
-import { authRequestSchema, tlsRequestSchema } from "./requests.ts";
-
-const smtpReplySchema = z.strictObject({
-  code: z.number().int().describe("the SMTP reply code, e.g. 235"),
-  enhanced: z.string().describe("the RFC 3463 enhanced status code, e.g. 2.7.0"),
-  text: z.string().describe("the reply text; never says which of user name or password was wrong"),
-});
-
-export const verdictSchema = z.strictObject({
-  verdict: z.enum(VERDICTS).describe("continue: no decision yet, offer AUTH"),
-  authenticated: z.boolean(),
-  method: z.enum(METHODS).nullable(),
-  identity: z
-    .string()
-    .nullable()
-    .describe("the session identity: the user name, or the certificate entry's user ID attribute"),
-  dn: z.string().nullable(),
-  temporary: z
-    .boolean()
-    .describe("the allowance query failed and the listener allows temporarily: mark every later log line"),
-  reason: z.enum(REASONS),
-  smtp: smtpReplySchema.nullable().describe("the exact reply to give; null for continue"),
-  close: z.boolean().describe("close the connection after the reply"),
-  profile: z.string(),
-  decisionId: z.string(),
-});
-
-// Compile-time proof that the schema and the Verdict type describe the same object.
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const verdictMatches: Same<z.output<typeof verdictSchema>, Verdict> = true;
-void verdictMatches;
+import { authRequestSchema, tlsRequestSchema } from "../../contract/requests.ts";
+import { SMTP_REPLIES } from "../../contract/smtp-replies.ts";
+import { verdictSchema } from "../../contract/verdict.ts";
 
 const problemSchema = z.object({
   type: z.string(),

@@ -3,8 +3,8 @@
 // configuration is immutable per process), or an unusual table. It logs every request it answered.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { MailFlowPolicy } from "../../api/config/schema.ts";
-import type { ListenerPolicy } from "../../api/core/gate.ts";
+import type { MailFlowPolicy } from "../../contract/listener-policy.ts";
+import type { ListenerPolicy } from "../../contract/listener-policy.ts";
 
 export const LISTENER = "edge";
 

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ApiClient } from "../../edge-relay/api-client.ts";
+import { ApiClient } from "../../contract/api-client.ts";
 import { ListenerPolicyHolder } from "../../edge-relay/listener-policy.ts";
 import type { LogRecord } from "../../edge-relay/log.ts";
 import { generateServerPki, type ServerPki } from "../harness/pki.ts";

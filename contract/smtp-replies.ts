@@ -1,5 +1,5 @@
 /**
- * The SMTP replies smtpgate tells a relay to give (SPEC §5; RFC 4954, 3207, 3463). This table is the only place
+ * The SMTP replies smtpgate tells a relay to give (RFC 4954, 3207, 3463). This table is the only place
  * they are written down. The texts never say whether the user name or the password was wrong.
  */
 export interface SmtpReply {

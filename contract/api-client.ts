@@ -1,12 +1,13 @@
 /**
- * The relay's client for the decision API: one long-lived undici Pool per API origin, request() (not fetch()),
+ * The Decider over HTTP, and the listener-policy fetch: the client of the decision API that the relay and every
+ * front at the edge use: one long-lived undici Pool per API origin, request() (not fetch()),
  * bodies always consumed, short timeouts, one retry on a connection error. Anything but a well-formed verdict is
  * an error, which the relay turns into 454 4.7.0: an unreachable, slow or confused API never lets mail through.
  */
 import { Pool, errors as undiciErrors } from "undici";
-import type { ListenerPolicy } from "../api/core/gate.ts";
-import type { Verdict } from "../api/core/verdict.ts";
-import { VERDICTS } from "../api/core/verdict.ts";
+import type { AuthRequest, Decider, DecisionContext, TlsRequest } from "./decider.ts";
+import { listenerPolicySchema, type ListenerPolicy } from "./listener-policy.ts";
+import { verdictSchema, type Verdict } from "./verdict.ts";
 
 export interface ApiClientOptions {
   url: string;
@@ -22,7 +23,7 @@ export class ApiError extends Error {
 export type PolicyFetch =
   { status: "changed"; policy: ListenerPolicy; etag: string | null } | { status: "not-modified" };
 
-export class ApiClient {
+export class ApiClient implements Decider {
   readonly #pool: Pool;
   readonly #options: ApiClientOptions;
   readonly #base: string;
@@ -41,12 +42,12 @@ export class ApiClient {
     });
   }
 
-  async decideTls(body: unknown, requestId: string): Promise<Verdict> {
-    return parseVerdict(await this.#call("POST", "/v1/decide/tls", body, requestId));
+  async decideTls(request: TlsRequest, context: DecisionContext = {}): Promise<Verdict> {
+    return parseVerdict(await this.#call("POST", "/v1/decide/tls", request, context.requestId));
   }
 
-  async decideAuth(body: unknown, requestId: string): Promise<Verdict> {
-    return parseVerdict(await this.#call("POST", "/v1/decide/auth", body, requestId));
+  async decideAuth(request: AuthRequest, context: DecisionContext = {}): Promise<Verdict> {
+    return parseVerdict(await this.#call("POST", "/v1/decide/auth", request, context.requestId));
   }
 
   async listenerPolicy(name: string, etag: string | null): Promise<PolicyFetch> {
@@ -63,9 +64,9 @@ export class ApiClient {
     const text = await response.body.text();
     if (response.statusCode !== 200)
       throw new ApiError(`GET /v1/listeners/${name}: HTTP ${response.statusCode}: ${text.slice(0, 200)}`);
-    const policy = JSON.parse(text) as ListenerPolicy;
-    if (!Array.isArray(policy.hostAccessTable) || typeof policy.mailFlowPolicies !== "object")
-      throw new ApiError(`GET /v1/listeners/${name}: not a listener policy`);
+    const parsed = listenerPolicySchema.safeParse(parseJson(text, `GET /v1/listeners/${name}`));
+    if (!parsed.success) throw new ApiError(`GET /v1/listeners/${name}: not a listener policy`);
+    const policy: ListenerPolicy = parsed.data;
     const header = response.headers.etag;
     return { status: "changed", policy, etag: typeof header === "string" ? header : null };
   }
@@ -74,19 +75,15 @@ export class ApiClient {
     await this.#pool.close();
   }
 
-  async #call(method: string, path: string, body: unknown, requestId: string): Promise<unknown> {
+  async #call(method: string, path: string, body: unknown, requestId: string | undefined): Promise<unknown> {
     const response = await this.#send(method, path, JSON.stringify(body), {
       "content-type": "application/json",
-      "x-request-id": requestId,
+      ...(requestId === undefined ? {} : { "x-request-id": requestId }),
     });
     const text = await response.body.text();
     if (response.statusCode !== 200)
       throw new ApiError(`${method} ${path}: HTTP ${response.statusCode}: ${text.slice(0, 300)}`);
-    try {
-      return JSON.parse(text);
-    } catch {
-      throw new ApiError(`${method} ${path}: the answer is not JSON`);
-    }
+    return parseJson(text, `${method} ${path}`);
   }
 
   async #send(method: string, path: string, body: string | undefined, headers: Record<string, string>) {
@@ -108,24 +105,27 @@ export class ApiClient {
   }
 }
 
+function parseJson(text: string, call: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ApiError(`${call}: the answer is not JSON`);
+  }
+}
+
 function isConnectionError(error: unknown): boolean {
   if (error instanceof undiciErrors.SocketError || error instanceof undiciErrors.ConnectTimeoutError) return true;
   const code = (error as { code?: string }).code;
   return code === "ECONNRESET" || code === "ECONNREFUSED" || code === "EPIPE";
 }
 
+/** The contract's verdict, or an error: anything else from the API is no answer (and the relay tempfails). */
 function parseVerdict(value: unknown): Verdict {
-  const verdict = value as Partial<Verdict> | null;
-  if (
-    !verdict ||
-    typeof verdict !== "object" ||
-    !VERDICTS.includes(verdict.verdict as Verdict["verdict"]) ||
-    typeof verdict.authenticated !== "boolean" ||
-    typeof verdict.reason !== "string" ||
-    (verdict.smtp !== null && (typeof verdict.smtp !== "object" || typeof verdict.smtp?.code !== "number")) ||
-    (verdict.verdict === "allow" && (verdict.authenticated !== true || typeof verdict.identity !== "string"))
-  ) {
-    throw new ApiError("the API's answer is not a verdict");
-  }
-  return verdict as Verdict;
+  const parsed = verdictSchema.safeParse(value);
+  if (!parsed.success)
+    throw new ApiError(`the API's answer is not a verdict: ${parsed.error.issues[0]?.message ?? ""}`);
+  const verdict = parsed.data;
+  if (verdict.verdict === "allow" && (!verdict.authenticated || verdict.identity === null))
+    throw new ApiError("the API's answer is not a verdict: an allow without an identity");
+  return verdict;
 }

@@ -1,0 +1,122 @@
+/**
+ * From a validated decision request to the verdict, with its log line and its metrics: the one place where a
+ * decision becomes a verdict, whoever asked. The HTTP routes (api/http/app.ts) and the in-process Decider that a
+ * front in the same process uses both go through it, so their verdicts, log lines and counters are the same.
+ */
+import type { DecisionContext } from "../../contract/decider.ts";
+import type { AuthRequestBody, TlsRequestBody } from "../../contract/requests.ts";
+import type { Verdict } from "../../contract/verdict.ts";
+import type { Gate, GateResult } from "../core/gate.ts";
+import type { Decision } from "../core/verdict.ts";
+import type { ApiMetrics, DecisionKind } from "../metrics/api-metrics.ts";
+
+export type LogRecord = Record<string, unknown>;
+export type Logger = (record: LogRecord) => void;
+
+/** A verdict, or the gate's complaint about the request (the field it names). */
+export type Decided = { ok: true; verdict: Verdict } | { ok: false; field: string; problem: string };
+
+export interface DecisionServiceOptions {
+  gate: Gate;
+  metrics: ApiMetrics;
+  log: Logger;
+  newDecisionId?: () => string;
+}
+
+/** Longest user name copied into a log line; the rest is cut (a 10 kB injection attempt needs no 10 kB log). */
+const LOGGED_USERNAME_MAX = 128;
+
+export class DecisionService {
+  readonly #options: DecisionServiceOptions;
+  readonly #newDecisionId: () => string;
+
+  constructor(options: DecisionServiceOptions) {
+    this.#options = options;
+    this.#newDecisionId = options.newDecisionId ?? (() => crypto.randomUUID());
+  }
+
+  async decideTls(request: TlsRequestBody, context: DecisionContext = {}): Promise<Decided> {
+    const started = performance.now();
+    const result = await this.#options.gate.decideTls(request);
+    return this.#answer("tls", started, result, (decision, verdict) => ({
+      ...decisionLog("tls", request, context, decision, verdict, started),
+      certificates: request.certificate?.chain.length ?? 0,
+    }));
+  }
+
+  async decideAuth(request: AuthRequestBody, context: DecisionContext = {}): Promise<Decided> {
+    const started = performance.now();
+    const result = await this.#options.gate.decideAuth(request);
+    return this.#answer("auth", started, result, (decision, verdict) => ({
+      ...decisionLog("auth", request, context, decision, verdict, started),
+      mechanism: request.mechanism,
+      user:
+        request.username.length > LOGGED_USERNAME_MAX
+          ? `${request.username.slice(0, LOGGED_USERNAME_MAX)}…(${request.username.length} chars)`
+          : request.username,
+    }));
+  }
+
+  #answer(
+    kind: DecisionKind,
+    started: number,
+    result: GateResult,
+    logLine: (decision: Decision, verdict: Verdict) => LogRecord,
+  ): Decided {
+    if (!result.ok) return result;
+    this.#options.metrics.decision(kind, result.decision, (performance.now() - started) / 1000);
+    const verdict = toVerdict(result.decision, this.#newDecisionId());
+    this.#options.log(logLine(result.decision, verdict));
+    return { ok: true, verdict };
+  }
+}
+
+function toVerdict(decision: Decision, decisionId: string): Verdict {
+  return {
+    verdict: decision.verdict,
+    authenticated: decision.authenticated,
+    method: decision.method,
+    identity: decision.identity,
+    dn: decision.dn,
+    temporary: decision.temporary,
+    reason: decision.reason,
+    smtp: decision.smtp,
+    close: decision.close,
+    profile: decision.profile,
+    decisionId,
+  };
+}
+
+/** One line per decision: what an operator needs to answer "why was alice refused?". Never the password. */
+function decisionLog(
+  kind: DecisionKind,
+  request: AuthRequestBody | TlsRequestBody,
+  context: DecisionContext,
+  decision: Decision,
+  verdict: Verdict,
+  started: number,
+): LogRecord {
+  return {
+    level: "info",
+    msg: "decision",
+    kind,
+    requestId: context.requestId,
+    decisionId: verdict.decisionId,
+    listener: request.listener,
+    session: request.session,
+    clientIp: request.client.ip,
+    helo: request.client.helo,
+    tls: request.tls ? `${request.tls.version} ${request.tls.cipher}` : null,
+    profile: verdict.profile,
+    method: verdict.method,
+    verdict: verdict.verdict,
+    reason: verdict.reason,
+    identity: verdict.identity,
+    temporary: verdict.temporary,
+    smtp: verdict.smtp?.code ?? null,
+    dn: verdict.dn,
+    detail: decision.detail,
+    cache: decision.cache,
+    durationMs: Math.round((performance.now() - started) * 10) / 10,
+  };
+}

@@ -1,0 +1,44 @@
+/**
+ * The Decider in-process: a front running in the API's process asks the gate directly, with the same request
+ * validation, verdicts, log lines and metrics as over HTTP (contract/api-client.ts is the other Decider).
+ */
+import {
+  DecisionRefused,
+  type AuthRequest,
+  type Decider,
+  type DecisionContext,
+  type TlsRequest,
+} from "../../contract/decider.ts";
+import { authRequestSchema, tlsRequestSchema } from "../../contract/requests.ts";
+import type { Verdict } from "../../contract/verdict.ts";
+import type { Decided, DecisionService } from "./decision-service.ts";
+import type { z } from "zod";
+
+export class InProcessDecider implements Decider {
+  readonly #service: DecisionService;
+
+  constructor(service: DecisionService) {
+    this.#service = service;
+  }
+
+  async decideTls(request: TlsRequest, context?: DecisionContext): Promise<Verdict> {
+    return verdictOf(await this.#service.decideTls(parse(tlsRequestSchema, request), context));
+  }
+
+  async decideAuth(request: AuthRequest, context?: DecisionContext): Promise<Verdict> {
+    return verdictOf(await this.#service.decideAuth(parse(authRequestSchema, request), context));
+  }
+}
+
+function parse<S extends z.ZodType>(schema: S, request: unknown): z.output<S> {
+  const parsed = schema.safeParse(request);
+  if (parsed.success) return parsed.data;
+  throw new DecisionRefused(
+    parsed.error.issues.map((issue) => ({ field: issue.path.join(".") || "(request)", message: issue.message })),
+  );
+}
+
+function verdictOf(decided: Decided): Verdict {
+  if (!decided.ok) throw new DecisionRefused([{ field: decided.field, message: decided.problem }]);
+  return decided.verdict;
+}

@@ -1,0 +1,40 @@
+/**
+ * The Decider port: what every front (the edge relay, the protocol servers, the nginx endpoint) asks, and the only
+ * way it asks. Two implementations: in-process over the gate (api/decisions/in-process-decider.ts) and over HTTP
+ * (contract/api-client.ts). Both validate the request with the contract's schemas and answer the contract's
+ * verdict, so a front cannot tell them apart.
+ *
+ * A rejected promise means "no answer" (the API unreachable, slow, confused, or the request malformed): the front
+ * answers with a temporary failure, never an accept.
+ */
+import type { z } from "zod";
+import type { authRequestSchema, tlsRequestSchema } from "./requests.ts";
+import type { Verdict } from "./verdict.ts";
+
+/** A request as a front builds it (optional fields may be left out). */
+export type TlsRequest = z.input<typeof tlsRequestSchema>;
+export type AuthRequest = z.input<typeof authRequestSchema>;
+
+/** Facts about the call, not part of the decision. */
+export interface DecisionContext {
+  /** Correlates the front's log line with the API's (the HTTP X-Request-Id). */
+  requestId?: string;
+}
+
+export interface Decider {
+  /** At STARTTLS (or implicit TLS): the client certificate chain, or its absence. */
+  decideTls(request: TlsRequest, context?: DecisionContext): Promise<Verdict>;
+  /** At AUTH: the credentials (and the STARTTLS certificate, for certificate profiles with AUTH fallback). */
+  decideAuth(request: AuthRequest, context?: DecisionContext): Promise<Verdict>;
+}
+
+/** The request was refused before any decision: a malformed call names the field. */
+export class DecisionRefused extends Error {
+  override name = "DecisionRefused";
+  readonly problems: readonly { field: string; message: string }[];
+
+  constructor(problems: readonly { field: string; message: string }[]) {
+    super(problems.map((problem) => `${problem.field}: ${problem.message}`).join("; "));
+    this.problems = problems;
+  }
+}
