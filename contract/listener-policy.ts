@@ -33,6 +33,12 @@ export const mailFlowPolicySchema = z.strictObject({
     .default("off")
     .describe("required: no mail without authentication (by certificate or AUTH)"),
   requireTlsToOfferAuth: z.boolean().default(true).describe("offer AUTH only after STARTTLS (538 5.7.11 before)"),
+  senderLogin: z
+    .enum(["off", "warn", "enforce"])
+    .default("off")
+    .describe(
+      "bind the envelope sender to the login: enforce answers 553 5.7.1 at MAIL FROM for an address the identity does not own; warn only logs",
+    ),
   maxMessageBytes: z
     .number()
     .int()

@@ -1,21 +1,32 @@
 /**
- * The request bodies of the decision API (SPEC §5), validated with zod; these schemas are also the source of the
- * OpenAPI document. Length limits here only bound the work per call: what a valid user name is, is the core's
+ * The request bodies of the decision API, validated with zod; these schemas are also the source of the OpenAPI
+ * document. Length limits here only bound the work per call: what a valid user name is, is the core's
  * business (a 10 kB user name is a `deny`, not a malformed call).
  */
 import { z } from "zod";
 
 const MAX_TEXT = 16 * 1024;
 
+/**
+ * A field a client may lack: absent and null mean the same (most callers map "none" to null), and the decision
+ * sees neither, only `undefined`.
+ */
+function lacking<S extends z.ZodType>(schema: S) {
+  return schema
+    .nullish()
+    .transform((value) => value ?? undefined)
+    .describe(`${schema.description ?? ""}; absent or null when there is none`.replace(/^; /, ""));
+}
+
 export const clientSchema = z.strictObject({
   ip: z.union([z.ipv4(), z.ipv6()]).describe("the SMTP client's IP address"),
-  helo: z.string().max(1024).optional().describe("the EHLO/HELO name it gave"),
+  helo: lacking(z.string().max(1024).describe("the EHLO/HELO name it gave")),
 });
 
 export const tlsSchema = z.strictObject({
   version: z.string().max(32).describe("e.g. TLSv1.3"),
   cipher: z.string().max(256),
-  sni: z.string().max(256).optional(),
+  sni: lacking(z.string().max(256).describe("the server name the client asked for")),
 });
 
 /** Caps here only bound the work of one call; certificate size and chain length limits are the profile's. */
@@ -42,7 +53,7 @@ export const authRequestSchema = z.strictObject({
   mechanism: z.enum(["PLAIN", "LOGIN"]),
   username: z.string().max(MAX_TEXT),
   password: z.string().max(MAX_TEXT),
-  authzid: z.string().max(MAX_TEXT).optional(),
+  authzid: lacking(z.string().max(MAX_TEXT).describe("the SASL authorization identity")),
   certificate: certificateSchema
     .nullable()
     .optional()

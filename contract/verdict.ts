@@ -61,6 +61,13 @@ export const verdictSchema = z.object({
     .boolean()
     .describe("the allowance query failed and the listener allows temporarily: mark every later log line"),
   reason: z.enum(REASONS),
+  retryAfter: z.number().int().nullable().describe("seconds until a rate-limited client may try again; null otherwise"),
+  addresses: z
+    .array(z.string())
+    .nullable()
+    .describe(
+      "with an allow: the envelope sender addresses the identity owns (the entry's address attributes), for senderLogin; null when not configured",
+    ),
   smtp: smtpReplySchema.nullable().describe("the exact reply to give; null for continue"),
   close: z.boolean().describe("close the connection after the reply"),
   profile: z.string(),

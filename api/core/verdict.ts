@@ -41,6 +41,8 @@ function notAuthenticated(
     dn: outcome.dn ?? null,
     temporary: false,
     reason,
+    retryAfter: null,
+    addresses: null,
     smtp,
     close: verdict === "continue" ? false : (outcome.close ?? false),
     profile: outcome.profile,
@@ -48,7 +50,15 @@ function notAuthenticated(
   };
 }
 
-export function allow(outcome: Outcome & { identity: string; dn: string | null; temporary?: boolean }): Decision {
+export function allow(
+  outcome: Outcome & {
+    identity: string;
+    dn: string | null;
+    temporary?: boolean;
+    /** The envelope senders the identity owns, where the query names address attributes. */
+    addresses?: readonly string[] | null;
+  },
+): Decision {
   return {
     verdict: "allow",
     authenticated: true,
@@ -57,6 +67,8 @@ export function allow(outcome: Outcome & { identity: string; dn: string | null; 
     dn: outcome.dn,
     temporary: outcome.temporary ?? false,
     reason: outcome.temporary ? "allowance-failed" : "ok",
+    retryAfter: null,
+    addresses: outcome.addresses ? [...outcome.addresses] : null,
     smtp: outcome.smtp ?? SMTP_REPLIES.authSucceeded,
     close: outcome.close ?? false,
     profile: outcome.profile,

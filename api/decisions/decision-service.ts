@@ -80,6 +80,8 @@ function toVerdict(decision: Decision, decisionId: string): Verdict {
     dn: decision.dn,
     temporary: decision.temporary,
     reason: decision.reason,
+    retryAfter: decision.retryAfter,
+    addresses: decision.addresses,
     smtp: decision.smtp,
     close: decision.close,
     profile: decision.profile,

@@ -64,6 +64,7 @@ describe("GET /v1/listeners/{name}", () => {
       verifyClientCertificate: false,
       smtpAuth: "off",
       requireTlsToOfferAuth: true,
+      senderLogin: "off",
       maxMessageBytes: 10 * 1024 * 1024,
       maxRecipients: 100,
       maxConnectionsPerClient: 20,

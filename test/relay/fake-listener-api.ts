@@ -3,8 +3,7 @@
 // configuration is immutable per process), or an unusual table. It logs every request it answered.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { MailFlowPolicy } from "../../contract/listener-policy.ts";
-import type { ListenerPolicy } from "../../contract/listener-policy.ts";
+import type { ListenerPolicy, MailFlowPolicy } from "../../contract/listener-policy.ts";
 
 export const LISTENER = "edge";
 
@@ -15,6 +14,7 @@ export const rules = (overrides: Partial<MailFlowPolicy>): MailFlowPolicy => ({
   verifyClientCertificate: false,
   smtpAuth: "off",
   requireTlsToOfferAuth: true,
+  senderLogin: "off",
   maxMessageBytes: 1024 * 1024,
   maxRecipients: 10,
   maxConnectionsPerClient: 10,
