@@ -17,11 +17,11 @@ import os from "node:os";
 import { join } from "node:path";
 import { Client } from "ldapts";
 import { Pool } from "undici";
-import { CAC_SCHEMA, certUsersLdif } from "../../test/harness/cert-ldap.ts";
-import { generateClientPki } from "../../test/harness/client-pki.ts";
-import { serveCrls } from "../../test/harness/crl-server.ts";
-import { freePort } from "../../test/harness/ports.ts";
-import { SEED, startSlapd } from "../../test/harness/slapd.ts";
+import { CAC_SCHEMA, certUsersLdif } from "../../dev/client-pki/directory-entries.ts";
+import { generateClientPki } from "../../dev/client-pki/index.ts";
+import { serveCrls } from "../../dev/crl-server.ts";
+import { freePort } from "../../dev/ports.ts";
+import { SEED, startSlapd } from "../../dev/slapd/index.ts";
 import { closedLoop, medianRun, rssBytes, type Processes, type RunResult } from "./measure.ts";
 import { messageOfSize, submitOnce } from "./smtp-client.ts";
 

@@ -2,10 +2,10 @@
 // accept; failover to the next host and back; TLS to the directory verified.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ConfigInput } from "../../api/config/schema.ts";
-import { API_TOKENS_CONFIG, startTestApi, type TestApi } from "../harness/api.ts";
-import { startBlackHole, type BlackHole } from "../harness/network.ts";
-import { freePorts } from "../harness/ports.ts";
-import { SEED, startSlapd, type SlapdInstance } from "../harness/slapd.ts";
+import { API_TOKENS_CONFIG, startTestApi, type TestApi } from "../../dev/api.ts";
+import { startBlackHole, type BlackHole } from "../../dev/network.ts";
+import { freePorts } from "../../dev/ports.ts";
+import { SEED, startSlapd, type SlapdInstance } from "../../dev/slapd/index.ts";
 
 const { alice } = SEED.users;
 const started: { close(): Promise<void> }[] = [];

@@ -3,9 +3,9 @@
 // refused recipient and the upstream's reply; never for the null sender; 451 (or 554) when the notification
 // cannot be sent. A purpose-built upstream (upstream.ts) refuses chosen recipients; real swaks as the client.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { TEST_TOKEN } from "../harness/api.ts";
-import { startTestRelay, type TestRelay } from "../harness/relay.ts";
-import type { SunkMessage } from "../harness/sink.ts";
+import { TEST_TOKEN } from "../../dev/api.ts";
+import { startTestRelay, type TestRelay } from "../../dev/relay.ts";
+import type { SunkMessage } from "../../dev/sink.ts";
 import { RawSmtp, swaks } from "./clients.ts";
 import { ALICE, STACK_LISTENERS, startRelayFixture, type RelayFixture } from "./fixture.ts";
 import { startTestUpstream, type TestUpstream } from "./upstream.ts";

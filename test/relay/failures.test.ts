@@ -5,12 +5,12 @@ import { spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestApi, TEST_TOKEN, type TestApi } from "../harness/api.ts";
-import { freePort } from "../harness/ports.ts";
-import { startTestRelay, type TestRelay } from "../harness/relay.ts";
-import { startSink, type Sink } from "../harness/sink.ts";
-import { SEED } from "../harness/slapd.ts";
-import { stackApiConfig } from "../harness/stack.ts";
+import { startTestApi, TEST_TOKEN, type TestApi } from "../../dev/api.ts";
+import { freePort } from "../../dev/ports.ts";
+import { startTestRelay, type TestRelay } from "../../dev/relay.ts";
+import { startSink, type Sink } from "../../dev/sink.ts";
+import { SEED } from "../../dev/slapd/index.ts";
+import { stackApiConfig } from "../../dev/stack.ts";
 import { RawSmtp, swaks, type ToolResult } from "./clients.ts";
 import { ALICE, STACK_LISTENERS, startRelayFixture, type RelayFixture } from "./fixture.ts";
 

@@ -4,10 +4,10 @@
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRelayMetrics, MetricsRegistry } from "../../edge-relay/metrics.ts";
-import { startTestApi, TEST_TOKEN } from "../harness/api.ts";
-import { startTestRelay, type TestRelay } from "../harness/relay.ts";
-import { SEED } from "../harness/slapd.ts";
-import { stackApiConfig } from "../harness/stack.ts";
+import { startTestApi, TEST_TOKEN } from "../../dev/api.ts";
+import { startTestRelay, type TestRelay } from "../../dev/relay.ts";
+import { SEED } from "../../dev/slapd/index.ts";
+import { stackApiConfig } from "../../dev/stack.ts";
 import { eventually, RawSmtp, swaks } from "./clients.ts";
 import { ALICE, STACK_LISTENERS, startRelayFixture, type RelayFixture } from "./fixture.ts";
 

@@ -4,11 +4,11 @@
 // tempfail verdict, as opposed to an unreachable API). One API with extra listeners over the stack's slapd/PKI.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ConfigInput } from "../../api/config/schema.ts";
-import { startTestApi, TEST_TOKEN, type TestApi } from "../harness/api.ts";
-import { freePort } from "../harness/ports.ts";
-import { startTestRelay, type TestRelay } from "../harness/relay.ts";
-import { SEED } from "../harness/slapd.ts";
-import { stackApiConfig } from "../harness/stack.ts";
+import { startTestApi, TEST_TOKEN, type TestApi } from "../../dev/api.ts";
+import { freePort } from "../../dev/ports.ts";
+import { startTestRelay, type TestRelay } from "../../dev/relay.ts";
+import { SEED } from "../../dev/slapd/index.ts";
+import { stackApiConfig } from "../../dev/stack.ts";
 import { RawSmtp, sleep, swaks } from "./clients.ts";
 import { ALICE, BOB, receivedHeader, startRelayFixture, type RelayFixture } from "./fixture.ts";
 

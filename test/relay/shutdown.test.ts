@@ -3,8 +3,8 @@
 // `421 4.3.2 Service shutting down, try again later` and is closed, and a message still streaming in then is
 // not relayed. Raw sockets, so that the test decides exactly when each line is sent.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TEST_TOKEN } from "../harness/api.ts";
-import { startTestRelay, type TestRelay } from "../harness/relay.ts";
+import { TEST_TOKEN } from "../../dev/api.ts";
+import { startTestRelay, type TestRelay } from "../../dev/relay.ts";
 import { RawSmtp, sleep } from "./clients.ts";
 import { ALICE, STACK_LISTENERS, startRelayFixture, type RelayFixture } from "./fixture.ts";
 

@@ -3,7 +3,7 @@
 // bounces) at MAIL, and keeps every message it accepts with its envelope.
 import type { AddressInfo } from "node:net";
 import { SMTPServer } from "smtp-server";
-import type { SunkMessage } from "../harness/sink.ts";
+import type { SunkMessage } from "../../dev/sink.ts";
 
 export interface UpstreamReply {
   code: number;

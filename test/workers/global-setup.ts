@@ -3,11 +3,11 @@
 // and the Worker gets its configuration as a binding (vitest.workers.config.ts).
 import { rm } from "node:fs/promises";
 import type { TestProject } from "vitest/node";
-import { CAC_SCHEMA, certUsersLdif } from "../harness/cert-ldap.ts";
-import { generateClientPki } from "../harness/client-pki.ts";
-import { serveCrls } from "../harness/crl-server.ts";
-import { freePorts } from "../harness/ports.ts";
-import { SEED, startSlapd } from "../harness/slapd.ts";
+import { CAC_SCHEMA, certUsersLdif } from "../../dev/client-pki/directory-entries.ts";
+import { generateClientPki } from "../../dev/client-pki/index.ts";
+import { serveCrls } from "../../dev/crl-server.ts";
+import { freePorts } from "../../dev/ports.ts";
+import { SEED, startSlapd } from "../../dev/slapd/index.ts";
 import type { WorkersFixture } from "./fixture.ts";
 import { startLdapsFront, WORKERD_TLS_ENV, type WorkerdTlsFiles } from "./ldaps-front.ts";
 

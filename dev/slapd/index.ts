@@ -10,9 +10,9 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { copyServerPki, generateServerPki } from "./pki.ts";
-import type { ServerPki } from "./pki.ts";
-import { freePorts } from "./ports.ts";
+import { copyServerPki, generateServerPki } from "../server-pki.ts";
+import type { ServerPki } from "../server-pki.ts";
+import { freePorts } from "../ports.ts";
 
 const execFileAsync = promisify(execFile);
 

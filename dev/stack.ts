@@ -3,15 +3,15 @@
 // Used by the demo, the relay's end-to-end tests and the benchmark.
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { ConfigInput } from "../../api/config/schema.ts";
+import type { ConfigInput } from "../api/config/schema.ts";
 import { API_TOKENS_CONFIG, TEST_TOKEN, startTestApi, type TestApi } from "./api.ts";
-import { CAC_SCHEMA, certUsersLdif } from "./cert-ldap.ts";
-import { generateClientPki, writeClientPki, type ClientPki } from "./client-pki.ts";
+import { CAC_SCHEMA, certUsersLdif } from "./client-pki/directory-entries.ts";
+import { generateClientPki, writeClientPki, type ClientPki } from "./client-pki/index.ts";
 import { serveCrls, type CrlServer } from "./crl-server.ts";
 import { startTestRelay, type TestRelay } from "./relay.ts";
 import { startSink, type Sink, type SunkMessage } from "./sink.ts";
-import { SEED, startSlapd, type SlapdInstance } from "./slapd.ts";
-import type { RelayConfigInput } from "../../edge-relay/config.ts";
+import { SEED, startSlapd, type SlapdInstance } from "./slapd/index.ts";
+import type { RelayConfigInput } from "../edge-relay/config.ts";
 
 /** The listeners of the stack, one per flow of SPEC §3. */
 export const STACK_LISTENERS = {

@@ -22,13 +22,13 @@ import {
   OID_UPN,
   generateClientPki,
   writeClientPki,
-} from "./client-pki.ts";
-import type { ClientPki, IssuedCertificate, LeafName } from "./client-pki.ts";
-import { serveCrls } from "./crl-server.ts";
-import type { CrlServer } from "./crl-server.ts";
-import { CAC_SCHEMA, CERTS_DN, certUsers, certUsersLdif } from "./cert-ldap.ts";
-import { SEED, startSlapd } from "./slapd.ts";
-import type { SlapdInstance } from "./slapd.ts";
+} from "./index.ts";
+import type { ClientPki, IssuedCertificate, LeafName } from "./index.ts";
+import { serveCrls } from "../crl-server.ts";
+import type { CrlServer } from "../crl-server.ts";
+import { CAC_SCHEMA, CERTS_DN, certUsers, certUsersLdif } from "./directory-entries.ts";
+import { SEED, startSlapd } from "../slapd/index.ts";
+import type { SlapdInstance } from "../slapd/index.ts";
 
 const execFileAsync = promisify(execFile);
 const DAY = 86_400_000;
