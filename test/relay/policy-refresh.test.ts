@@ -11,9 +11,9 @@ import { ListenerPolicyHolder } from "../../edge-relay/listener-policy.ts";
 import type { LogRecord } from "../../edge-relay/log.ts";
 import { generateServerPki, type ServerPki } from "../../dev/server-pki.ts";
 import { startTestRelay } from "../../dev/relay.ts";
+import { startSink, type Sink } from "../../dev/sink.ts";
 import { eventually, RawSmtp } from "./clients.ts";
 import { FakeListenerApi, LISTENER, listenerPolicy } from "./fake-listener-api.ts";
-import { startTestUpstream, type TestUpstream } from "./upstream.ts";
 
 const TOKEN = "fake-api-token";
 
@@ -138,12 +138,12 @@ describe("ListenerPolicyHolder against a fake API", () => {
 describe("a running relay refreshing its policy on the timer (policyRefreshSeconds: 1)", () => {
   let dir: string;
   let pki: ServerPki;
-  let upstream: TestUpstream;
+  let upstream: Sink;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "smtpgate-policy-refresh-"));
     pki = await generateServerPki(dir);
-    upstream = await startTestUpstream();
+    upstream = await startSink({ closeTimeoutMs: 1_000 });
   });
 
   afterAll(async () => {
