@@ -5,12 +5,12 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ConfigInput } from "../api/config/schema.ts";
 import { API_TOKENS_CONFIG, TEST_TOKEN, startTestApi, type TestApi } from "./api.ts";
-import { CAC_SCHEMA, certUsersLdif } from "./client-pki/directory-entries.ts";
-import { generateClientPki, writeClientPki, type ClientPki } from "./client-pki/index.ts";
-import { serveCrls, type CrlServer } from "./crl-server.ts";
+import { writeClientPki, type ClientPki } from "./client-pki/index.ts";
+import type { CrlServer } from "./crl-server.ts";
+import { startDirectoryWithPki } from "./directory-with-pki.ts";
 import { startTestRelay, type TestRelay } from "./relay.ts";
 import { startSink, type Sink, type SunkMessage } from "./sink.ts";
-import { SEED, startSlapd, type SlapdInstance } from "./slapd/index.ts";
+import { SEED, type SlapdInstance } from "./slapd/index.ts";
 import type { RelayConfigInput } from "../edge-relay/config.ts";
 
 /** The listeners of the stack, one per flow of SPEC §3. */
@@ -137,13 +137,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     for (const closer of closers.reverse()) await closer().catch(() => {});
   };
   try {
-    const crls = await serveCrls();
-    closers.push(() => crls.close());
-    const pki = await generateClientPki({ crlBaseUrl: crls.baseUrl });
-    crls.set("/intermediate.crl", pki.crls.intermediateCurrent.der);
-    crls.set("/root.crl", pki.crls.rootCurrent.der);
-    const slapd = await startSlapd({ extraSchema: CAC_SCHEMA, extraLdif: certUsersLdif(pki) });
-    closers.push(() => slapd.close());
+    const directory = await startDirectoryWithPki();
+    closers.push(() => directory.close());
+    const { slapd, pki, crls } = directory;
     const apiToken = options.apiToken ?? TEST_TOKEN;
     // With a token of its own (the demo), the API accepts that token only: not the test suite's rotation token.
     const tokens: Record<string, string> = options.apiToken ? { TEST_TOKEN: apiToken, TEST_TOKEN_NEXT: apiToken } : {};

@@ -74,7 +74,8 @@ export const SEED = {
 // Hashes come from slappasswd (salted ones differ per call; one set per process is plenty).
 let hashCache: Promise<Map<string, string>> | undefined;
 
-async function slappasswd(scheme: string, password: string): Promise<string> {
+/** `password` as slappasswd stores it with `scheme` (e.g. "SSHA": salted, so different at each call). */
+export async function slappasswd(scheme: string, password: string): Promise<string> {
   const args = ["-h", `{${scheme}}`, "-s", password];
   if (scheme.startsWith("SSHA2") || scheme.startsWith("SSHA5")) {
     args.unshift("-o", `module-path=${MODULE_PATH}`, "-o", "module-load=pw-sha2");
