@@ -1,5 +1,5 @@
-// Starts the real decision API (Node runtime, real ldapts, real HTTP on loopback) for a test, with its log lines
-// captured, and a small client for it.
+// Starts the real decision API (Node runtime, real ldapts, real HTTP on loopback) in this process, for a
+// test or the demo, with its log lines captured, and a small client for it.
 import { validateConfig } from "../api/config/load.ts";
 import type { ConfigInput } from "../api/config/schema.ts";
 import type { LogRecord } from "../api/http/app.ts";

@@ -1,6 +1,7 @@
 // The whole smtpgate stack on loopback: a private slapd (seed users plus certificate entries), a client PKI
 // with its CRL on a local HTTP server, the decision API, an upstream sink and one edge relay per listener.
-// Used by the demo, the relay's end-to-end tests and the benchmark.
+// Used by the demo and the relay's end-to-end tests (the benchmark runs the API and relay as processes of their
+// own, over directory-with-pki.ts).
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ConfigInput } from "../api/config/schema.ts";

@@ -1,7 +1,8 @@
 // A throw-away client-certificate PKI for the certificate-authentication tests, made at run time with
 // @peculiar/x509 and WebCrypto (ECDSA P-256, SHA-256): a root CA, an intermediate CA (pathLen 0) that issues the
 // client certificates, an unrelated root, a set of leaves with exactly one defect each, a few broken CAs for
-// chain defects, and CRLs (current, stale, wrongly signed, and an empty one of the root).
+// chain defects, and CRLs (current, stale, wrongly signed, and an empty one of the root). What it holds:
+// contents.ts; how a certificate or CRL is issued: issue.ts; the PKI as files: files.ts.
 //
 // Identities: every defect leaf that the brief does not name otherwise carries alice's identity (subject
 // CN=alice,O=Example,C=US, SAN rfc822Name alice@example.com and otherName UPN alice@corp.example.com), so that
