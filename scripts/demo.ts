@@ -14,7 +14,7 @@
  */
 import { rm } from "node:fs/promises";
 import { join, relative } from "node:path";
-import { STACK_LISTENERS, startStack } from "../test/harness/stack.ts";
+import { STACK_LISTENERS, startStack } from "../dev/stack.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const DEMO = join(ROOT, ".demo");

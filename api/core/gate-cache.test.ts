@@ -2,7 +2,7 @@
 // stand in for a tempfail. A directory made of plain data and a clock moved by hand; the real slapd runs in
 // test/api/decision-cache.test.ts.
 import { beforeAll, describe, expect, it } from "vitest";
-import { generateClientPki, type ClientPki } from "../../test/harness/client-pki.ts";
+import { generateClientPki, type ClientPki } from "../../dev/client-pki/index.ts";
 import { validateConfig } from "../config/load.ts";
 import type { ConfigInput } from "../config/schema.ts";
 import { parseTrustAnchors } from "../pki/certificate-chain.ts";

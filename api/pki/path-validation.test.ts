@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { generateClientPki, type ClientPki, type LeafName } from "../../test/harness/client-pki.ts";
+import { generateClientPki, type ClientPki, type LeafName } from "../../dev/client-pki/index.ts";
 import { parseChain, DEFAULT_CHAIN_LIMITS } from "./certificate-chain.ts";
 import { validatePath } from "./path-validation.ts";
 

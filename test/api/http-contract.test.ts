@@ -1,7 +1,7 @@
 // The HTTP contract of the decision API: who may call it, and what a malformed call gets (RFC 9457).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { API_TOKENS_CONFIG, TEST_TOKEN, TEST_TOKEN_NEXT, startTestApi, type TestApi } from "../harness/api.ts";
-import { SEED, startSlapd, type SlapdInstance } from "../harness/slapd.ts";
+import { API_TOKENS_CONFIG, TEST_TOKEN, TEST_TOKEN_NEXT, startTestApi, type TestApi } from "../../dev/api.ts";
+import { SEED, startSlapd, type SlapdInstance } from "../../dev/slapd/index.ts";
 import { z } from "zod";
 import { verdictSchema } from "../../contract/verdict.ts";
 

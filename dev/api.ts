@@ -1,9 +1,9 @@
-// Starts the real decision API (Node runtime, real ldapts, real HTTP on loopback) for a test, with its log lines
-// captured, and a small client for it.
-import { validateConfig } from "../../api/config/load.ts";
-import type { ConfigInput } from "../../api/config/schema.ts";
-import type { LogRecord } from "../../api/http/app.ts";
-import { startApiServer, type ApiServer } from "../../api/runtime/node/server.ts";
+// Starts the real decision API (Node runtime, real ldapts, real HTTP on loopback) in this process, for a
+// test or the demo, with its log lines captured, and a small client for it.
+import { validateConfig } from "../api/config/load.ts";
+import type { ConfigInput } from "../api/config/schema.ts";
+import type { LogRecord } from "../api/http/app.ts";
+import { startApiServer, type ApiServer } from "../api/runtime/node/server.ts";
 
 export const TEST_TOKEN = "test-token-0123456789";
 export const TEST_TOKEN_NEXT = "next-token-9876543210";
