@@ -3,7 +3,7 @@
  *
  * Starts its own slapd (200 users), the decision API and the edge relay as child processes, an upstream sink and
  * a bare smtp-server baseline, then measures in one run, as ratios against baselines measured in the same run
- * (SPEC §10): raw ldapts search+bind vs API auth decisions (uncached, cached), the trivial authenticated endpoint
+ * (docs/performance.md): raw ldapts search+bind vs API auth decisions (uncached, cached), the authenticated ping
  * vs cached decisions, certificate decisions, full relay sessions vs bare smtp-server sessions, and relay memory
  * with 1,000 idle connections. Every figure is the median of 3 runs. Writes bench-results/latest.json and
  * bench-results/latest.md.
@@ -34,7 +34,7 @@ const USERS = 200;
 const TOKEN = "bench-token-0123456789abcdef";
 const MESSAGE = messageOfSize(10 * 1024);
 
-/** SPEC §10 reference figures measured on this kind of machine (not re-measurable here). */
+/** Reference figures (docs/performance.md) measured on this kind of machine (not re-measurable here). */
 const REFERENCE = {
   dovecotUncached: { 1: 2300, 8: 3200, 32: 3600 } as Record<number, number>,
   postfixSessions: { 1: 18, 8: 117, 32: 126 } as Record<number, number>,
@@ -466,14 +466,14 @@ function markdown(): string {
     for (const [c, r] of Object.entries(byConcurrency))
       lines.push(`| ${name} | ${c} | ${r.rate.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${cpu(r)} |`);
   }
-  lines.push("", "| target (SPEC §10) | c=1 | c=8 | c=32 | goal |", "|---|---:|---:|---:|---|");
+  lines.push("", "| target (docs/performance.md) | c=1 | c=8 | c=32 | goal |", "|---|---:|---:|---:|---|");
   const row = (label: string, key: keyof (typeof targets)[number], goal: string) =>
     lines.push(`| ${label} | ${targets.map((t) => (t[key] as number).toFixed(2)).join(" | ")} | ${goal} |`);
   row("API auth uncached / raw ldapts search+bind", "uncachedVsRaw", "≥ 0.85");
-  row("API auth uncached / Dovecot uncached (SPEC reference figures)", "uncachedVsDovecotReference", "≥ 1.5");
+  row("API auth uncached / Dovecot uncached (reference figures)", "uncachedVsDovecotReference", "≥ 1.5");
   row("API auth cached / GET /v1/ping", "cachedVsPing", "≥ 0.80");
   row("relay session / bare smtp-server session", "relayVsBare", "≥ 0.70 (c=8, 32)");
-  row("relay session / Postfix+Dovecot (SPEC reference figures)", "relayVsPostfixReference", "> 1");
+  row("relay session / Postfix+Dovecot (reference figures)", "relayVsPostfixReference", "> 1");
   lines.push(
     "",
     `Relay memory: a fresh relay holds ${(memory.relayRssIdleBytes / 2 ** 20).toFixed(1)} MiB RSS, ${(memory.relayRssWith1000IdleBytes / 2 ** 20).toFixed(1)} MiB with ${memory.idleConnectionsGreeted} idle connections past their greeting (${(memory.relayBytesPerIdleConnection / 1024).toFixed(1)} KiB per connection); the relay that ran the sessions holds ${(memory.relayRssUnderLoadBytes / 2 ** 20).toFixed(1)} MiB; the API ${(memory.apiRssUnderLoadBytes / 2 ** 20).toFixed(1)} MiB after the decision runs.`,
