@@ -14,7 +14,7 @@ import { startSink, type Sink, type SunkMessage } from "./sink.ts";
 import { SEED, type SlapdInstance } from "./slapd/index.ts";
 import type { RelayConfigInput } from "../edge-relay/config.ts";
 
-/** The listeners of the stack, one per flow of SPEC §3. */
+/** The listeners of the stack, one per flow of docs/flows.md. */
 export const STACK_LISTENERS = {
   /** Flow A: certificate only (TLS required, client certificate verified, no AUTH). */
   certificate: "cert-only",

@@ -2,7 +2,7 @@
  * The smtpgate configuration file: one human-written YAML or JSON document.
  *
  * This schema is the single source of truth for the configuration: it validates the file at start-up, yields
- * the TypeScript types (`Config`) and the published JSON Schema (`npm run schema`). Names follow SPEC.md §2:
+ * the TypeScript types (`Config`) and the published JSON Schema (`npm run schema`). Names follow docs/configuration.md:
  * LDAP server profiles are `directories`, SMTP AUTH queries are `smtpAuthQueries`, and so on.
  *
  * Secrets are never written inline: a secret is `{ env: "NAME" }`, resolved from the environment at start-up.

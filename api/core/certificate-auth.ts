@@ -1,5 +1,5 @@
 /**
- * Flows A and C of SPEC §3: a client certificate chain, judged by a certificate auth profile.
+ * Flows A and C (docs/flows.md): a client certificate chain, judged by a certificate auth profile.
  *
  *   1. no chain → `certificate-missing`;
  *   2. parse (with size caps), validate the path (api/pki/path-validation.ts), check revocation;
@@ -196,7 +196,7 @@ const USER_CERTIFICATE = "userCertificate;binary";
 export function tlsVerdict(outcome: CertificateOutcome, profile: CertificateProfile): Decision {
   const base = { profile: profile.name, method: "certificate" as const };
   const fallback = profile.allowAuthFallback !== undefined;
-  // Without a fallback the certificate is the only way in: a failure ends the session (SPEC §3 A).
+  // Without a fallback the certificate is the only way in: a failure ends the session (docs/flows.md, flow A).
   const refuse = { ...base, smtp: SMTP_REPLIES.certificateRequired, close: true };
   switch (outcome.kind) {
     case "authenticated":

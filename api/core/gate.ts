@@ -232,7 +232,7 @@ export class Gate {
 
     const profile = this.#certificateProfiles.get(profileName) as CertificateProfile;
     const base = { profile: profile.name, method: null };
-    // SPEC §3 A: a certificate-only profile does not offer AUTH at all.
+    // Flow A (docs/flows.md): a certificate-only profile does not offer AUTH at all.
     if (profile.allowAuthFallback === undefined)
       return { ok: true, decision: deny("auth-not-offered", { ...base, smtp: SMTP_REPLIES.badSequence }) };
     // An absent field must not read as "the client had no certificate": a caller that forgot it would let a

@@ -1,5 +1,5 @@
 /**
- * Flow B of SPEC §3: an SMTP AUTH user name and password, decided against an LDAP SMTP AUTH query.
+ * Flow B (docs/flows.md): an SMTP AUTH user name and password, decided against an LDAP SMTP AUTH query.
  *
  *   1. refuse before any LDAP traffic: an empty password (RFC 4513 §5.1.2: an "unauthenticated bind" with a DN
  *      and no password succeeds on many servers), a malformed user name, a foreign authorization identity;

@@ -4,7 +4,7 @@
  *
  * - service connections, bound once as the service identity (or anonymous), used only for searches;
  * - user-bind connections, used only for users' simple binds. A connection that carried a user's bind never
- *   serves the service identity afterwards (SPEC §2), so a search can never run with a user's rights.
+ *   serves the service identity afterwards (docs/security.md), so a search can never run with a user's rights.
  *
  * Referrals are not chased: continuation references in search results are ignored, and a referral result is an
  * error like any other.

@@ -2,7 +2,7 @@
  * The Cloudflare Workers Directory adapter: an LDAP server profile over ldapts on workerd's `node:net`/`node:tls`
  * (which sit on `cloudflare:sockets`).
  *
- * What workerd allows shapes it (SPEC §8):
+ * What workerd allows shapes it (docs/deployment.md#what-a-worker-can-and-cannot-do):
  *
  * - No socket may outlive or be shared across requests, so there is no pool. Within one request (see
  *   `runWithDirectoryScope`) a directory opens at most one service connection, reused for the user search and the

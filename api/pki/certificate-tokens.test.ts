@@ -9,7 +9,7 @@ beforeAll(async () => {
   pki = await generateClientPki();
 });
 
-describe("certificate tokens (SPEC §4)", () => {
+describe("certificate tokens (docs/certificates.md#certificate-tokens)", () => {
   it("reads alice's tokens", () => {
     const alice = pki.leaves.alice;
     const tokens = certificateTokens(alice.certificate, alice.der);

@@ -21,7 +21,7 @@ async function validate(leaf: LeafName, options: { allowNoExtendedKeyUsage?: boo
   );
 }
 
-describe("path validation (SPEC §6)", () => {
+describe("path validation (RFC 5280 §6)", () => {
   it("accepts a leaf through the intermediate up to the root", async () => {
     const result = await validate("alice");
     expect(result.ok).toBe(true);

@@ -3,7 +3,7 @@
  *
  * Starts its own slapd (200 users), the decision API and the edge relay as child processes, an upstream sink and
  * a bare smtp-server baseline, then measures in one run, as ratios against baselines measured in the same run
- * (SPEC §10): raw ldapts search+bind vs API auth decisions (uncached, cached), the trivial authenticated endpoint
+ * (docs/performance.md): raw ldapts search+bind vs API auth decisions (uncached, cached), the authenticated ping
  * vs cached decisions, certificate decisions, full relay sessions vs bare smtp-server sessions, and relay memory
  * with 1,000 idle connections. Every figure is the median of 3 runs. Writes bench-results/latest.json and
  * bench-results/latest.md.

@@ -1,11 +1,11 @@
-// The benchmark's results as ratios against their baselines (SPEC §10 targets), and as JSON and Markdown in
+// The benchmark's results as ratios against their baselines (docs/performance.md targets), and as JSON and Markdown in
 // bench-results/.
 import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
 import type { RunResult } from "./measure.ts";
 
-/** SPEC §10 reference figures measured on this kind of machine (not re-measurable here). */
+/** Reference figures (docs/performance.md) measured on this kind of machine (not re-measurable here). */
 export const REFERENCE = {
   dovecotUncached: { 1: 2300, 8: 3200, 32: 3600 } as Record<number, number>,
   postfixSessions: { 1: 18, 8: 117, 32: 126 } as Record<number, number>,
@@ -79,14 +79,14 @@ function markdown(report: Report, machine: Machine, targets: Targets): string {
     for (const [c, r] of Object.entries(byConcurrency))
       lines.push(`| ${name} | ${c} | ${r.rate.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${cpu(r)} |`);
   }
-  lines.push("", "| target (SPEC §10) | c=1 | c=8 | c=32 | goal |", "|---|---:|---:|---:|---|");
+  lines.push("", "| target (docs/performance.md) | c=1 | c=8 | c=32 | goal |", "|---|---:|---:|---:|---|");
   const row = (label: string, key: keyof Targets[number], goal: string) =>
     lines.push(`| ${label} | ${targets.map((t) => (t[key] as number).toFixed(2)).join(" | ")} | ${goal} |`);
   row("API auth uncached / raw ldapts search+bind", "uncachedVsRaw", "≥ 0.85");
-  row("API auth uncached / Dovecot uncached (SPEC reference figures)", "uncachedVsDovecotReference", "≥ 1.5");
+  row("API auth uncached / Dovecot uncached (reference figures)", "uncachedVsDovecotReference", "≥ 1.5");
   row("API auth cached / GET /v1/ping", "cachedVsPing", "≥ 0.80");
   row("relay session / bare smtp-server session", "relayVsBare", "≥ 0.70 (c=8, 32)");
-  row("relay session / Postfix+Dovecot (SPEC reference figures)", "relayVsPostfixReference", "> 1");
+  row("relay session / Postfix+Dovecot (reference figures)", "relayVsPostfixReference", "> 1");
   lines.push(
     "",
     `Relay memory: a fresh relay holds ${(memory.relayRssIdleBytes / 2 ** 20).toFixed(1)} MiB RSS, ${(memory.relayRssWith1000IdleBytes / 2 ** 20).toFixed(1)} MiB with ${memory.idleConnectionsGreeted} idle connections past their greeting (${(memory.relayBytesPerIdleConnection / 1024).toFixed(1)} KiB per connection); the relay that ran the sessions holds ${(memory.relayRssUnderLoadBytes / 2 ** 20).toFixed(1)} MiB; the API ${(memory.apiRssUnderLoadBytes / 2 ** 20).toFixed(1)} MiB after the decision runs.`,

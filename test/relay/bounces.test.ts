@@ -1,4 +1,4 @@
-// Recipients the upstream refuses at RCPT while it accepts others (SPEC §7: the relay stores nothing and loses
+// Recipients the upstream refuses at RCPT while it accepts others (docs/edge-relay.md: relay stores nothing and loses
 // nothing): the client hears 250 only once the sender has a delivery status notification (RFC 3464) naming each
 // refused recipient and the upstream's reply; never for the null sender; 451 (or 554) when the notification
 // cannot be sent. The sink (dev/sink.ts) refuses chosen recipients; real swaks as the client.
