@@ -119,4 +119,51 @@ describe("npm start (api/runtime/node/main.ts)", () => {
     expect(stdout).toContain('"msg":"decision"');
     expect(stdout).not.toContain(SEED.users.alice.password);
   });
+
+  it("reloads its configuration on SIGHUP, and refuses an invalid one while keeping the old", async () => {
+    const path = join(dir, "reload.yaml");
+    await writeFile(path, config(slapd.ldapUrl));
+    const port = await freePort();
+    const child = spawn(process.execPath, [MAIN, "--config", path, "--port", String(port)], {
+      env: { PATH: process.env.PATH ?? "", BIND_PW: SEED.servicePassword, API_TOKEN: "cli-test-token" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    const decide = async (listener: string) => {
+      const response = await fetch(`http://127.0.0.1:${port}/v1/decide/auth`, {
+        method: "POST",
+        headers: { Authorization: "Bearer cli-test-token" },
+        body: JSON.stringify({
+          listener,
+          client: { ip: "127.0.0.1" },
+          mechanism: "PLAIN",
+          username: "alice",
+          password: SEED.users.alice.password,
+        }),
+      });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    try {
+      await expect.poll(() => stdout, { timeout: 10_000 }).toContain('"msg":"listening"');
+
+      await writeFile(path, config("ldap://127.0.0.1:1, http://wrong.example"));
+      child.kill("SIGHUP");
+      await expect.poll(() => stdout, { timeout: 10_000 }).toContain('"msg":"reload refused');
+      expect(stdout).toContain("directories.corp.hosts[1]: not an ldap:// or ldaps:// URL");
+      expect((await decide("submission")).body).toMatchObject({ verdict: "allow" });
+
+      await writeFile(
+        path,
+        `${config(slapd.ldapUrl)}`.replace("listeners:\n", "listeners:\n  added: { authProfile: corp }\n"),
+      );
+      child.kill("SIGHUP");
+      await expect.poll(() => stdout, { timeout: 10_000 }).toContain('"msg":"configuration reloaded"');
+      expect((await decide("added")).body).toMatchObject({ verdict: "allow", identity: "alice" });
+    } finally {
+      child.kill("SIGTERM");
+    }
+    expect(await exited).toBe(0);
+  });
 });

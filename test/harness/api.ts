@@ -35,6 +35,8 @@ export async function startTestApi(config: ConfigInput, env: Record<string, stri
     listen: { host: "127.0.0.1", port },
     log: (record) => logs.push(record),
   });
+  // Tests count directory traffic and read log lines: let the start-up probe finish first.
+  await server.probed;
   const post: TestApi["post"] = async (path, body, token = TEST_TOKEN) => {
     const headers: Record<string, string> = { "Content-Type": "application/json" };
     if (token !== null) headers.Authorization = `Bearer ${token}`;
