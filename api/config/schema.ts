@@ -366,47 +366,49 @@ export const listenerSchema = z.strictObject({
     .describe("domains unauthenticated senders may send to under an accept policy"),
 });
 
-export const apiSchema = z.strictObject({
-  tokens: z.array(secretRef).min(1).max(16).describe("bearer tokens accepted by the API; several for rotation"),
-  metricsTokens: z
-    .array(secretRef)
-    .max(16)
-    .default([])
-    .describe(
-      "bearer tokens that may read GET /metrics and nothing else (a Prometheus scraper need not hold a token that can ask for decisions); the API tokens may read it too",
+export const apiSchema = z
+  .strictObject({
+    tokens: z.array(secretRef).min(1).max(16).describe("bearer tokens accepted by the API; several for rotation"),
+    metricsTokens: z
+      .array(secretRef)
+      .max(16)
+      .default([])
+      .describe(
+        "bearer tokens that may read GET /metrics and nothing else (a Prometheus scraper need not hold a token that can ask for decisions); the API tokens may read it too",
+      ),
+    listen: z
+      .strictObject({
+        host: z.string().min(1).default("127.0.0.1"),
+        port: z.number().int().min(0).max(65535).default(8787),
+      })
+      .default({ host: "127.0.0.1", port: 8787 }),
+    maxBodyBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(4 * 1024 * 1024)
+      .default(64 * 1024),
+    headersTimeoutMs: durationMs(10_000, 300_000).describe(
+      "Node: a client must send a request's headers within this time, else 408 and close (slow-header clients)",
     ),
-  listen: z
-    .strictObject({
-      host: z.string().min(1).default("127.0.0.1"),
-      port: z.number().int().min(0).max(65535).default(8787),
-    })
-    .default({ host: "127.0.0.1", port: 8787 }),
-  maxBodyBytes: z
-    .number()
-    .int()
-    .min(1024)
-    .max(4 * 1024 * 1024)
-    .default(64 * 1024),
-  headersTimeoutMs: durationMs(10_000, 300_000).describe(
-    "Node: a client must send a request's headers within this time, else 408 and close (slow-header clients)",
-  ),
-  requestTimeoutMs: durationMs(30_000, 600_000).describe(
-    "Node: a client must send a whole request (headers and body) within this time, else 408 and close",
-  ),
-  keepAliveTimeoutMs: durationMs(30_000, 600_000).describe(
-    "Node: an idle keep-alive connection is closed after this time (the Keep-Alive header tells clients)",
-  ),
-  shutdownGraceMs: durationMs(10_000, 600_000).describe(
-    "Node: on SIGTERM, decisions in flight may finish for this long before their connections are cut",
-  ),
-}).superRefine((api, ctx) => {
-  if (api.headersTimeoutMs > api.requestTimeoutMs)
-    ctx.addIssue({
-      code: "custom",
-      path: ["headersTimeoutMs"],
-      message: "must not be longer than requestTimeoutMs (the headers are part of the request)",
-    });
-});
+    requestTimeoutMs: durationMs(30_000, 600_000).describe(
+      "Node: a client must send a whole request (headers and body) within this time, else 408 and close",
+    ),
+    keepAliveTimeoutMs: durationMs(30_000, 600_000).describe(
+      "Node: an idle keep-alive connection is closed after this time (the Keep-Alive header tells clients)",
+    ),
+    shutdownGraceMs: durationMs(10_000, 600_000).describe(
+      "Node: on SIGTERM, decisions in flight may finish for this long before their connections are cut",
+    ),
+  })
+  .superRefine((api, ctx) => {
+    if (api.headersTimeoutMs > api.requestTimeoutMs)
+      ctx.addIssue({
+        code: "custom",
+        path: ["headersTimeoutMs"],
+        message: "must not be longer than requestTimeoutMs (the headers are part of the request)",
+      });
+  });
 
 export const configSchema = z
   .strictObject({

@@ -45,7 +45,7 @@ function configFor(directory: Record<string, unknown>, api: Record<string, unkno
   };
 }
 
-async function apiWith(config: ConfigInput, bindPassword = SEED.servicePassword): Promise<TestApi> {
+async function apiWith(config: ConfigInput, bindPassword: string = SEED.servicePassword): Promise<TestApi> {
   const server = await startTestApi(config, { BIND_PW: bindPassword });
   started.push(server);
   return server;
