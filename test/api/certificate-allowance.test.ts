@@ -1,7 +1,7 @@
 // One group gate for both ways in: a certificate query with the allowance query of the SMTP AUTH query, so bob
 // (valid certificate, right password, not in smtp-users) is refused either way. A real slapd, a generated PKI.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { API_TOKENS_CONFIG, startTestApi, type TestApi } from "../harness/api.ts";
+import { API_TOKENS_CONFIG, slapdDirectory, startTestApi, type TestApi } from "../harness/api.ts";
 import { CAC_SCHEMA, certUsersLdif } from "../harness/cert-ldap.ts";
 import { generateClientPki, type ClientPki } from "../harness/client-pki.ts";
 import { SEED, startSlapd, type SlapdInstance } from "../harness/slapd.ts";
@@ -25,12 +25,7 @@ beforeAll(async () => {
   api = await startTestApi(
     {
       directories: {
-        corp: {
-          hosts: [slapd.ldapUrl],
-          tls: { caFile: slapd.pki.caFile },
-          bind: { dn: SEED.serviceDn, password: { env: "BIND_PW" } },
-          baseDn: SEED.baseDn,
-        },
+        corp: slapdDirectory(slapd),
       },
       smtpAuthQueries: { corp: { directory: "corp", allowance: GATE } },
       // bob's certificate carries bob@example.com: it maps to uid=bob,ou=people, who is in no group.

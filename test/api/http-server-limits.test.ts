@@ -2,7 +2,7 @@
 // open, is cut at the configured limit; an idle keep-alive connection is closed after keepAliveTimeoutMs.
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { API_TOKENS_CONFIG, TEST_TOKEN, startTestApi, type TestApi } from "../harness/api.ts";
+import { API_TOKENS_CONFIG, slapdDirectory, TEST_TOKEN, startTestApi, type TestApi } from "../harness/api.ts";
 import { SEED, startSlapd, type SlapdInstance } from "../harness/slapd.ts";
 
 let slapd: SlapdInstance;
@@ -15,12 +15,7 @@ beforeAll(async () => {
   api = await startTestApi(
     {
       directories: {
-        corp: {
-          hosts: [slapd.ldapUrl],
-          tls: { caFile: slapd.pki.caFile },
-          bind: { dn: SEED.serviceDn, password: { env: "BIND_PW" } },
-          baseDn: SEED.baseDn,
-        },
+        corp: slapdDirectory(slapd),
       },
       smtpAuthQueries: { q: { directory: "corp" } },
       authProfiles: { corp: { type: "ldap", query: "q" } },

@@ -2,7 +2,7 @@
 // the addresses the entry owns: against a real slapd with mailAlternateAddress and an Active Directory-like
 // entry (sAMAccountName, proxyAddresses).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { API_TOKENS_CONFIG, startTestApi, type TestApi } from "../harness/api.ts";
+import { API_TOKENS_CONFIG, slapdDirectory, startTestApi, type TestApi } from "../harness/api.ts";
 import { SEED, startSlapd, type SlapdInstance } from "../harness/slapd.ts";
 
 /** The attributes of mail systems and Active Directory that the stock OpenLDAP schemas lack (test OID arc). */
@@ -61,12 +61,7 @@ beforeAll(async () => {
   api = await startTestApi(
     {
       directories: {
-        corp: {
-          hosts: [slapd.ldapUrl],
-          tls: { caFile: slapd.pki.caFile },
-          bind: { dn: SEED.serviceDn, password: { env: "BIND_PW" } },
-          baseDn: SEED.baseDn,
-        },
+        corp: slapdDirectory(slapd),
       },
       smtpAuthQueries: {
         uid: { directory: "corp" },

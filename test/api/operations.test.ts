@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { validateConfig } from "../../api/config/load.ts";
 import type { ConfigInput } from "../../api/config/schema.ts";
-import { API_TOKENS_CONFIG, TEST_TOKEN, startTestApi, type TestApi } from "../harness/api.ts";
+import { API_TOKENS_CONFIG, slapdDirectory, TEST_TOKEN, startTestApi, type TestApi } from "../harness/api.ts";
 import { startBlackHole, type BlackHole } from "../harness/network.ts";
 import { freePort } from "../harness/ports.ts";
 import { SEED, startSlapd, type SlapdInstance } from "../harness/slapd.ts";
@@ -26,15 +26,7 @@ afterAll(async () => {
 function configFor(directory: Record<string, unknown>, api: Record<string, unknown> = {}): ConfigInput {
   return {
     directories: {
-      corp: {
-        hosts: [slapd.ldapUrl],
-        tls: { caFile: slapd.pki.caFile },
-        bind: { dn: SEED.serviceDn, password: { env: "BIND_PW" } },
-        baseDn: SEED.baseDn,
-        connectTimeoutMs: 500,
-        operationTimeoutMs: 500,
-        ...directory,
-      } as never,
+      corp: slapdDirectory(slapd, { connectTimeoutMs: 500, operationTimeoutMs: 500, ...directory }) as never,
     },
     smtpAuthQueries: {
       q: { directory: "corp", allowance: { filter: `(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))` } },
