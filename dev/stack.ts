@@ -37,6 +37,7 @@ export function stackApiConfig(slapd: SlapdInstance, pki: ClientPki, crlBaseUrl:
     ...extra,
   });
   const everyone = ["127.0.0.0/8", "::1"];
+  const smtpUsers = `(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))`;
   return {
     directories: {
       corp: {
@@ -51,10 +52,18 @@ export function stackApiConfig(slapd: SlapdInstance, pki: ClientPki, crlBaseUrl:
         directory: "corp",
         filter: "(uid={u})",
         method: "bind",
-        allowance: { filter: `(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))` },
+        allowance: { filter: smtpUsers },
       },
     },
-    certificateQueries: { "by-mail": { directory: "corp", filter: "(mail={email})", userIdAttribute: "uid" } },
+    // One gate for both ways in: bob's valid certificate is refused like his password.
+    certificateQueries: {
+      "by-mail": {
+        directory: "corp",
+        filter: "(mail={email})",
+        userIdAttribute: "uid",
+        allowance: { filter: smtpUsers },
+      },
+    },
     crlSources: { "client-ca": { url: `${crlBaseUrl}/intermediate.crl`, refreshSeconds: 60 } },
     authProfiles: {
       corp: { type: "ldap", query: "corp" },
@@ -75,6 +84,7 @@ export function stackApiConfig(slapd: SlapdInstance, pki: ClientPki, crlBaseUrl:
         tls: "preferred",
         verifyClientCertificate: true,
         smtpAuth: "required",
+        senderLogin: "enforce",
         maxMessageBytes: 1024 * 1024,
       },
       ACCEPTED: { behaviour: "accept", tls: "preferred", smtpAuth: "off", maxMessageBytes: 1024 * 1024 },

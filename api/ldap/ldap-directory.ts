@@ -12,7 +12,7 @@
 import type { BindOutcome, Directory, DirectoryEntry, DirectoryResult, SearchRequest } from "../core/directory.ts";
 import { LdapConnection, parseLdapUrl, type ConnectionSecurity, type HostEndpoint } from "./connection.ts";
 import { HostSelector } from "./host-selector.ts";
-import { describe, readRootDse, refusedLocally, searchEntries, userBind } from "./operations.ts";
+import { bindAsService, describe, readRootDse, refusedLocally, searchEntries, userBind } from "./operations.ts";
 import { ConnectionPool } from "./pool.ts";
 
 export interface LdapDirectoryOptions {
@@ -26,6 +26,13 @@ export interface LdapDirectoryOptions {
   serviceBind?: { dn: string; password: string } | undefined;
   maxConnections: number;
   now?: () => number;
+}
+
+/** One host's answer to the start-up probe: `error` is what failed (null: it answered). */
+export interface HostProbe {
+  index: number;
+  endpoint: HostEndpoint;
+  error: unknown;
 }
 
 interface Host {
@@ -53,13 +60,11 @@ export class LdapDirectory implements Directory {
           ...common,
           open: async () => {
             const connection = await LdapConnection.open(endpoint, options.security);
-            if (options.serviceBind) {
-              try {
-                await connection.client.bind(options.serviceBind.dn, options.serviceBind.password);
-              } catch (error) {
-                connection.destroy();
-                throw error;
-              }
+            try {
+              await bindAsService(connection.client, options.serviceBind);
+            } catch (error) {
+              connection.destroy();
+              throw error;
             }
             return connection;
           },
@@ -86,6 +91,23 @@ export class LdapDirectory implements Directory {
       await readRootDse(connection.client);
       return { host: connection.endpoint.url };
     });
+  }
+
+  /**
+   * Asks every host once, each on its own (a healthy second host must not hide a broken first one), for the
+   * start-up probe. Bounded by the connect and operation timeouts; the host selector is left alone.
+   */
+  async probeEachHost(): Promise<HostProbe[]> {
+    return await Promise.all(
+      this.#hosts.map(async (host, index): Promise<HostProbe> => {
+        try {
+          await host.service.use((connection) => readRootDse(connection.client));
+          return { index, endpoint: host.endpoint, error: null };
+        } catch (error) {
+          return { index, endpoint: host.endpoint, error };
+        }
+      }),
+    );
   }
 
   async close(): Promise<void> {

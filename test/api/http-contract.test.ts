@@ -150,6 +150,45 @@ describe("malformed calls get 400 problem+json naming the field", () => {
   });
 });
 
+describe("every nullable field of the request schemas accepts null as well as absence", () => {
+  const TLS_REQUEST = {
+    listener: "submission",
+    client: { ip: "192.0.2.25", helo: "client.example" },
+    tls: { version: "TLSv1.3", cipher: "TLS_AES_256_GCM_SHA384", sni: "mail.example.com" },
+    certificate: null,
+  };
+  const AUTH_REQUEST = { ...VALID, tls: TLS_REQUEST.tls, client: TLS_REQUEST.client, authzid: "alice" };
+
+  it.each([
+    ["client.helo", { ...AUTH_REQUEST, client: { ip: "192.0.2.25", helo: null } }],
+    ["tls.sni", { ...AUTH_REQUEST, tls: { ...AUTH_REQUEST.tls, sni: null } }],
+    ["authzid", { ...AUTH_REQUEST, authzid: null }],
+    ["tls", { ...AUTH_REQUEST, tls: null }],
+    ["certificate", { ...AUTH_REQUEST, certificate: null }],
+  ])("/v1/decide/auth: %s", async (_, body) => {
+    const response = await api.post("/v1/decide/auth", body);
+    expect(response.status).toBe(200);
+    expect(response.body).toMatchObject({ verdict: "allow", identity: "alice" });
+  });
+
+  it.each([
+    ["client.helo", { ...TLS_REQUEST, client: { ip: "192.0.2.25", helo: null } }],
+    ["tls.sni", { ...TLS_REQUEST, tls: { ...TLS_REQUEST.tls, sni: null } }],
+    ["certificate", { ...TLS_REQUEST, certificate: null }],
+  ])("/v1/decide/tls: %s", async (_, body) => {
+    const response = await api.post("/v1/decide/tls", body);
+    expect(response.status).toBe(200);
+    expect(response.body).toMatchObject({ verdict: "continue", reason: "certificate-not-used" });
+  });
+
+  it("logs a null helo as absent, the way a relay that sends none is logged", async () => {
+    await api.post("/v1/decide/auth", { ...AUTH_REQUEST, client: { ip: "192.0.2.99", helo: null } });
+    const line = api.logs.findLast((record) => record.msg === "decision" && record.clientIp === "192.0.2.99");
+    expect(line).toBeDefined();
+    expect(line?.helo).toBeUndefined();
+  });
+});
+
 describe("OpenAPI", () => {
   it("serves /openapi.json without a token, describing the decision endpoints", async () => {
     const response = await fetch(`${api.url}/openapi.json`);

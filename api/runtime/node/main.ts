@@ -4,10 +4,12 @@
  *   npm start -- --config /etc/smtpgate/smtpgate.yaml
  *   SMTPGATE_CONFIG=/etc/smtpgate/smtpgate.yaml npm start
  *
- * Exits with status 2 and a message naming each problem when the configuration is missing or invalid.
+ * Exits with status 2 and a message naming each problem when the configuration is missing or invalid. SIGHUP
+ * reloads the file (an invalid one is refused and the old one kept); SIGTERM drains decisions in flight.
  */
 import { parseArgs } from "node:util";
 import { ConfigError } from "../../config/load.ts";
+import { reloadOnSighup } from "./reload.ts";
 import { jsonLineLogger, readConfigFile, startApiServer } from "./server.ts";
 import { stopOnSignals } from "./signals.ts";
 
@@ -51,7 +53,9 @@ async function main(): Promise<void> {
       directories: Object.keys(config.directories),
       listeners: Object.keys(config.listeners),
     });
+    // SIGTERM/SIGINT drain the decisions in flight (api.shutdownGraceMs) before the process exits.
     stopOnSignals(server.close, (signal) => jsonLineLogger({ level: "info", msg: "stopping", signal }));
+    reloadOnSighup(server, path, jsonLineLogger);
   } catch (error) {
     if (error instanceof ConfigError) fail(error.message);
     const code = (error as NodeJS.ErrnoException).code;
