@@ -4,7 +4,8 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { SMTPServer } from "smtp-server";
+// Replies worded with their own enhanced code (as a real MTA words them) are sent as they are.
+import { EnhancedCodeSmtpServer } from "../../edge-relay/smtp-server-adapter.ts";
 
 export interface SunkMessage {
   from: string;
@@ -30,7 +31,7 @@ export async function startSink(
   if (options.folder) await mkdir(options.folder, { recursive: true });
   const fail = (reply: { code: number; text: string }) =>
     Object.assign(new Error(reply.text), { responseCode: reply.code });
-  const server = new SMTPServer({
+  const server = new EnhancedCodeSmtpServer({
     name: "sink.test",
     authOptional: true,
     disabledCommands: ["AUTH", "STARTTLS"],

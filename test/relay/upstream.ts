@@ -2,12 +2,12 @@
 // an smtp-server on loopback that refuses chosen recipients at RCPT, can refuse the null sender (the relay's
 // bounces) at MAIL, and keeps every message it accepts with its envelope.
 import type { AddressInfo } from "node:net";
-import { SMTPServer } from "smtp-server";
+import { EnhancedCodeSmtpServer } from "../../edge-relay/smtp-server-adapter.ts";
 import type { SunkMessage } from "../harness/sink.ts";
 
 export interface UpstreamReply {
   code: number;
-  /** With its enhanced code first, e.g. "5.1.1 no such user" (sent as it is: the relay's patch is global). */
+  /** With its enhanced code first, e.g. "5.1.1 no such user" (EnhancedCodeSmtpServer sends it as it is). */
   text: string;
 }
 
@@ -28,7 +28,7 @@ export async function startTestUpstream(): Promise<TestUpstream> {
   const refusedRecipients = new Map<string, UpstreamReply>();
   let nullSenderRefusal: UpstreamReply | null = null;
   const fail = (reply: UpstreamReply) => Object.assign(new Error(reply.text), { responseCode: reply.code });
-  const server = new SMTPServer({
+  const server = new EnhancedCodeSmtpServer({
     name: "upstream.test",
     authOptional: true,
     disabledCommands: ["AUTH", "STARTTLS"],
