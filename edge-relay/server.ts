@@ -177,6 +177,10 @@ export async function startSmtpListener(
     },
     requiresTls: (session) => policyOf(session)?.tls === "required",
     beforeAuth: decisions.beforeAuth,
+    refused(session, check, reply) {
+      const state = sessions.find(session);
+      state?.log("info", `ICID ${state.icid} SMTP rejected (${check}): ${printable(reply, 300)}`, { check, reply });
+    },
   });
   // tcprefuse: closed before smtp-server even greets (AsyncOS's TCPREFUSE), decided on the raw socket.
   server.onRawConnection(function refuseTcp(socket: Socket) {

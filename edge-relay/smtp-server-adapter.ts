@@ -45,6 +45,11 @@ export interface SessionAdjustments {
   requiresTls(session: SMTPServerSession): boolean;
   /** At the AUTH command (5): a reply refuses it, null lets smtp-server go on with the mechanism. */
   beforeAuth(session: SMTPServerSession, mechanism: string): SmtpReply | null;
+  /**
+   * A refusal that none of the relay's hooks gave (they log their own): the adapter's (`check` "base64",
+   * "tls-required") or smtp-server's own ("smtp-server"), as sent.
+   */
+  refused(session: SMTPServerSession, check: string, reply: string): void;
 }
 
 /** Commands a TLS-required session may not use before STARTTLS (MAIL, RCPT, DATA and AUTH are judged in hooks). */
@@ -161,6 +166,11 @@ function adjust(connection: SMTPConnection, adjustments: SessionAdjustments): vo
   const sendWithOwnCode = connection.send.bind(connection);
   const stockAuth = SMTPConnection.prototype.handler_AUTH;
   const sendReply = (reply: SmtpReply) => sendWithOwnCode(reply.code, replyText(reply));
+  /** Sends a refusal that no hook gave, and says so. */
+  const refuse = (check: string, reply: SmtpReply) => {
+    adjustments.refused(connection.session, check, `${reply.code} ${replyText(reply)}`);
+    sendReply(reply);
+  };
 
   connection.send = function adjustedSend(code, data, context) {
     if (typeof data === "string") {
@@ -170,10 +180,12 @@ function adjust(connection: SMTPConnection, adjustments: SessionAdjustments): vo
         !connection.secure &&
         adjustments.requiresTls(connection.session)
       )
-        return sendReply(SMTP_REPLIES.startTlsFirst);
+        return refuse("tls-required", SMTP_REPLIES.startTlsFirst);
       const line = `${code} ${data}`;
       const rewrite = REWRITES.get(line) ?? REWRITE_PATTERNS.find(([pattern]) => pattern.test(line))?.[1];
-      if (rewrite) return sendReply(rewrite);
+      if (rewrite) return rewrite.code >= 400 ? refuse("smtp-server", rewrite) : sendReply(rewrite);
+      // A hook's reply carries its own code (and the hook logged it); anything else >= 400 is smtp-server's.
+      if (code >= 400 && !OWN_CODE.test(data)) adjustments.refused(connection.session, "smtp-server", line);
     } else if (
       Array.isArray(data) &&
       code === 250 &&
@@ -197,7 +209,7 @@ function adjust(connection: SMTPConnection, adjustments: SessionAdjustments): vo
       return callback();
     }
     if (extra.length === 0 && initialResponse !== undefined && decodeInitialResponse(initialResponse) === null) {
-      sendReply(SMTP_REPLIES.badBase64);
+      refuse("base64", SMTP_REPLIES.badBase64);
       return callback();
     }
     stockAuth.call(connection, command, callback);
@@ -217,7 +229,7 @@ function adjust(connection: SMTPConnection, adjustments: SessionAdjustments): vo
     return function strictSaslStep(line, callback) {
       const response = line.toString().trim();
       if (response !== "*" && decodeSaslResponse(response) === null) {
-        sendReply(SMTP_REPLIES.badBase64);
+        refuse("base64", SMTP_REPLIES.badBase64);
         return callback();
       }
       step(line, callback);

@@ -60,6 +60,10 @@ describe("strict base64 in AUTH (raw socket)", () => {
     } finally {
       await client.quit();
     }
+    // Each refusal in the log with the session's ICID and what gave it.
+    expect(relayLines(since).filter((line) => line.includes("SMTP rejected (base64)"))).toEqual(
+      Array(6).fill(expect.stringMatching(/^ICID \d+ SMTP rejected \(base64\): 501 5\.5\.2 Cannot decode response$/)),
+    );
     // One decision in the whole session: the good one.
     expect(authDecisions(since)).toEqual([
       expect.stringMatching(/^SMTP Auth: \(ICID \d+\) succeeded for user: alice using AUTH mechanism: PLAIN /),
@@ -136,7 +140,7 @@ describe("strict base64 in AUTH (openssl s_client)", () => {
 });
 
 describe("refusals in the relay's log", () => {
-  it("logs every refusal with the ICID, the stage and the check's name: 530 at MAIL, 538 at AUTH", async () => {
+  it("logs every refusal with the ICID and what gave it: 538 at AUTH, 530 at MAIL, 501 for base64, smtp-server's own", async () => {
     const since = fx.stack.relays[PASSWORD]!.logs.length;
     const client = await RawSmtp.connect(fx.port(PASSWORD));
     try {
@@ -148,6 +152,8 @@ describe("refusals in the relay's log", () => {
       await client.startTls(await fx.tls());
       await client.ehlo();
       expect((await client.send("MAIL FROM:<alice@example.com>")).last).toBe("530 5.7.0 Authentication required");
+      expect((await client.send("AUTH PLAIN @@@@")).last).toBe(BAD_BASE64);
+      expect((await client.send("RCPT TO:<bob@example.com>")).last).toMatch(/^503 /);
     } finally {
       await client.quit();
     }
@@ -159,6 +165,8 @@ describe("refusals in the relay's log", () => {
         `ICID ${icid} AUTH rejected (encryption-required): mechanism PLAIN`,
         `ICID ${icid} MAIL rejected (tls-required): <alice@example.com>`,
         `ICID ${icid} MAIL rejected (auth-required): <alice@example.com>`,
+        `ICID ${icid} SMTP rejected (base64): ${BAD_BASE64}`,
+        expect.stringMatching(new RegExp(`^ICID ${icid} SMTP rejected \\(smtp-server\\): 503 `)),
       ]),
     );
     const record = fx.stack.relays[PASSWORD]!.logs.find((entry) => String(entry.msg).includes("(auth-required)"));
