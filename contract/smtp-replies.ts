@@ -22,6 +22,7 @@ export const SMTP_REPLIES = {
   badSequence: { code: 503, enhanced: "5.5.1", text: "Bad sequence of commands" },
   unknownMechanism: { code: 504, enhanced: "5.5.4", text: "Unrecognized authentication type" },
   badBase64: { code: 501, enhanced: "5.5.2", text: "Cannot decode response" },
+  syntaxError: { code: 501, enhanced: "5.5.4", text: "Syntax error in parameters or arguments" },
   authCancelled: { code: 501, enhanced: "5.7.0", text: "Authentication cancelled" },
   certificateRequired: { code: 554, enhanced: "5.7.1", text: "Valid client certificate required" },
   accessDenied: { code: 554, enhanced: "5.7.1", text: "Access denied" },
@@ -34,7 +35,18 @@ export const SMTP_REPLIES = {
   alreadyAuthenticated: { code: 503, enhanced: "5.5.1", text: "Already authenticated" },
   tooManyRecipients: { code: 452, enhanced: "4.5.3", text: "Too many recipients" },
   messageTooBig: { code: 552, enhanced: "5.3.4", text: "Message size exceeds fixed limit" },
+  messageRelayed: { code: 250, enhanced: "2.0.0", text: "Ok: relayed" },
+  // After a refused delivery status notification: the text names what was delivered and what was not.
+  partlyDelivered: { code: 554, enhanced: "5.0.0", text: "Delivered to some recipients only" },
   upstreamUnavailable: { code: 451, enhanced: "4.4.1", text: "Upstream server unavailable, try again later" },
   upstreamFailed: { code: 451, enhanced: "4.4.2", text: "Upstream server failed during delivery, try again later" },
   shuttingDown: { code: 421, enhanced: "4.3.2", text: "Service shutting down, try again later" },
 } as const satisfies Record<string, SmtpReply>;
+
+/** Replies that carry a value. The value is the server's own (an identity from the directory), never client text. */
+export const SMTP_REPLY_BUILDERS = {
+  /** `senderLogin: enforce` and the envelope sender is not one of the identity's addresses (Postfix's wording). */
+  senderNotOwned(identity: string): SmtpReply {
+    return { code: 553, enhanced: "5.7.1", text: `Sender address rejected: not owned by user ${identity}` };
+  },
+} as const;

@@ -1,6 +1,7 @@
 // Starts the real edge relay on loopback in this process, for a test or the demo, with a server certificate from
 // the slapd PKI, pointed at an API and a sink, with its log lines captured.
 import { readFile } from "node:fs/promises";
+import type { Decider } from "../contract/decider.ts";
 import type { RelayConfigInput } from "../edge-relay/config.ts";
 import { validateRelayConfig } from "../edge-relay/config.ts";
 import type { LogRecord } from "../edge-relay/log.ts";
@@ -18,6 +19,8 @@ export async function startTestRelay(options: {
   upstreamPort: number;
   serverPki: ServerPki;
   overrides?: Partial<RelayConfigInput>;
+  /** Decides instead of the API at apiUrl (which still serves the listener policy). */
+  decider?: Decider;
 }): Promise<TestRelay> {
   const logs: LogRecord[] = [];
   const config = validateRelayConfig(
@@ -45,6 +48,7 @@ export async function startTestRelay(options: {
       cert: await readFile(options.serverPki.certFile, "utf8"),
     },
     log: (record) => logs.push(record),
+    ...(options.decider ? { decider: options.decider } : {}),
   });
   return { ...relay, logs };
 }

@@ -5,7 +5,8 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { SMTPServer } from "smtp-server";
+// Replies worded with their own enhanced code (as a real MTA words them) are sent as they are.
+import { EnhancedCodeSmtpServer } from "../edge-relay/smtp-server-adapter.ts";
 
 export interface SunkMessage {
   from: string;
@@ -52,7 +53,7 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
   let counter = 0;
   if (options.folder) await mkdir(options.folder, { recursive: true });
   const fail = (reply: SinkReply) => Object.assign(new Error(reply.text), { responseCode: reply.code });
-  const server = new SMTPServer({
+  const server = new EnhancedCodeSmtpServer({
     name: "sink.test",
     authOptional: true,
     disabledCommands: ["AUTH", "STARTTLS"],

@@ -6,12 +6,9 @@
 import { BlockList, isIPv6 } from "node:net";
 import type { ListenerPolicy, MailFlowPolicy, SenderGroup } from "../contract/listener-policy.ts";
 import type { ApiClient } from "../contract/api-client.ts";
+import type { SenderGroupMatch } from "../mail-flow/checks/connect.ts";
 
-export interface SenderGroupMatch {
-  group: string;
-  policyName: string;
-  policy: MailFlowPolicy;
-}
+export type { SenderGroupMatch };
 
 interface Compiled {
   policy: ListenerPolicy;
@@ -104,8 +101,9 @@ export class ListenerPolicyHolder {
     return null;
   }
 
-  isAcceptedDomain(domain: string): boolean {
-    return this.#compiled?.acceptedDomains.has(domain.toLowerCase()) ?? false;
+  /** The listener's accepted domains, lower-cased. */
+  get acceptedDomains(): ReadonlySet<string> {
+    return this.#compiled?.acceptedDomains ?? new Set();
   }
 
   /** The largest message any policy allows (smtp-server's own SIZE limit; each policy's is checked per session). */

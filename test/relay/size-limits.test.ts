@@ -1,5 +1,5 @@
 // One wording for "too big" (552 5.3.4 Message size exceeds fixed limit), whoever notices: smtp-server for a
-// MAIL FROM SIZE= over the largest limit of the listener (its `size` option, rewritten by smtp-server-patches.ts),
+// MAIL FROM SIZE= over the largest limit of the listener (its `size` option, rewritten by smtp-server-adapter.ts),
 // the relay for a SIZE= over the session's own policy limit, and the relay for DATA over it. A listener whose
 // two sender groups have different limits (loopback gets the small one) is served by the fake listener API.
 import { mkdtemp, rm } from "node:fs/promises";

@@ -231,7 +231,7 @@ describe("message size (policy maxMessageBytes 1 MiB)", () => {
     const client = await aliceSession();
     try {
       // smtp-server refuses it before the relay sees it ("Error: message exceeds fixed maximum message size
-      // 1048576"); the reply is rewritten to the relay's wording (smtp-server-patches.ts).
+      // 1048576"); the reply is rewritten to the relay's wording (smtp-server-adapter.ts).
       expect((await client.send(`MAIL FROM:<${ALICE.address}> SIZE=${2 * 1024 * 1024}`)).last).toBe(
         "552 5.3.4 Message size exceeds fixed limit",
       );

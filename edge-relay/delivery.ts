@@ -1,0 +1,179 @@
+/**
+ * The upstream hand-off: DATA streamed to the upstream through nodemailer's pooled SMTP client as it arrives,
+ * under a `Received:` header that records the authentication; the client hears 250 only after the upstream
+ * accepted, otherwise the upstream's refusal or a 4xx (docs/edge-relay.md: the relay stores nothing and loses nothing).
+ * Recipients refused while others were accepted go to refused-recipients.ts.
+ */
+import { PassThrough } from "node:stream";
+import type { SMTPServerDataStream, SMTPServerSession } from "smtp-server";
+import { SMTP_REPLIES } from "../contract/smtp-replies.ts";
+import { DATA_CHECKS } from "../mail-flow/checks/data.ts";
+import { ByteLimit } from "./byte-limit.ts";
+import { printable } from "./printable.ts";
+import { refusedRecipients, reportRefused, type UpstreamRefusal } from "./refused-recipients.ts";
+import { runStage, tlsProtocolOf, type SessionState } from "./session.ts";
+import { replyError, replyText } from "./smtp-server-adapter.ts";
+import { countUpstreamFailure, stripReplyCode, type Upstream, type UpstreamError } from "./upstream.ts";
+
+export class Delivery {
+  readonly #upstream: Upstream;
+  /** Aborts of the upstream transactions whose DATA is still streaming in (close() ends them after the grace). */
+  readonly #streaming = new Set<() => void>();
+
+  constructor(upstream: Upstream) {
+    this.#upstream = upstream;
+  }
+
+  get messagesStreaming(): number {
+    return this.#streaming.size;
+  }
+
+  /** A message still streaming in is not relayed: the client is told 421 and sends it again elsewhere or later. */
+  abortStreaming(): void {
+    for (const abort of this.#streaming) abort();
+  }
+
+  /** Streams DATA to the upstream; the reply for the client once the upstream answered (or failed). */
+  async relay(stream: SMTPServerDataStream, session: SMTPServerSession, state: SessionState): Promise<string | Error> {
+    const { config, metrics, transport } = this.#upstream;
+    const arrived = new Date();
+    const counter = new ByteLimit(state.senderGroup.policy.maxMessageBytes);
+    const body = new PassThrough();
+    // 'end': the client's DATA is complete. 'close' without 'end': the client went away in the middle (smtp-server
+    // destroys the stream then), or close() ended the session after the grace period. Either way the upstream
+    // transaction is aborted before its final dot, so the upstream never delivers a message cut short.
+    let complete = false;
+    let aborted: string | null = null;
+    const abort = (reason: string) => {
+      if (complete || aborted !== null) return;
+      aborted = reason;
+      body.destroy(new Error(reason));
+    };
+    const ended = new Promise<void>((resolve) => {
+      stream.once("end", () => {
+        complete = true;
+        resolve();
+      });
+      stream.once("close", () => {
+        abort("the client connection closed before the end of DATA");
+        resolve();
+      });
+    });
+    // With a listener, smtp-server destroys the stream with an error instead of silently: no crash either way.
+    stream.once("error", () => abort("the client connection closed before the end of DATA"));
+    const abortOnShutdown = () => abort("the relay is shutting down");
+    this.#streaming.add(abortOnShutdown);
+    void ended.then(() => this.#streaming.delete(abortOnShutdown));
+
+    const received = receivedHeader(session, state, config.hostname);
+    body.write(received);
+    // Past the limit: abort the upstream transaction at once (an unhandled stream error would kill the process)
+    // and keep reading the client's DATA.
+    counter.on("error", (error) => {
+      stream.unpipe(counter);
+      stream.resume();
+      body.destroy(error);
+    });
+    stream.pipe(counter).pipe(body);
+    const sizeRefusal = (): Error | null => {
+      const facts = { policy: state.senderGroup.policy, bytes: counter.bytes, overFrontLimit: stream.sizeExceeded };
+      const refusal = runStage(state, "DATA", DATA_CHECKS, facts, "message");
+      if (refusal) metrics.messages.inc({ result: "too-big" });
+      return refusal && replyError(refusal.reply);
+    };
+    const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
+    const to = session.envelope.rcptTo.map((recipient) => recipient.address);
+    try {
+      const info = (await transport.sendMail({ envelope: { from, to }, raw: body })) as {
+        response?: string;
+        rejected?: string[];
+        rejectedErrors?: UpstreamRefusal[];
+      };
+      await ended;
+      const tooBig = sizeRefusal();
+      if (tooBig) return tooBig;
+      const response = printable(info.response ?? "", 200);
+      const refused = refusedRecipients(info);
+      if (refused.length === 0) {
+        metrics.messages.inc({ result: "relayed" });
+        metrics.messageBytes.inc(undefined, counter.bytes);
+        state.log(
+          "info",
+          `ICID ${state.icid} Message relayed to ${config.upstream.host}:${config.upstream.port}: ${response}`,
+          { recipients: to.length, bytes: counter.bytes },
+        );
+        return replyText(
+          SMTP_REPLIES.messageRelayed,
+          `${SMTP_REPLIES.messageRelayed.text} (${printable(info.response ?? "", 120)})`,
+        );
+      }
+      return await reportRefused(this.#upstream, {
+        state,
+        sessionId: `${session.id}`,
+        from,
+        to,
+        refused,
+        response,
+        bytes: counter.bytes,
+        headers: received + counter.headers,
+        arrived,
+      });
+    } catch (error) {
+      // Whatever happened upstream, read the rest of the client's DATA so the session stays in step.
+      stream.unpipe(counter);
+      stream.resume();
+      await ended;
+      const tooBig = sizeRefusal();
+      if (tooBig) return tooBig;
+      if (aborted !== null) {
+        // The client is gone (or about to be told 421): it retries a message it never saw accepted.
+        state.log("info", `ICID ${state.icid} Upstream transaction aborted (${aborted}): not relayed`);
+        return replyError(SMTP_REPLIES.upstreamFailed);
+      }
+      const failure = error as UpstreamError;
+      countUpstreamFailure(this.#upstream, failure);
+      state.log(
+        "warn",
+        `ICID ${state.icid} Upstream delivery failed: ${printable(failure.response ?? failure.message, 300)}`,
+        { code: failure.code, responseCode: failure.responseCode },
+      );
+      if (failure.responseCode && failure.responseCode >= 500 && failure.responseCode < 600) {
+        // Every recipient refused (or the message itself): the client gets the upstream's own reply.
+        metrics.messages.inc({ result: "refused" });
+        const enhanced = /\b5\.\d{1,3}\.\d{1,3}\b/.exec(failure.response ?? "")?.[0] ?? "5.0.0";
+        return replyError(
+          { code: failure.responseCode, enhanced, text: "" },
+          `Upstream refused the message: ${printable(stripReplyCode(failure.response ?? ""), 200)}`,
+        );
+      }
+      metrics.messages.inc({ result: "tempfail" });
+      if (failure.responseCode) {
+        // docs/edge-relay.md: a 4xx with the upstream's reason.
+        const reason = printable(stripReplyCode(failure.response ?? ""), 200);
+        return replyError(
+          SMTP_REPLIES.upstreamFailed,
+          reason ? `${SMTP_REPLIES.upstreamFailed.text}: ${reason}` : SMTP_REPLIES.upstreamFailed.text,
+        );
+      }
+      return replyError(SMTP_REPLIES.upstreamUnavailable);
+    }
+  }
+}
+
+/** RFC 5321 §4.4 trace field, with the RFC 3848 protocol type; nothing secret, only the identity. */
+function receivedHeader(session: SMTPServerSession, state: SessionState, hostname: string): string {
+  const protocol = `ESMTP${session.secure ? "S" : ""}${state.identity ? "A" : ""}`;
+  const helo = printable(String(session.hostNameAppearsAs || "unknown"), 100).replace(/[()]/g, "");
+  const tls =
+    session.secure && session.tlsOptions
+      ? ` (${printable(tlsProtocolOf(session), 20)} ${printable(session.tlsOptions.name, 60)})`
+      : "";
+  const auth = state.identity
+    ? `\r\n\t(authenticated as ${printable(state.identity, 100).replace(/[()]/g, "")} by ${state.method ?? "smtpgate"})`
+    : "";
+  const recipient =
+    session.envelope.rcptTo.length === 1
+      ? `\r\n\tfor <${printable(session.envelope.rcptTo[0]?.address ?? "", 320)}>`
+      : "";
+  return `Received: from ${helo} ([${session.remoteAddress}])\r\n\tby ${hostname} (smtpgate) with ${protocol} id ${session.id}${tls}${auth}${recipient};\r\n\t${new Date().toUTCString().replace("GMT", "+0000")}\r\n`;
+}
