@@ -6,7 +6,7 @@
 import type { DecisionContext } from "../../contract/decider.ts";
 import type { AuthRequestBody, TlsRequestBody } from "../../contract/requests.ts";
 import type { Verdict } from "../../contract/verdict.ts";
-import type { Gate, GateResult } from "../core/gate.ts";
+import type { Gate, GateResult } from "../gate/gate.ts";
 import type { Decision } from "../core/verdict.ts";
 import type { ApiMetrics, DecisionKind } from "../metrics/api-metrics.ts";
 

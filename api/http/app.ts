@@ -18,7 +18,7 @@ import { requestId } from "hono/request-id";
 import { matchedRoutes } from "hono/route";
 import type { z } from "zod";
 import { formatIssues } from "../config/load.ts";
-import type { Gate } from "../core/gate.ts";
+import type { Gate } from "../gate/gate.ts";
 import { DecisionService, type Decided, type LogRecord, type Logger } from "../decisions/decision-service.ts";
 import { ApiMetrics, type ObservedDirectory } from "../metrics/api-metrics.ts";
 import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from "../metrics/prometheus.ts";

@@ -8,7 +8,7 @@
  * address.
  */
 import type { Config } from "../config/schema.ts";
-import type { Gate } from "../core/gate.ts";
+import type { Gate } from "../gate/gate.ts";
 import type { Decision } from "../core/verdict.ts";
 import type { HostSelector } from "../ldap/host-selector.ts";
 import { Registry, type Counter, type Histogram } from "./prometheus.ts";

@@ -8,7 +8,7 @@ import { serve, type ServerType } from "@hono/node-server";
 import { ConfigError, parseConfig, resolveSecrets } from "../../config/load.ts";
 import { readConfigText } from "../../config/read-file.ts";
 import type { Config } from "../../config/schema.ts";
-import { Gate } from "../../core/gate.ts";
+import { Gate } from "../../gate/gate.ts";
 import { createTokenChecker } from "../../http/api-tokens.ts";
 import { createApp, type Logger } from "../../http/app.ts";
 import { LdapDirectory } from "../../ldap/ldap-directory.ts";

@@ -7,7 +7,7 @@
 import type { Hono } from "hono";
 import { ConfigError } from "../../config/load.ts";
 import type { Config } from "../../config/schema.ts";
-import { Gate } from "../../core/gate.ts";
+import { Gate } from "../../gate/gate.ts";
 import { createTokenChecker } from "../../http/api-tokens.ts";
 import { createApp, type Logger } from "../../http/app.ts";
 import { unreachableFromCloudflare, WorkersLdapDirectory } from "../../ldap/workers-directory.ts";
