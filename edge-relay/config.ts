@@ -6,7 +6,7 @@
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { ConfigError, formatIssues } from "../api/config/load.ts";
-import { readConfigText } from "../api/config/read-file.ts";
+import { readConfigText } from "../lib/node/read-config-file.ts";
 import { secretRef } from "../api/config/schema.ts";
 
 const address = z.strictObject({

@@ -9,7 +9,7 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { ConfigError, resolveSecretRef } from "../api/config/load.ts";
-import { stopOnSignals } from "../api/runtime/node/signals.ts";
+import { stopOnSignals } from "../lib/node/graceful-stop.ts";
 import { readRelayConfig } from "./config.ts";
 import { jsonLines } from "./log.ts";
 import { startRelay } from "./relay.ts";

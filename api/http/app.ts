@@ -21,7 +21,7 @@ import { formatIssues } from "../config/load.ts";
 import type { Gate } from "../gate/gate.ts";
 import { DecisionService, type Decided, type LogRecord, type Logger } from "../decisions/decision-service.ts";
 import { ApiMetrics, type ObservedDirectory } from "../metrics/api-metrics.ts";
-import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from "../metrics/prometheus.ts";
+import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from "../../lib/prometheus.ts";
 import { bearerToken, type TokenChecker } from "./api-tokens.ts";
 import { openApiDocument } from "./openapi.ts";
 import { problem, type FieldProblem } from "./problem.ts";

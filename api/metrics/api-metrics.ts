@@ -11,7 +11,7 @@ import type { Config } from "../config/schema.ts";
 import type { Gate } from "../gate/gate.ts";
 import type { Decision } from "../core/verdict.ts";
 import type { HostSelector } from "../ldap/host-selector.ts";
-import { Registry, type Counter, type Histogram } from "./prometheus.ts";
+import { Registry, type Counter, type Histogram } from "../../lib/prometheus.ts";
 
 /** An LDAP server profile as the metrics see it: its hosts, in configuration order, and the adapter's selector. */
 export interface ObservedDirectory {

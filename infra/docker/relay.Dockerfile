@@ -22,6 +22,8 @@ COPY --from=dependencies /app/node_modules ./node_modules
 COPY package.json ./
 # The relay shares the configuration helpers, SMTP reply table and verdict types with the API.
 COPY api ./api
+COPY contract ./contract
+COPY lib ./lib
 COPY edge-relay ./edge-relay
 USER node
 EXPOSE 25 587 465 8025

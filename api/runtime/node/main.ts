@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { ConfigError } from "../../config/load.ts";
 import { jsonLineLogger, readConfigFile, startApiServer } from "./server.ts";
-import { stopOnSignals } from "./signals.ts";
+import { stopOnSignals } from "../../../lib/node/graceful-stop.ts";
 
 const USAGE = "usage: smtpgate-api --config FILE [--host HOST] [--port PORT]   (or set SMTPGATE_CONFIG)";
 

@@ -6,7 +6,7 @@ import { readFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { serve, type ServerType } from "@hono/node-server";
 import { ConfigError, parseConfig, resolveSecrets } from "../../config/load.ts";
-import { readConfigText } from "../../config/read-file.ts";
+import { readConfigText } from "../../../lib/node/read-config-file.ts";
 import type { Config } from "../../config/schema.ts";
 import { Gate } from "../../gate/gate.ts";
 import { createTokenChecker } from "../../http/api-tokens.ts";

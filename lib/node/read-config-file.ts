@@ -1,7 +1,7 @@
 // Reading a configuration file on Node.js (the API's and the relay's): a missing or unreadable file is a
 // ConfigError naming the file, like any other configuration problem.
 import { readFile } from "node:fs/promises";
-import { ConfigError } from "./load.ts";
+import { ConfigError } from "../../api/config/load.ts";
 
 export async function readConfigText(path: string): Promise<string> {
   try {
