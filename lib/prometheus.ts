@@ -1,16 +1,18 @@
 /**
  * A small metrics registry and the Prometheus text exposition format 0.0.4
  * (https://prometheus.io/docs/instrumenting/exposition_formats/): counters, gauges and histograms with labels.
- * Enough for one service; no client library needed. Runtime-neutral (no Node APIs).
+ * Enough for one service; no client library needed. Runtime-neutral (no Node APIs): the API (Node and Workers)
+ * and the relay both use it.
  *
  *   const registry = new Registry();
- *   const requests = registry.counter("smtpgate_http_requests_total", "HTTP requests answered", ["route", "status"]);
- *   requests.inc(["/v1/decide/auth", "200"]);
- *   registry.onCollect(() => entries.set([], cache.size));   // values read at scrape time
+ *   const requests = registry.counter<"route" | "status">("smtpgate_http_requests_total", "HTTP requests answered",
+ *     ["route", "status"]);
+ *   requests.inc({ route: "/v1/decide/auth", status: "200" });
+ *   registry.onCollect(() => entries.set({}, cache.size));   // values read at scrape time
  *   response.body = registry.render();                        // Content-Type: CONTENT_TYPE
  *
  * Label values must come from bounded sets (verdicts, reasons, configured names): never user names or addresses.
- * Series are created on first use, so recording is one map lookup on the series' label string.
+ * Series are created on first use, so recording is one map lookup on the series' key.
  */
 
 export const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -23,16 +25,22 @@ export const DEFAULT_BUCKETS: readonly number[] = [
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
-type LabelValues = readonly string[];
+/** One series' label values, by label name. */
+export type Labels<L extends string> = Readonly<Record<L, string>>;
+/** A metric without labels may be recorded with no labels argument at all. */
+type LabelsArg<L extends string> = [L] extends [never] ? [labels?: Labels<L>] : [labels: Labels<L>];
+type LabelsAndAmount<L extends string> = [L] extends [never]
+  ? [labels?: Labels<L>, by?: number]
+  : [labels: Labels<L>, by?: number];
 
-abstract class Family<S> {
+abstract class Family<L extends string, S> {
   readonly name: string;
   readonly help: string;
-  readonly labelNames: readonly string[];
+  readonly labelNames: readonly L[];
   /** By seriesKey; each series keeps its label string (`a="x",b="y"`), which is what the exposition prints. */
-  protected readonly series = new Map<string, { labels: string; series: S }>();
+  readonly #series = new Map<string, { labels: string; series: S }>();
 
-  constructor(name: string, help: string, labelNames: readonly string[]) {
+  constructor(name: string, help: string, labelNames: readonly L[]) {
     if (!METRIC_NAME.test(name)) throw new Error(`not a metric name: ${name}`);
     for (const label of labelNames)
       if (!LABEL_NAME.test(label) || label.startsWith("__")) throw new Error(`${name}: not a label name: ${label}`);
@@ -43,53 +51,78 @@ abstract class Family<S> {
 
   abstract readonly type: "counter" | "gauge" | "histogram";
 
-  protected seriesFor(values: LabelValues, create: () => S): S {
-    const key = seriesKey(values);
-    let entry = this.series.get(key);
+  protected seriesFor(labels: Labels<L> | undefined, create: () => S): S {
+    const key = this.#seriesKey(labels);
+    let entry = this.#series.get(key);
     if (entry === undefined) {
-      entry = { labels: this.labelString(values), series: create() };
-      this.series.set(key, entry);
+      entry = { labels: this.#labelString(labels), series: create() };
+      this.#series.set(key, entry);
     }
     return entry.series;
   }
 
-  protected labelString(values: LabelValues): string {
-    if (values.length !== this.labelNames.length)
-      throw new Error(`${this.name}: ${this.labelNames.length} label values expected, got ${values.length}`);
-    let out = "";
-    for (let i = 0; i < values.length; i += 1)
-      out += `${i === 0 ? "" : ","}${this.labelNames[i]}="${escapeLabelValue(values[i] as string)}"`;
-    return out;
-  }
-
   /** Drops every series (for values mirrored at scrape time whose label sets may shrink). */
   reset(): void {
-    this.series.clear();
+    this.#series.clear();
   }
 
   render(): string {
     let out = `# HELP ${this.name} ${this.help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")}\n# TYPE ${this.name} ${this.type}\n`;
-    for (const { labels, series } of this.series.values()) out += this.renderSeries(labels, series);
+    for (const { labels, series } of this.#series.values()) out += this.renderSeries(labels, series);
     return out;
   }
 
   protected abstract renderSeries(labels: string, series: S): string;
+
+  /**
+   * The map key of a series, on the recording path (cheaper than the escaped label string): the values joined by
+   * NUL and a comma, with a NUL inside a value doubled. Reading left to right, a NUL followed by a NUL is part of
+   * a value and one followed by a comma ends it, so two different value lists never share a key; for the usual
+   * values (no NUL) it is a plain join.
+   */
+  #seriesKey(labels: Labels<L> | undefined): string {
+    let key = "";
+    for (let i = 0; i < this.labelNames.length; i += 1) {
+      let value = this.#value(labels, i);
+      if (value.includes("\0")) value = value.replaceAll("\0", "\0\0");
+      key += i === 0 ? value : `\0,${value}`;
+    }
+    return key;
+  }
+
+  #labelString(labels: Labels<L> | undefined): string {
+    let out = "";
+    for (let i = 0; i < this.labelNames.length; i += 1)
+      out += `${i === 0 ? "" : ","}${this.labelNames[i]}="${escapeLabelValue(this.#value(labels, i))}"`;
+    return out;
+  }
+
+  #value(labels: Labels<L> | undefined, index: number): string {
+    const value = labels?.[this.labelNames[index] as L];
+    if (typeof value !== "string") throw new Error(`${this.name}: no value for label ${this.labelNames[index]}`);
+    return value;
+  }
 }
 
 interface Value {
   value: number;
 }
 
-/** A value that only goes up (or, with `set`, mirrors a count kept elsewhere, such as a failover counter). */
-export class Counter extends Family<Value> {
-  readonly type = "counter";
+const zero = (): Value => ({ value: 0 });
 
-  inc(values: LabelValues = [], by = 1): void {
-    this.seriesFor(values, () => ({ value: 0 })).value += by;
+/** A family of plain numbers: counters and gauges. */
+abstract class Scalar<L extends string> extends Family<L, Value> {
+  set(labels: Labels<L>, value: number): void {
+    this.seriesFor(labels, zero).value = value;
   }
 
-  set(values: LabelValues, value: number): void {
-    this.seriesFor(values, () => ({ value: 0 })).value = value;
+  /** The current value of one series (0 if it was never touched). */
+  get(...[labels]: LabelsArg<L>): number {
+    return this.seriesFor(labels, zero).value;
+  }
+
+  protected add(labels: Labels<L> | undefined, by: number): void {
+    this.seriesFor(labels, zero).value += by;
   }
 
   protected renderSeries(labels: string, series: Value): string {
@@ -97,16 +130,26 @@ export class Counter extends Family<Value> {
   }
 }
 
+/** A value that only goes up (or, with `set`, mirrors a count kept elsewhere, such as a failover counter). */
+export class Counter<L extends string = never> extends Scalar<L> {
+  readonly type = "counter";
+
+  inc(...[labels, by = 1]: LabelsAndAmount<L>): void {
+    if (by < 0) throw new Error(`${this.name}: a counter cannot go down`);
+    this.add(labels, by);
+  }
+}
+
 /** A value that goes up and down. */
-export class Gauge extends Family<Value> {
+export class Gauge<L extends string = never> extends Scalar<L> {
   readonly type = "gauge";
 
-  set(values: LabelValues, value: number): void {
-    this.seriesFor(values, () => ({ value: 0 })).value = value;
+  inc(...[labels, by = 1]: LabelsAndAmount<L>): void {
+    this.add(labels, by);
   }
 
-  protected renderSeries(labels: string, series: Value): string {
-    return sample(this.name, labels, series.value);
+  dec(...[labels, by = 1]: LabelsAndAmount<L>): void {
+    this.add(labels, -by);
   }
 }
 
@@ -117,13 +160,14 @@ interface Buckets {
   count: number;
 }
 
-export class Histogram extends Family<Buckets> {
+/** Observations counted into fixed upper bounds (a value equal to a bound counts in it), plus sum and count. */
+export class Histogram<L extends string = never> extends Family<L, Buckets> {
   readonly type = "histogram";
   readonly buckets: readonly number[];
 
-  constructor(name: string, help: string, labelNames: readonly string[], buckets: readonly number[] = DEFAULT_BUCKETS) {
+  constructor(name: string, help: string, labelNames: readonly L[], buckets: readonly number[] = DEFAULT_BUCKETS) {
     super(name, help, labelNames);
-    if (labelNames.includes("le")) throw new Error(`${name}: "le" is the histogram's own label`);
+    if ((labelNames as readonly string[]).includes("le")) throw new Error(`${name}: "le" is the histogram's own label`);
     if (
       buckets.length === 0 ||
       buckets.some((bound, i) => !Number.isFinite(bound) || (i > 0 && bound <= (buckets[i - 1] as number)))
@@ -133,17 +177,18 @@ export class Histogram extends Family<Buckets> {
     this.buckets = [...buckets];
   }
 
-  observe(values: LabelValues, value: number): void {
-    const series = this.seriesFor(values, () => ({
-      counts: new Array<number>(this.buckets.length + 1).fill(0),
-      sum: 0,
-      count: 0,
-    }));
+  observe(labels: Labels<L>, value: number): void {
+    const series = this.seriesFor(labels, () => this.#empty());
     let index = 0;
     while (index < this.buckets.length && value > (this.buckets[index] as number)) index += 1;
     series.counts[index] = (series.counts[index] as number) + 1;
     series.sum += value;
     series.count += 1;
+  }
+
+  /** Creates a series so that it is exposed (all zero) before its first observation. */
+  touch(labels: Labels<L>): void {
+    this.seriesFor(labels, () => this.#empty());
   }
 
   protected renderSeries(labels: string, series: Buckets): string {
@@ -157,22 +202,32 @@ export class Histogram extends Family<Buckets> {
     }
     return out + sample(`${this.name}_sum`, labels, series.sum) + sample(`${this.name}_count`, labels, series.count);
   }
+
+  #empty(): Buckets {
+    return { counts: new Array<number>(this.buckets.length + 1).fill(0), sum: 0, count: 0 };
+  }
 }
 
+/** The metrics of one app or relay instance, rendered together (tests run several in one process). */
 export class Registry {
   readonly #families = new Map<string, { render(): string }>();
   readonly #collectors: (() => void)[] = [];
 
-  counter(name: string, help: string, labelNames: readonly string[] = []): Counter {
-    return this.#add(new Counter(name, help, labelNames));
+  counter<L extends string = never>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
+    return this.#add(new Counter<L>(name, help, labelNames));
   }
 
-  gauge(name: string, help: string, labelNames: readonly string[] = []): Gauge {
-    return this.#add(new Gauge(name, help, labelNames));
+  gauge<L extends string = never>(name: string, help: string, labelNames: readonly L[] = []): Gauge<L> {
+    return this.#add(new Gauge<L>(name, help, labelNames));
   }
 
-  histogram(name: string, help: string, labelNames: readonly string[] = [], buckets?: readonly number[]): Histogram {
-    return this.#add(new Histogram(name, help, labelNames, buckets));
+  histogram<L extends string = never>(
+    name: string,
+    help: string,
+    labelNames: readonly L[] = [],
+    buckets?: readonly number[],
+  ): Histogram<L> {
+    return this.#add(new Histogram<L>(name, help, labelNames, buckets));
   }
 
   /** Runs `collect` before each rendering: for values read from elsewhere at scrape time. */
@@ -193,22 +248,6 @@ export class Registry {
     this.#families.set(family.name, family);
     return family;
   }
-}
-
-/**
- * The map key of a series, on the recording path (cheaper than the escaped label string): the values joined by
- * NUL and a comma, with a NUL inside a value doubled. Reading left to right, a NUL followed by a NUL is part of a
- * value and one followed by a comma ends it, so two different value lists never share a key; for the usual values
- * (no NUL) it is a plain join.
- */
-function seriesKey(values: LabelValues): string {
-  let key = "";
-  for (let i = 0; i < values.length; i += 1) {
-    let value = values[i] as string;
-    if (value.includes("\0")) value = value.replaceAll("\0", "\0\0");
-    key += i === 0 ? value : `\0,${value}`;
-  }
-  return key;
 }
 
 function sample(name: string, labels: string, value: number): string {
