@@ -16,6 +16,7 @@ import { observedDirectories } from "../../metrics/api-metrics.ts";
 import { parseTrustAnchors } from "../../pki/certificate-chain.ts";
 import { CrlStore } from "../../pki/crl-store.ts";
 import type { X509Certificate } from "../../pki/x509.ts";
+import { createJsonLineLogger, writeToStdout } from "../../../lib/json-lines.ts";
 
 export interface ApiServerOptions {
   config: Config;
@@ -34,9 +35,7 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-export const jsonLineLogger: Logger = (record) => {
-  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
-};
+export const jsonLineLogger: Logger = createJsonLineLogger(writeToStdout);
 
 export async function readConfigFile(path: string): Promise<Config> {
   return parseConfig(await readConfigText(path), path);

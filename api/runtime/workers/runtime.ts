@@ -16,6 +16,7 @@ import { parseTrustAnchors } from "../../pki/certificate-chain.ts";
 import { CrlStore } from "../../pki/crl-store.ts";
 import type { X509Certificate } from "../../pki/x509.ts";
 import { CONFIG_SOURCE, loadWorkerConfig, type WorkerEnv } from "./config.ts";
+import { createJsonLineLogger, writeToConsole } from "../../../lib/json-lines.ts";
 
 export interface WorkerRuntime {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- createApp's own variables type stays its business
@@ -25,12 +26,7 @@ export interface WorkerRuntime {
 }
 
 /** One JSON object a line on the console: Workers Logs and `wrangler tail` pick it up. */
-export const consoleLogger: Logger = (record) => {
-  const line = JSON.stringify({ time: new Date().toISOString(), ...record });
-  if (record.level === "error") console.error(line);
-  else if (record.level === "warn") console.warn(line);
-  else console.log(line);
-};
+export const consoleLogger: Logger = createJsonLineLogger(writeToConsole);
 
 export async function buildWorkerRuntime(env: WorkerEnv, log: Logger = consoleLogger): Promise<WorkerRuntime> {
   const { config, secrets } = loadWorkerConfig(env);
