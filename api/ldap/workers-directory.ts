@@ -23,6 +23,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import net from "node:net";
 import tls from "node:tls";
 import { Client } from "ldapts";
+import type { ConfigProblem } from "../../lib/config/config-error.ts";
 import type { DirectoryConfig } from "../config/schema.ts";
 import type { BindOutcome, Directory, DirectoryEntry, DirectoryResult, SearchRequest } from "../core/directory.ts";
 import { parseLdapUrl, withDeadline, type HostEndpoint } from "./connection.ts";
@@ -49,28 +50,34 @@ export interface WorkersLdapDirectoryOptions {
  * Why this LDAP server profile cannot work on Workers, one line per problem with its config path; empty when it
  * can. The Workers runtime refuses to start with any of these rather than fail at the first decision.
  */
-export function workersDirectoryProblems(name: string, directory: DirectoryConfig): string[] {
+export function workersDirectoryProblems(name: string, directory: DirectoryConfig): ConfigProblem[] {
   const at = `directories.${name}`;
-  const problems: string[] = [];
+  const problems: ConfigProblem[] = [];
   directory.hosts.forEach((host, index) => {
     if (host.startsWith("ldap:") && directory.startTls) {
-      problems.push(
-        `${at}.hosts[${index}]: StartTLS does not work inside workerd (ldapts' TLS upgrade of an open socket fails there); ` +
+      problems.push({
+        path: `${at}.hosts[${index}]`,
+        message:
+          "StartTLS does not work inside workerd (ldapts' TLS upgrade of an open socket fails there); " +
           "use ldaps:// with a publicly trusted certificate, or run the Node build (which supports StartTLS) inside your network",
-      );
+      });
     }
   });
   if (directory.tls.caFile !== undefined) {
-    problems.push(
-      `${at}.tls.caFile: custom CAs are not supported on Workers (workerd trusts only the public web PKI); ` +
+    problems.push({
+      path: `${at}.tls.caFile`,
+      message:
+        "custom CAs are not supported on Workers (workerd trusts only the public web PKI); " +
         "the directory needs a publicly trusted certificate, or run the Node build, which reads caFile",
-    );
+    });
   }
   if (directory.tls.serverName !== undefined) {
-    problems.push(
-      `${at}.tls.serverName: Workers check the directory's certificate against the host name in the URL and cannot expect another name; ` +
+    problems.push({
+      path: `${at}.tls.serverName`,
+      message:
+        "Workers check the directory's certificate against the host name in the URL and cannot expect another name; " +
         "put the name the certificate carries in hosts instead",
-    );
+    });
   }
   return problems;
 }

@@ -7,7 +7,7 @@
  * Exits with status 2 and a message naming each problem when the configuration is missing or invalid.
  */
 import { parseArgs } from "node:util";
-import { ConfigError } from "../../config/load.ts";
+import { ConfigError } from "../../../lib/config/config-error.ts";
 import { jsonLineLogger, readConfigFile, startApiServer } from "./server.ts";
 import { stopOnSignals } from "../../../lib/node/graceful-stop.ts";
 
