@@ -28,7 +28,7 @@ import type { DirectoryConfig } from "../config/schema.ts";
 import type { BindOutcome, Directory, DirectoryEntry, DirectoryResult, SearchRequest } from "../core/directory.ts";
 import { parseLdapUrl, withDeadline, type HostEndpoint } from "./connection.ts";
 import { HostSelector } from "./host-selector.ts";
-import { describe as describeFailure, readRootDse, refusedLocally, searchEntries, userBind } from "./operations.ts";
+import { onSomeHost, readRootDse, refusedLocally, searchEntries, userBind } from "./operations.ts";
 
 /** How long the polite LDAP unbind at the end of a request may take before the socket is simply closed. */
 const UNBIND_TIMEOUT_MS = 1_000;
@@ -305,18 +305,8 @@ export class WorkersLdapDirectory implements Directory {
 
   /** Runs the operation on the hosts in the selector's order until one answers. */
   async #onSomeHost<T>(operation: (endpoint: HostEndpoint, index: number) => Promise<T>): Promise<DirectoryResult<T>> {
-    const failures: string[] = [];
-    for (const index of this.selector.order()) {
-      const endpoint = this.#endpoints[index] as HostEndpoint;
-      try {
-        const value = await operation(endpoint, index);
-        this.selector.reportSuccess(index);
-        return { ok: true, value };
-      } catch (error) {
-        this.selector.reportFailure(index);
-        failures.push(`${endpoint.url}: ${describeFailure(error)}`);
-      }
-    }
-    return { ok: false, error: { kind: "unavailable", detail: `directory ${this.name}: ${failures.join("; ")}` } };
+    return await onSomeHost(this.name, this.selector, this.#options.hosts, (index) =>
+      operation(this.#endpoints[index] as HostEndpoint, index),
+    );
   }
 }
