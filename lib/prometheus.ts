@@ -209,8 +209,16 @@ export class Histogram<L extends string = never> extends Family<L, Buckets> {
 }
 
 /** The metrics of one app or relay instance, rendered together (tests run several in one process). */
+/** What a registry says of one of its metrics (for generated documentation). */
+export interface MetricFamily {
+  name: string;
+  type: "counter" | "gauge" | "histogram";
+  help: string;
+  labelNames: readonly string[];
+}
+
 export class Registry {
-  readonly #families = new Map<string, { render(): string }>();
+  readonly #families = new Map<string, MetricFamily & { render(): string }>();
   readonly #collectors: (() => void)[] = [];
 
   counter<L extends string = never>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
@@ -243,7 +251,12 @@ export class Registry {
     return out;
   }
 
-  #add<F extends { name: string; render(): string }>(family: F): F {
+  /** Every registered metric, in registration order. */
+  families(): MetricFamily[] {
+    return [...this.#families.values()].map(({ name, type, help, labelNames }) => ({ name, type, help, labelNames }));
+  }
+
+  #add<F extends MetricFamily & { render(): string }>(family: F): F {
     if (this.#families.has(family.name)) throw new Error(`metric ${family.name} registered twice`);
     this.#families.set(family.name, family);
     return family;

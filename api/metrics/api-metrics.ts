@@ -11,7 +11,7 @@ import type { Config } from "../config/schema.ts";
 import type { Gate } from "../gate/gate.ts";
 import type { Decision } from "../core/verdict.ts";
 import type { HostSelector } from "../ldap/host-selector.ts";
-import { Registry, type Counter, type Histogram } from "../../lib/prometheus.ts";
+import { Registry, type Counter, type Histogram, type MetricFamily } from "../../lib/prometheus.ts";
 
 /** An LDAP server profile as the metrics see it: its hosts, in configuration order, and the adapter's selector. */
 export interface ObservedDirectory {
@@ -91,6 +91,11 @@ export class ApiMetrics {
   /** The text exposition (Prometheus format 0.0.4). */
   render(): string {
     return this.#registry.render();
+  }
+
+  /** Every metric this app exposes (for the generated reference, docs/metrics.md). */
+  families(): MetricFamily[] {
+    return this.#registry.families();
   }
 
   #observeDirectories(directories: Readonly<Record<string, ObservedDirectory>>): void {
