@@ -175,6 +175,8 @@ function describeUnion(
 function describeBranch(schema: z.core.$ZodType): string {
   const keys = knownKeys(schema);
   if (schema._zod.def.type === "object") return `{ ${keys.map((key) => `${key}: …`).join(", ")} }`;
+  const format = (schema._zod.def as { format?: string }).format;
+  if (format !== undefined) return describeFormat(format);
   return describeType(schema._zod.def.type);
 }
 

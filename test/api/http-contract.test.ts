@@ -119,10 +119,11 @@ describe("malformed calls get 400 problem+json naming the field", () => {
       ...VALID,
       password: 1234567,
       mechanism: "PLAN",
-      client: { ip: "192.0.2.1", hlo: "x" },
+      client: { ip: "mail.example.com", hlo: "x" },
     });
     expectProblem(response, 400);
     expect(response.body.errors).toEqual([
+      { field: "client.ip", message: "expected an IPv4 address or an IPv6 address, found a string" },
       { field: "client", message: 'unknown key "hlo"; did you mean "helo"?' },
       { field: "mechanism", message: 'expected "PLAIN" or "LOGIN", found a string; did you mean "PLAIN"?' },
       { field: "password", message: "expected a string, found a number" },
