@@ -3,11 +3,10 @@
  * from the decision API (GET /v1/listeners/{name}). What is here is how to reach the API and the upstream, the
  * relay's own TLS identity, where to listen, and session limits.
  */
-import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { ConfigError, formatIssues } from "../api/config/load.ts";
-import { readConfigText } from "../api/config/read-file.ts";
-import { secretRef } from "../api/config/schema.ts";
+import { parseDocument, validateDocument } from "../lib/config/document.ts";
+import { secretRef } from "../lib/config/secret-ref.ts";
+import { readConfigText } from "../lib/node/read-config-file.ts";
 
 const address = z.strictObject({
   host: z.string().min(1).default("127.0.0.1"),
@@ -102,19 +101,13 @@ export const relayConfigSchema = z.strictObject({
 export type RelayConfig = z.output<typeof relayConfigSchema>;
 export type RelayConfigInput = z.input<typeof relayConfigSchema>;
 
+/** Validates a parsed relay configuration; throws ConfigError naming every problem. */
 export function validateRelayConfig(document: unknown, source: string): RelayConfig {
-  const result = relayConfigSchema.safeParse(document, { reportInput: true });
-  if (!result.success) throw new ConfigError(source, formatIssues(result.error.issues));
-  return result.data;
+  return validateDocument(relayConfigSchema, document, source);
 }
 
+/** Reads, parses and validates the relay's configuration file; throws ConfigError. */
 export async function readRelayConfig(path: string): Promise<RelayConfig> {
-  const text = await readConfigText(path);
-  let document: unknown;
-  try {
-    document = parseYaml(text, { uniqueKeys: true });
-  } catch (error) {
-    throw new ConfigError(path, [`not valid YAML or JSON: ${(error as Error).message.split("\n")[0]}`]);
-  }
+  const document = parseDocument(await readConfigText(path), path, "listener, api, tls, listen and upstream");
   return validateRelayConfig(document, path);
 }

@@ -7,12 +7,11 @@
  *
  * Passwords and AUTH blobs never reach this module: callers pass only user names, verdicts and reasons.
  */
-export type LogRecord = Record<string, unknown>;
-export type Logger = (record: LogRecord) => void;
+import { createJsonLineLogger, writeToStdout, type Logger, type LogRecord } from "../lib/json-lines.ts";
 
-export const jsonLines: Logger = (record) => {
-  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), component: "edge-relay", ...record })}\n`);
-};
+export type { Logger, LogRecord };
+
+export const jsonLines: Logger = createJsonLineLogger(writeToStdout, { component: "edge-relay" });
 
 export interface SessionLog {
   (level: "info" | "warn" | "error", text: string, fields?: LogRecord): void;

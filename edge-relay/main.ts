@@ -6,10 +6,11 @@
  * Needs the decision API running (it loads the listener's policy from it at start) and the API token in the
  * environment variable the config names. Exits 2 with a message for a bad config or an unreachable API.
  */
-import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { ConfigError, resolveSecretRef } from "../api/config/load.ts";
-import { stopOnSignals } from "../api/runtime/node/signals.ts";
+import { ConfigError, throwIfProblems } from "../lib/config/config-error.ts";
+import { resolveSecretRef } from "../lib/config/secret-ref.ts";
+import { readNamedFile } from "../lib/node/read-config-file.ts";
+import { stopOnSignals } from "../lib/node/graceful-stop.ts";
 import { readRelayConfig } from "./config.ts";
 import { jsonLines } from "./log.ts";
 import { startRelay } from "./relay.ts";
@@ -39,20 +40,21 @@ if (!path) fail(`no configuration file given\n${USAGE}`);
 try {
   const config = await readRelayConfig(path);
   const apiToken = resolveSecretRef(config.api.token, process.env, "api.token", path);
-  const read = async (file: string, key: string): Promise<string> => {
-    try {
-      return await readFile(file, "utf8");
-    } catch (error) {
-      throw new ConfigError(path, [
-        `${key}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
-      ]);
-    }
-  };
+  const files = await Promise.all([
+    readNamedFile(config.tls.keyFile, "tls.keyFile"),
+    readNamedFile(config.tls.certFile, "tls.certFile"),
+    config.upstream.tls.caFile ? readNamedFile(config.upstream.tls.caFile, "upstream.tls.caFile") : undefined,
+  ]);
+  throwIfProblems(
+    path,
+    files.flatMap((file) => (file?.ok === false ? [file.problem] : [])),
+  );
+  const [key, cert, upstreamCa] = files.map((file) => (file?.ok ? file.text : undefined));
   const relay = await startRelay({
     config,
     apiToken,
-    tls: { key: await read(config.tls.keyFile, "tls.keyFile"), cert: await read(config.tls.certFile, "tls.certFile") },
-    upstreamCa: config.upstream.tls.caFile ? await read(config.upstream.tls.caFile, "upstream.tls.caFile") : undefined,
+    tls: { key: key as string, cert: cert as string },
+    upstreamCa,
   });
   stopOnSignals(relay.close, (signal) =>
     jsonLines({

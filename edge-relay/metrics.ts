@@ -9,183 +9,13 @@
  *   metrics.messages.inc({ result: "relayed" });
  *   response.end(metrics.registry.render());
  */
+import { CONTENT_TYPE, Registry } from "../lib/prometheus.ts";
 
 /** The Content-Type of the text format, version 0.0.4. */
-export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+export const METRICS_CONTENT_TYPE = CONTENT_TYPE;
 
 /** API call latency buckets, in seconds: a decision is a few ms, the relay's own timeout a few s. */
 export const DECISION_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-
-type Labels<L extends string> = Readonly<Record<L, string>>;
-
-interface Metric {
-  readonly name: string;
-  lines(): string[];
-}
-
-abstract class Series<L extends string, V> {
-  readonly #series = new Map<string, { labels: Labels<L>; value: V }>();
-  readonly name: string;
-  readonly labelNames: readonly L[];
-
-  constructor(name: string, labelNames: readonly L[]) {
-    this.name = name;
-    this.labelNames = labelNames;
-  }
-
-  protected abstract initial(): V;
-
-  protected entry(labels: Labels<L>): { labels: Labels<L>; value: V } {
-    const key = this.labelNames.map((label) => labels[label]).join("\u0000");
-    let entry = this.#series.get(key);
-    if (!entry) {
-      entry = { labels: { ...labels }, value: this.initial() };
-      this.#series.set(key, entry);
-    }
-    return entry;
-  }
-
-  protected entries(): { labels: Labels<L>; value: V }[] {
-    return [...this.#series.values()];
-  }
-
-  protected labelText(labels: Labels<L>, extra: Record<string, string> = {}): string {
-    const pairs = [...this.labelNames.map((label) => [label, labels[label]] as const), ...Object.entries(extra)];
-    return pairs.length === 0
-      ? ""
-      : `{${pairs.map(([label, value]) => `${label}="${escapeLabelValue(value)}"`).join(",")}}`;
-  }
-}
-
-/** A value that only goes up (reset when the process restarts). */
-export class Counter<L extends string = never> extends Series<L, number> implements Metric {
-  protected initial(): number {
-    return 0;
-  }
-
-  inc(
-    ...[labels, by = 1]: [L] extends [never] ? [labels?: Labels<L>, by?: number] : [labels: Labels<L>, by?: number]
-  ): void {
-    if (by < 0) throw new Error(`${this.name}: a counter cannot go down`);
-    this.entry((labels ?? {}) as Labels<L>).value += by;
-  }
-
-  /** The current value of one series (0 if it was never touched). */
-  get(...[labels]: [L] extends [never] ? [labels?: Labels<L>] : [labels: Labels<L>]): number {
-    return this.entry((labels ?? {}) as Labels<L>).value;
-  }
-
-  lines(): string[] {
-    return this.entries().map(({ labels, value }) => `${this.name}${this.labelText(labels)} ${formatValue(value)}`);
-  }
-}
-
-/** A value that goes up and down. */
-export class Gauge<L extends string = never> extends Counter<L> {
-  dec(
-    ...[labels, by = 1]: [L] extends [never] ? [labels?: Labels<L>, by?: number] : [labels: Labels<L>, by?: number]
-  ): void {
-    this.entry((labels ?? {}) as Labels<L>).value -= by;
-  }
-}
-
-interface HistogramValue {
-  /** Observations per bucket (not cumulative; the exposition cumulates). */
-  buckets: number[];
-  sum: number;
-  count: number;
-}
-
-/** Observations counted into fixed upper bounds, plus their sum and count. */
-export class Histogram<L extends string = never> extends Series<L, HistogramValue> implements Metric {
-  readonly bounds: readonly number[];
-
-  constructor(name: string, labelNames: readonly L[], bounds: readonly number[]) {
-    super(name, labelNames);
-    this.bounds = [...bounds].sort((a, b) => a - b);
-  }
-
-  protected initial(): HistogramValue {
-    return { buckets: this.bounds.map(() => 0), sum: 0, count: 0 };
-  }
-
-  observe(labels: Labels<L>, value: number): void {
-    const entry = this.entry(labels).value;
-    const index = this.bounds.findIndex((bound) => value <= bound);
-    if (index >= 0) entry.buckets[index] = (entry.buckets[index] ?? 0) + 1;
-    entry.sum += value;
-    entry.count += 1;
-  }
-
-  /** Touches a series so that it is exposed (all zero) before its first observation. */
-  touch(labels: Labels<L>): void {
-    this.entry(labels);
-  }
-
-  lines(): string[] {
-    return this.entries().flatMap(({ labels, value }) => {
-      let cumulative = 0;
-      const buckets = this.bounds.map((bound, index) => {
-        cumulative += value.buckets[index] ?? 0;
-        return `${this.name}_bucket${this.labelText(labels, { le: formatValue(bound) })} ${cumulative}`;
-      });
-      return [
-        ...buckets,
-        `${this.name}_bucket${this.labelText(labels, { le: "+Inf" })} ${value.count}`,
-        `${this.name}_sum${this.labelText(labels)} ${formatValue(value.sum)}`,
-        `${this.name}_count${this.labelText(labels)} ${value.count}`,
-      ];
-    });
-  }
-}
-
-/** The metrics of one relay, rendered together. */
-export class MetricsRegistry {
-  readonly #metrics: { metric: Metric; help: string; type: "counter" | "gauge" | "histogram" }[] = [];
-
-  counter<L extends string = never>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
-    return this.#add(new Counter<L>(name, labelNames), help, "counter");
-  }
-
-  gauge<L extends string = never>(name: string, help: string, labelNames: readonly L[] = []): Gauge<L> {
-    return this.#add(new Gauge<L>(name, labelNames), help, "gauge");
-  }
-
-  histogram<L extends string = never>(
-    name: string,
-    help: string,
-    labelNames: readonly L[],
-    bounds: readonly number[],
-  ): Histogram<L> {
-    return this.#add(new Histogram<L>(name, labelNames, bounds), help, "histogram");
-  }
-
-  /** The text exposition: `# HELP`, `# TYPE`, then one `name{labels} value` line per series. */
-  render(): string {
-    return (
-      this.#metrics
-        .map(({ metric, help, type }) =>
-          [`# HELP ${metric.name} ${escapeHelp(help)}`, `# TYPE ${metric.name} ${type}`, ...metric.lines()].join("\n"),
-        )
-        .join("\n") + "\n"
-    );
-  }
-
-  #add<M extends Metric & { labelNames: readonly string[] }>(
-    metric: M,
-    help: string,
-    type: "counter" | "gauge" | "histogram",
-  ): M {
-    if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(metric.name)) throw new Error(`not a metric name: ${metric.name}`);
-    if (this.#metrics.some((known) => known.metric.name === metric.name))
-      throw new Error(`metric registered twice: ${metric.name}`);
-    for (const label of metric.labelNames)
-      if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(label) || label.startsWith("__"))
-        throw new Error(`not a label name: ${label}`);
-    this.#metrics.push({ metric, help, type });
-    return metric;
-  }
-}
 
 export type SessionResult = "accepted" | "rejected" | "tcprefuse" | "too-many-connections" | "shutting-down";
 export type AuthResult = "success" | "failure" | "tempfail";
@@ -195,7 +25,7 @@ export type ApiCall = "tls" | "auth" | "policy";
 
 /** The relay's metrics (README lists them with their meaning). */
 export function createRelayMetrics() {
-  const registry = new MetricsRegistry();
+  const registry = new Registry();
   const metrics = {
     registry,
     sessions: registry.counter<"policy" | "result">(
@@ -266,18 +96,3 @@ export function createRelayMetrics() {
 }
 
 export type RelayMetrics = ReturnType<typeof createRelayMetrics>;
-
-function escapeLabelValue(value: string): string {
-  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
-}
-
-function escapeHelp(value: string): string {
-  return value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
-}
-
-function formatValue(value: number): string {
-  if (Number.isNaN(value)) return "NaN";
-  if (value === Infinity) return "+Inf";
-  if (value === -Infinity) return "-Inf";
-  return String(value);
-}

@@ -24,7 +24,8 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { validate as validateDockerfile } from "dockerfile-utils";
 import { parseAllDocuments } from "yaml";
-import { ConfigError, parseConfig, validateConfig } from "../api/config/load.ts";
+import { parseConfig, validateConfig } from "../api/config/load.ts";
+import { ConfigError } from "../lib/config/config-error.ts";
 import { workersProblems } from "../api/runtime/workers/config.ts";
 import { checkCompose, relayListenerProblem, SECRET_NAME } from "./check-compose.ts";
 
@@ -337,7 +338,7 @@ async function checkConfigExamples(manifests: Manifest[]): Promise<void> {
     check(
       limits.length === 0,
       "wrangler.toml SMTPGATE_CONFIG",
-      `asks for what Workers cannot do: ${limits.join("; ")}`,
+      `asks for what Workers cannot do: ${limits.map((limit) => `${limit.path}: ${limit.message}`).join("; ")}`,
     );
   } catch (error) {
     check(false, "wrangler.toml", error instanceof ConfigError ? error.message : String(error));

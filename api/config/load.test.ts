@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
-import { ConfigError, parseConfig, resolveSecrets } from "./load.ts";
+import { ConfigError } from "../../lib/config/config-error.ts";
+import { parseConfig, resolveSecrets } from "./load.ts";
 import { configJsonSchema } from "./schema.ts";
 
 const EXAMPLE = new URL("../../infra/config/flow-b.yaml", import.meta.url);
@@ -20,7 +21,7 @@ function problemsOf(document: unknown): string[] {
   try {
     parseConfig(JSON.stringify(document), "test.json");
   } catch (error) {
-    if (error instanceof ConfigError) return [...error.problems];
+    if (error instanceof ConfigError) return error.problems.map((problem) => `${problem.path}: ${problem.message}`);
     throw error;
   }
   return [];
@@ -104,7 +105,9 @@ describe("configuration", () => {
   it("tells a value of the wrong type from a missing one", () => {
     const document = minimal();
     (document.api as Record<string, unknown>).listen = { port: "8787" };
-    expect(problemsOf(document)).toEqual(["api.listen.port: Invalid input: expected number, received string"]);
+    expect(problemsOf(document)).toEqual(['api.listen.port: expected a number, found the string "8787"']);
+    delete (document.directories as { corp: Record<string, unknown> }).corp.baseDn;
+    expect(problemsOf(document)).toContain("directories.corp.baseDn: missing (expected a string)");
   });
 
   it("checks host access tables: CIDR syntax and policy references", () => {
@@ -139,19 +142,38 @@ describe("configuration", () => {
     expect(problemsOf(document)[0]).toMatch(/^directories\.corp\.hosts\[0\]: ldap:\/\/ without StartTLS/);
   });
 
-  it("refuses secrets written inline", () => {
+  it("refuses secrets written inline, says how to give them, and never repeats them", () => {
     const document = minimal();
     (document.api as Record<string, unknown>).tokens = ["demo-token"];
-    expect(problemsOf(document)[0]).toMatch(/^api\.tokens\[0\]: /);
+    (document.directories as { corp: Record<string, unknown> }).corp.bind = { dn: "cn=svc", password: "hunter2" };
+    const problems = problemsOf(document);
+    expect(problems).toEqual([
+      expect.stringMatching(
+        /^directories\.corp\.bind\.password: a secret is never written inline: .* \{ env: "NAME" \}/,
+      ),
+      expect.stringMatching(/^api\.tokens\[0\]: a secret is never written inline: .* \{ env: "NAME" \}/),
+    ]);
+    expect(problems.join("\n")).not.toMatch(/hunter2|demo-token/);
+    (document.api as Record<string, unknown>).tokens = [["demo-token"]];
+    expect(problemsOf(document)).toContain(
+      'api.tokens[0]: expected { env: "NAME" } (a secret read from the environment), found a list',
+    );
   });
 
-  it("reports a YAML syntax error and a missing section", () => {
+  it("reports a YAML syntax error with the line it is on, and a missing section", () => {
     expect(() => parseConfig("directories: [", "bad.yaml")).toThrow(
       /bad.yaml: invalid configuration\n {2}not valid YAML or JSON/,
     );
+    const text = ["api:", "  tokens: [{ env: TOKEN }]", "  listen: { host: 127.0.0.1, port: 8787", "directories: {}"];
+    expect(() => parseConfig(text.join("\n"), "bad.yaml")).toThrow(
+      /at line 4, column 1:\n\n {6}listen: \{ host: 127\.0\.0\.1, port: 8787\n {4}directories: \{\}\n {4}\^$/,
+    );
+    expect(() => parseConfig("- a\n- b\n", "list.yaml")).toThrow(
+      "list.yaml: invalid configuration\n  expected a mapping with directories, authProfiles, listeners and api, found a list",
+    );
     const document = minimal();
     delete document.listeners;
-    expect(problemsOf(document)).toEqual(["listeners: required (record)"]);
+    expect(problemsOf(document)).toEqual(["listeners: missing (expected a mapping)"]);
   });
 
   it("resolves secrets from the environment and names what is missing", () => {
@@ -202,9 +224,65 @@ describe("configuration", () => {
       cache: { positiveTtlSeconds: 300, serveStaleSeconds: 60, maxEntries: 0 },
     };
     expect(problemsOf(document)).toEqual([
-      "authProfiles.corp.cache.maxEntries: Too small: expected number to be >=1",
+      "authProfiles.corp.cache.maxEntries: expected at least 1, found the number 0",
       "authProfiles.corp.cache.serveStaleSeconds: must be 0 (off) or longer than positiveTtlSeconds: an allow younger than positiveTtlSeconds is reused anyway",
     ]);
+  });
+
+  it("suggests the key, value or type that was probably meant", () => {
+    const document = minimal();
+    (document.listeners as Record<string, unknown>).submission = { authProfile: "corp", hostAcessTable: [] };
+    (document.directories as { corp: Record<string, unknown> }).corp.mode = "failovr";
+    (document.authProfiles as Record<string, unknown>).corp = { type: "ldapp", query: "q" };
+    expect(problemsOf(document)).toEqual([
+      'directories.corp.mode: expected "failover" or "loadbalance", found the string "failovr"; did you mean "failover"?',
+      'authProfiles.corp.type: expected "ldap" or "certificate", found the string "ldapp"; did you mean "ldap"?',
+      'listeners.submission: unknown key "hostAcessTable"; did you mean "hostAccessTable"?',
+    ]);
+  });
+
+  it("says a list was expected when a single value is given, and nothing about the value's length", () => {
+    const document = minimal();
+    (document.directories as { corp: Record<string, unknown> }).corp.hosts =
+      "ldaps://a-rather-long-host-name.example.com";
+    expect(problemsOf(document)).toEqual([
+      'directories.corp.hosts: expected a list, found the string "ldaps://a-rather-long-host-name.example.com"',
+    ]);
+  });
+
+  it("reports the problem inside the form of a choice that fits (a file or inline PEM)", () => {
+    const document = minimal();
+    (document as Record<string, unknown>).certificateQueries = { c: { directory: "corp", filter: "(mail={email})" } };
+    (document.authProfiles as Record<string, unknown>).cert = {
+      type: "certificate",
+      query: "c",
+      trustAnchors: { file: 1 },
+    };
+    (document.authProfiles as Record<string, unknown>).cert2 = {
+      type: "certificate",
+      query: "c",
+      trustAnchors: "ca.pem",
+    };
+    expect(problemsOf(document)).toEqual([
+      "authProfiles.cert.trustAnchors.file: expected a string, found the number 1",
+      'authProfiles.cert2.trustAnchors: expected { file: … } or { pem: … }, found the string "ca.pem"',
+    ]);
+  });
+
+  it("uses no validator wording for any problem", () => {
+    const document = minimal();
+    (document.directories as { corp: Record<string, unknown> }).corp.hosts = [];
+    (document.api as Record<string, unknown>).maxBodyBytes = 1.5;
+    (document.api as Record<string, unknown>).listen = { port: 70_000 };
+    (document.listeners as Record<string, unknown>)["bad name!"] = { authProfile: "corp" };
+    const problems = problemsOf(document);
+    expect(problems).toEqual([
+      "directories.corp.hosts: expected at least 1 item, found an empty list",
+      expect.stringMatching(/^listeners\.bad name!: invalid key "bad name!": must be 1-64 letters/),
+      "api.listen.port: expected at most 65535, found the number 70000",
+      "api.maxBodyBytes: expected an integer, found the number 1.5",
+    ]);
+    for (const problem of problems) expect(problem).not.toMatch(/Invalid input|Too (big|small)|Unrecognized|>=|<=/);
   });
 
   it("publishes a JSON Schema that matches the code (regenerate with npm run schema)", async () => {

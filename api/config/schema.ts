@@ -11,15 +11,9 @@ import { z } from "zod";
 import { FilterParser } from "ldapts";
 import { mailFlowPolicySchema, nameSchema, senderGroupSchema } from "../../contract/listener-policy.ts";
 import { FILTER_TOKENS, templateTokens } from "../core/ldap-filter.ts";
-
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+import { secretRef } from "../../lib/config/secret-ref.ts";
 
 const name = nameSchema;
-
-/** A reference to a secret held in an environment variable (or a Workers secret of that name). */
-export const secretRef = z
-  .strictObject({ env: z.string().regex(ENV_NAME, "not an environment variable name") })
-  .describe("A secret, read from the environment variable `env` at start-up. Never inline.");
 
 const ldapUrl = z.string().refine((value) => {
   try {

@@ -6,12 +6,12 @@
 import type { DecisionContext } from "../../contract/decider.ts";
 import type { AuthRequestBody, TlsRequestBody } from "../../contract/requests.ts";
 import type { Verdict } from "../../contract/verdict.ts";
-import type { Gate, GateResult } from "../core/gate.ts";
+import type { Gate, GateResult } from "../gate/gate.ts";
 import type { Decision } from "../core/verdict.ts";
 import type { ApiMetrics, DecisionKind } from "../metrics/api-metrics.ts";
+import type { Logger, LogRecord } from "../../lib/json-lines.ts";
 
-export type LogRecord = Record<string, unknown>;
-export type Logger = (record: LogRecord) => void;
+export type { Logger, LogRecord };
 
 /** A verdict, or the gate's complaint about the request (the field it names). */
 export type Decided = { ok: true; verdict: Verdict } | { ok: false; field: string; problem: string };

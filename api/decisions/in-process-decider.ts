@@ -13,6 +13,7 @@ import { authRequestSchema, tlsRequestSchema } from "../../contract/requests.ts"
 import type { Verdict } from "../../contract/verdict.ts";
 import type { Decided, DecisionService } from "./decision-service.ts";
 import type { z } from "zod";
+import { validate } from "../../lib/validation/problems.ts";
 
 export class InProcessDecider implements Decider {
   readonly #service: DecisionService;
@@ -30,12 +31,11 @@ export class InProcessDecider implements Decider {
   }
 }
 
+/** The same validation and problem wording as a malformed HTTP call (400). */
 function parse<S extends z.ZodType>(schema: S, request: unknown): z.output<S> {
-  const parsed = schema.safeParse(request);
-  if (parsed.success) return parsed.data;
-  throw new DecisionRefused(
-    parsed.error.issues.map((issue) => ({ field: issue.path.join(".") || "(request)", message: issue.message })),
-  );
+  const checked = validate(schema, request, { showValues: false });
+  if (checked.ok) return checked.value;
+  throw new DecisionRefused(checked.problems.map((problem) => ({ field: problem.path, message: problem.message })));
 }
 
 function verdictOf(decided: Decided): Verdict {

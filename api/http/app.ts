@@ -17,15 +17,15 @@ import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 import { matchedRoutes } from "hono/route";
 import type { z } from "zod";
-import { formatIssues } from "../config/load.ts";
-import type { Gate } from "../core/gate.ts";
+import type { Gate } from "../gate/gate.ts";
 import { DecisionService, type Decided, type LogRecord, type Logger } from "../decisions/decision-service.ts";
 import { ApiMetrics, type ObservedDirectory } from "../metrics/api-metrics.ts";
-import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from "../metrics/prometheus.ts";
+import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from "../../lib/prometheus.ts";
 import { bearerToken, type TokenChecker } from "./api-tokens.ts";
 import { openApiDocument } from "./openapi.ts";
 import { problem, type FieldProblem } from "./problem.ts";
 import { authRequestSchema, cacheFlushRequestSchema, tlsRequestSchema } from "../../contract/requests.ts";
+import { validate, type ValueProblem } from "../../lib/validation/problems.ts";
 
 export type { LogRecord, Logger };
 
@@ -249,18 +249,18 @@ function parseJson<S extends z.ZodType>(c: Context, text: string, schema: S): Pa
   } catch {
     return { ok: false, response: malformed(c, [{ field: "(body)", message: "not a JSON document" }]) };
   }
-  const result = schema.safeParse(json, { reportInput: true });
-  if (result.success) return { ok: true, value: result.data };
-  const errors = formatIssues(result.error.issues).map((line) => {
-    const at = line.indexOf(": ");
-    return { field: line.slice(0, at), message: line.slice(at + 2) };
-  });
-  return { ok: false, response: malformed(c, errors) };
+  // A request's values are not quoted back: they may be passwords.
+  const checked = validate(schema, json, { showValues: false });
+  return checked.ok ? checked : { ok: false, response: malformed(c, checked.problems.map(fieldProblem)) };
 }
 
 /** A verdict (200), or the gate's complaint about the call (400). */
 function answer(c: Context, decided: Decided): Response {
   return decided.ok ? c.json(decided.verdict) : malformed(c, [{ field: decided.field, message: decided.problem }]);
+}
+
+function fieldProblem(problem: ValueProblem): FieldProblem {
+  return { field: problem.path, message: problem.message };
 }
 
 function malformed(c: Context, errors: FieldProblem[]): Response {

@@ -12,7 +12,7 @@
 import type { BindOutcome, Directory, DirectoryEntry, DirectoryResult, SearchRequest } from "../core/directory.ts";
 import { LdapConnection, parseLdapUrl, type ConnectionSecurity, type HostEndpoint } from "./connection.ts";
 import { HostSelector } from "./host-selector.ts";
-import { bindAsService, describe, readRootDse, refusedLocally, searchEntries, userBind } from "./operations.ts";
+import { bindAsService, onSomeHost, readRootDse, refusedLocally, searchEntries, userBind } from "./operations.ts";
 import { ConnectionPool } from "./pool.ts";
 
 export interface LdapDirectoryOptions {
@@ -45,11 +45,13 @@ export class LdapDirectory implements Directory {
   readonly name: string;
   readonly selector: HostSelector;
   readonly #hosts: Host[];
+  readonly #urls: readonly string[];
   readonly #timeLimitSeconds: number;
 
   constructor(options: LdapDirectoryOptions) {
     this.name = options.name;
     this.selector = new HostSelector(options.hosts.length, options);
+    this.#urls = options.hosts;
     this.#timeLimitSeconds = Math.max(1, Math.ceil(options.security.operationTimeoutMs / 1000));
     const common = { max: options.maxConnections, operationTimeoutMs: options.security.operationTimeoutMs };
     this.#hosts = options.hosts.map((url) => {
@@ -114,23 +116,13 @@ export class LdapDirectory implements Directory {
     await Promise.all(this.#hosts.flatMap((host) => [host.service.close(), host.userBind.close()]));
   }
 
-  /** Runs the operation on the hosts in the selector's order until one answers. */
+  /** Runs the operation on a connection of `pool`, on the hosts in the selector's order until one answers. */
   async #onSomeHost<T>(
     pool: "service" | "userBind",
     operation: (connection: LdapConnection) => Promise<T>,
   ): Promise<DirectoryResult<T>> {
-    const failures: string[] = [];
-    for (const index of this.selector.order()) {
-      const host = this.#hosts[index] as Host;
-      try {
-        const value = await host[pool].use(operation);
-        this.selector.reportSuccess(index);
-        return { ok: true, value };
-      } catch (error) {
-        this.selector.reportFailure(index);
-        failures.push(`${host.endpoint.url}: ${describe(error)}`);
-      }
-    }
-    return { ok: false, error: { kind: "unavailable", detail: `directory ${this.name}: ${failures.join("; ")}` } };
+    return await onSomeHost(this.name, this.selector, this.#urls, (index) =>
+      (this.#hosts[index] as Host)[pool].use(operation),
+    );
   }
 }

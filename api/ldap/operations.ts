@@ -4,8 +4,34 @@
  * described, so the two runtimes cannot drift apart on what a decision means.
  */
 import { BusyError, InvalidCredentialsError, ResultCodeError, UnavailableError, type Client } from "ldapts";
-import type { BindOutcome, DirectoryEntry, SearchRequest } from "../core/directory.ts";
+import type { BindOutcome, DirectoryEntry, DirectoryResult, SearchRequest } from "../core/directory.ts";
 import { ldapResultText } from "../core/ldap-results.ts";
+import type { HostSelector } from "./host-selector.ts";
+
+/**
+ * Failover and load balancing (docs/configuration.md): runs `operation` on the hosts in the selector's order until one answers,
+ * telling the selector each outcome. Every host failing is a value, `unavailable`, which the core turns into a
+ * tempfail; the detail names each host and how it failed.
+ */
+export async function onSomeHost<T>(
+  directory: string,
+  selector: HostSelector,
+  hosts: readonly string[],
+  operation: (index: number) => Promise<T>,
+): Promise<DirectoryResult<T>> {
+  const failures: string[] = [];
+  for (const index of selector.order()) {
+    try {
+      const value = await operation(index);
+      selector.reportSuccess(index);
+      return { ok: true, value };
+    } catch (error) {
+      selector.reportFailure(index);
+      failures.push(`${hosts[index]}: ${describe(error)}`);
+    }
+  }
+  return { ok: false, error: { kind: "unavailable", detail: `directory ${directory}: ${failures.join("; ")}` } };
+}
 
 /** A subtree search with aliases not dereferenced and no more entries than asked for. */
 export async function searchEntries(

@@ -23,18 +23,12 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import net from "node:net";
 import tls from "node:tls";
 import { Client } from "ldapts";
+import type { ConfigProblem } from "../../lib/config/config-error.ts";
 import type { DirectoryConfig } from "../config/schema.ts";
 import type { BindOutcome, Directory, DirectoryEntry, DirectoryResult, SearchRequest } from "../core/directory.ts";
 import { parseLdapUrl, withDeadline, type HostEndpoint } from "./connection.ts";
 import { HostSelector } from "./host-selector.ts";
-import {
-  bindAsService,
-  describe as describeFailure,
-  readRootDse,
-  refusedLocally,
-  searchEntries,
-  userBind,
-} from "./operations.ts";
+import { bindAsService, onSomeHost, readRootDse, refusedLocally, searchEntries, userBind } from "./operations.ts";
 
 /** How long the polite LDAP unbind at the end of a request may take before the socket is simply closed. */
 const UNBIND_TIMEOUT_MS = 1_000;
@@ -56,28 +50,34 @@ export interface WorkersLdapDirectoryOptions {
  * Why this LDAP server profile cannot work on Workers, one line per problem with its config path; empty when it
  * can. The Workers runtime refuses to start with any of these rather than fail at the first decision.
  */
-export function workersDirectoryProblems(name: string, directory: DirectoryConfig): string[] {
+export function workersDirectoryProblems(name: string, directory: DirectoryConfig): ConfigProblem[] {
   const at = `directories.${name}`;
-  const problems: string[] = [];
+  const problems: ConfigProblem[] = [];
   directory.hosts.forEach((host, index) => {
     if (host.startsWith("ldap:") && directory.startTls) {
-      problems.push(
-        `${at}.hosts[${index}]: StartTLS does not work inside workerd (ldapts' TLS upgrade of an open socket fails there); ` +
+      problems.push({
+        path: `${at}.hosts[${index}]`,
+        message:
+          "StartTLS does not work inside workerd (ldapts' TLS upgrade of an open socket fails there); " +
           "use ldaps:// with a publicly trusted certificate, or run the Node build (which supports StartTLS) inside your network",
-      );
+      });
     }
   });
   if (directory.tls.caFile !== undefined) {
-    problems.push(
-      `${at}.tls.caFile: custom CAs are not supported on Workers (workerd trusts only the public web PKI); ` +
+    problems.push({
+      path: `${at}.tls.caFile`,
+      message:
+        "custom CAs are not supported on Workers (workerd trusts only the public web PKI); " +
         "the directory needs a publicly trusted certificate, or run the Node build, which reads caFile",
-    );
+    });
   }
   if (directory.tls.serverName !== undefined) {
-    problems.push(
-      `${at}.tls.serverName: Workers check the directory's certificate against the host name in the URL and cannot expect another name; ` +
+    problems.push({
+      path: `${at}.tls.serverName`,
+      message:
+        "Workers check the directory's certificate against the host name in the URL and cannot expect another name; " +
         "put the name the certificate carries in hosts instead",
-    );
+    });
   }
   return problems;
 }
@@ -304,18 +304,8 @@ export class WorkersLdapDirectory implements Directory {
 
   /** Runs the operation on the hosts in the selector's order until one answers. */
   async #onSomeHost<T>(operation: (endpoint: HostEndpoint, index: number) => Promise<T>): Promise<DirectoryResult<T>> {
-    const failures: string[] = [];
-    for (const index of this.selector.order()) {
-      const endpoint = this.#endpoints[index] as HostEndpoint;
-      try {
-        const value = await operation(endpoint, index);
-        this.selector.reportSuccess(index);
-        return { ok: true, value };
-      } catch (error) {
-        this.selector.reportFailure(index);
-        failures.push(`${endpoint.url}: ${describeFailure(error)}`);
-      }
-    }
-    return { ok: false, error: { kind: "unavailable", detail: `directory ${this.name}: ${failures.join("; ")}` } };
+    return await onSomeHost(this.name, this.selector, this.#options.hosts, (index) =>
+      operation(this.#endpoints[index] as HostEndpoint, index),
+    );
   }
 }

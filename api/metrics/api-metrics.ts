@@ -8,10 +8,10 @@
  * address.
  */
 import type { Config } from "../config/schema.ts";
-import type { Gate } from "../core/gate.ts";
+import type { Gate } from "../gate/gate.ts";
 import type { Decision } from "../core/verdict.ts";
 import type { HostSelector } from "../ldap/host-selector.ts";
-import { Registry, type Counter, type Histogram } from "./prometheus.ts";
+import { Registry, type Counter, type Histogram, type MetricFamily } from "../../lib/prometheus.ts";
 
 /** An LDAP server profile as the metrics see it: its hosts, in configuration order, and the adapter's selector. */
 export interface ObservedDirectory {
@@ -43,9 +43,9 @@ export type DecisionKind = "auth" | "tls";
 
 export class ApiMetrics {
   readonly #registry = new Registry();
-  readonly #decisions: Counter;
-  readonly #duration: Histogram;
-  readonly #requests: Counter;
+  readonly #decisions: Counter<"kind" | "verdict" | "reason" | "method" | "profile">;
+  readonly #duration: Histogram<"kind" | "cache">;
+  readonly #requests: Counter<"route" | "status">;
 
   constructor(options: ApiMetricsOptions) {
     const registry = this.#registry;
@@ -73,18 +73,29 @@ export class ApiMetrics {
 
   /** One decision: `seconds` from the request's arrival to the verdict. */
   decision(kind: DecisionKind, decision: Decision, seconds: number): void {
-    this.#decisions.inc([kind, decision.verdict, decision.reason, decision.method ?? "none", decision.profile]);
-    this.#duration.observe([kind, decision.cache ?? "none"], seconds);
+    this.#decisions.inc({
+      kind,
+      verdict: decision.verdict,
+      reason: decision.reason,
+      method: decision.method ?? "none",
+      profile: decision.profile,
+    });
+    this.#duration.observe({ kind, cache: decision.cache ?? "none" }, seconds);
   }
 
   /** One HTTP answer; `route` is the matched route pattern, never the raw path. */
   request(route: string, status: number): void {
-    this.#requests.inc([route, String(status)]);
+    this.#requests.inc({ route, status: String(status) });
   }
 
   /** The text exposition (Prometheus format 0.0.4). */
   render(): string {
     return this.#registry.render();
+  }
+
+  /** Every metric this app exposes (for the generated reference, docs/metrics.md). */
+  families(): MetricFamily[] {
+    return this.#registry.families();
   }
 
   #observeDirectories(directories: Readonly<Record<string, ObservedDirectory>>): void {
@@ -113,16 +124,16 @@ export class ApiMetrics {
     for (const [name, directory] of Object.entries(directories)) {
       observeHosts(directory, (index, ok) => {
         const host = directory.hosts[index] ?? String(index);
-        up.set([name, host], ok ? 1 : 0);
-        operations.inc([name, host, ok ? "ok" : "failed"]);
+        up.set({ directory: name, host }, ok ? 1 : 0);
+        operations.inc({ directory: name, host, result: ok ? "ok" : "failed" });
       });
     }
     registry.onCollect(() => {
       for (const [name, directory] of Object.entries(directories)) {
-        failovers.set([name], directory.selector.failovers);
+        failovers.set({ directory: name }, directory.selector.failovers);
         if (directory.mode === "failover")
           directory.hosts.forEach((host, index) =>
-            active.set([name, host], index === directory.selector.active ? 1 : 0),
+            active.set({ directory: name, host }, index === directory.selector.active ? 1 : 0),
           );
       }
     });
@@ -130,7 +141,7 @@ export class ApiMetrics {
 
   #observeCaches(gate: Gate): void {
     const registry = this.#registry;
-    const labels = ["profile", "kind"];
+    const labels = ["profile", "kind"] as const;
     const hits = registry.counter(
       "smtpgate_cache_hits_total",
       "Decisions answered from an auth profile's decision cache.",
@@ -155,7 +166,7 @@ export class ApiMetrics {
     registry.onCollect(() => {
       for (const [profile, stats] of Object.entries(gate.cacheStats())) {
         if (!stats.enabled) continue;
-        const series = [profile, stats.kind];
+        const series = { profile, kind: stats.kind };
         hits.set(series, stats.hits);
         misses.set(series, stats.misses);
         stale.set(series, stats.staleServed);
@@ -189,11 +200,11 @@ export class ApiMetrics {
       age.reset();
       nextUpdate.reset();
       for (const state of states) {
-        loaded.set([state.name], state.crl ? 1 : 0);
-        failures.set([state.name], state.refreshFailures);
+        loaded.set({ source: state.name }, state.crl ? 1 : 0);
+        failures.set({ source: state.name }, state.refreshFailures);
         if (!state.crl) continue;
-        age.set([state.name], (at - state.crl.thisUpdate.getTime()) / 1000);
-        if (state.crl.nextUpdate) nextUpdate.set([state.name], (state.crl.nextUpdate.getTime() - at) / 1000);
+        age.set({ source: state.name }, (at - state.crl.thisUpdate.getTime()) / 1000);
+        if (state.crl.nextUpdate) nextUpdate.set({ source: state.name }, (state.crl.nextUpdate.getTime() - at) / 1000);
       }
     });
   }

@@ -20,6 +20,8 @@ WORKDIR /app
 COPY --from=dependencies /app/node_modules ./node_modules
 COPY package.json ./
 COPY api ./api
+COPY contract ./contract
+COPY lib ./lib
 USER node
 EXPOSE 8787
 # Liveness of the process (GET /healthz); readiness (/readyz: directories reachable) is for the orchestrator.

@@ -20,8 +20,9 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=dependencies /app/node_modules ./node_modules
 COPY package.json ./
-# The relay shares the configuration helpers, SMTP reply table and verdict types with the API.
-COPY api ./api
+# The relay shares the wire contract (SMTP reply table, verdicts, API client) and lib/ with the API, never api/.
+COPY contract ./contract
+COPY lib ./lib
 COPY edge-relay ./edge-relay
 USER node
 EXPOSE 25 587 465 8025

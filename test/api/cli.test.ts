@@ -28,9 +28,14 @@ afterAll(async () => {
 async function start(
   args: string[],
   env: Record<string, string> = {},
+  cwd?: string,
 ): Promise<{ code: number | null; stderr: string }> {
   try {
-    await run(process.execPath, [MAIN, ...args], { env: { PATH: process.env.PATH ?? "", ...env }, timeout: 10_000 });
+    await run(process.execPath, [MAIN, ...args], {
+      env: { PATH: process.env.PATH ?? "", ...env },
+      timeout: 10_000,
+      ...(cwd ? { cwd } : {}),
+    });
     return { code: 0, stderr: "" };
   } catch (error) {
     const failure = error as { code: number | null; stderr: string };
@@ -38,12 +43,12 @@ async function start(
   }
 }
 
-function config(hosts: string): string {
+function config(hosts: string, caFile = slapd.pki.caFile, password = "{ env: BIND_PW }"): string {
   return `directories:
   corp:
     hosts: [${hosts}]
-    tls: { caFile: ${slapd.pki.caFile} }
-    bind: { dn: "${SEED.serviceDn}", password: { env: BIND_PW } }
+    tls: { caFile: ${caFile} }
+    bind: { dn: "${SEED.serviceDn}", password: ${password} }
     baseDn: ${SEED.baseDn}
 smtpAuthQueries:
   q: { directory: corp }
@@ -94,7 +99,31 @@ describe("npm start (api/runtime/node/main.ts)", () => {
   it("exits 2 naming a file that does not exist", async () => {
     const result = await start(["--config", join(dir, "missing.yaml")]);
     expect(result.code).toBe(2);
-    expect(result.stderr).toBe(`smtpgate: ${join(dir, "missing.yaml")}: invalid configuration\n  no such file\n`);
+    expect(result.stderr).toBe(
+      `smtpgate: ${join(dir, "missing.yaml")}: invalid configuration\n  cannot read ${join(dir, "missing.yaml")}: no such file\n`,
+    );
+  });
+
+  it("names the absolute path it tried for a relative one, for the configuration and the files it names", async () => {
+    const missing = await start(["--config", "missing.yaml"], {}, dir);
+    expect(missing.stderr).toContain(`cannot read ${join(dir, "missing.yaml")}: no such file`);
+    await writeFile(join(dir, "relative-ca.yaml"), config(slapd.ldapUrl, "certs/ca.pem"));
+    const result = await start(["--config", "relative-ca.yaml"], { BIND_PW: "x", API_TOKEN: "y" }, dir);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(
+      `directories.corp.tls.caFile: cannot read ${join(dir, "certs/ca.pem")}: no such file`,
+    );
+  });
+
+  it("explains how to give a secret written inline, without repeating it", async () => {
+    const path = join(dir, "inline.yaml");
+    await writeFile(path, config(slapd.ldapUrl, slapd.pki.caFile, "hunter2-inline"));
+    const result = await start(["--config", path], { API_TOKEN: "y" });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(
+      /directories\.corp\.bind\.password: a secret is never written inline: .*\{ env: "NAME" \}/,
+    );
+    expect(result.stderr).not.toContain("hunter2-inline");
   });
 
   it("exits 2 naming each invalid value by its path", async () => {
@@ -139,7 +168,9 @@ describe("npm start (api/runtime/node/main.ts)", () => {
       await writeFile(path, config("ldap://127.0.0.1:1, http://wrong.example"));
       api.child.kill("SIGHUP");
       await expect.poll(api.stdout, { timeout: 10_000 }).toContain('"msg":"reload refused');
-      expect(api.stdout()).toContain("directories.corp.hosts[1]: not an ldap:// or ldaps:// URL");
+      expect(api.stdout()).toContain(
+        '"problems":[{"path":"directories.corp.hosts[1]","message":"not an ldap:// or ldaps:// URL',
+      );
       expect(await api.decide("submission")).toMatchObject({ verdict: "allow" });
 
       await writeFile(

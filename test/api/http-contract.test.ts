@@ -114,6 +114,23 @@ describe("malformed calls get 400 problem+json naming the field", () => {
     expect(String(response.body.detail)).toContain(field);
   });
 
+  it("words each problem like a configuration problem, without repeating the values sent", async () => {
+    const response = await api.post("/v1/decide/auth", {
+      ...VALID,
+      password: 1234567,
+      mechanism: "PLAN",
+      client: { ip: "mail.example.com", hlo: "x" },
+    });
+    expectProblem(response, 400);
+    expect(response.body.errors).toEqual([
+      { field: "client.ip", message: "expected an IPv4 address or an IPv6 address, found a string" },
+      { field: "client", message: 'unknown key "hlo"; did you mean "helo"?' },
+      { field: "mechanism", message: 'expected "PLAIN" or "LOGIN", found a string; did you mean "PLAIN"?' },
+      { field: "password", message: "expected a string, found a number" },
+    ]);
+    expect(JSON.stringify(response.body)).not.toContain("1234567");
+  });
+
   it("answers 413 for a body over the limit", async () => {
     expectProblem(await api.post("/v1/decide/auth", { ...VALID, username: "a".repeat(8192) }), 413);
   });

@@ -3,7 +3,7 @@
 // unreachable API). One registry per relay: two relays in this process never share a number.
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createRelayMetrics, MetricsRegistry } from "../../edge-relay/metrics.ts";
+import { createRelayMetrics } from "../../edge-relay/metrics.ts";
 import { startTestApi, TEST_TOKEN } from "../../dev/api.ts";
 import { startTestRelay, type TestRelay } from "../../dev/relay.ts";
 import { SEED } from "../../dev/slapd/index.ts";
@@ -93,47 +93,8 @@ async function scrape(relay: TestRelay): Promise<Scrape> {
   return parseExposition(await response.text());
 }
 
-describe("the exposition format", () => {
-  it("renders HELP, TYPE, escaped label values, and cumulative histogram buckets", () => {
-    const registry = new MetricsRegistry();
-    const counter = registry.counter<"kind">("demo_events_total", "Events\\seen\nby kind", ["kind"]);
-    counter.inc({ kind: 'a "quoted"\\value\nwith newline' });
-    counter.inc({ kind: "b" }, 2);
-    const histogram = registry.histogram<"call">("demo_seconds", "Latency", ["call"], [0.1, 1]);
-    histogram.observe({ call: "x" }, 0.05);
-    histogram.observe({ call: "x" }, 0.5);
-    histogram.observe({ call: "x" }, 3);
-    registry.gauge("demo_open", "Open things").inc(undefined, 4);
-    expect(registry.render()).toBe(
-      [
-        "# HELP demo_events_total Events\\\\seen\\nby kind",
-        "# TYPE demo_events_total counter",
-        'demo_events_total{kind="a \\"quoted\\"\\\\value\\nwith newline"} 1',
-        'demo_events_total{kind="b"} 2',
-        "# HELP demo_seconds Latency",
-        "# TYPE demo_seconds histogram",
-        'demo_seconds_bucket{call="x",le="0.1"} 1',
-        'demo_seconds_bucket{call="x",le="1"} 2',
-        'demo_seconds_bucket{call="x",le="+Inf"} 3',
-        'demo_seconds_sum{call="x"} 3.55',
-        'demo_seconds_count{call="x"} 3',
-        "# HELP demo_open Open things",
-        "# TYPE demo_open gauge",
-        "demo_open 4",
-        "",
-      ].join("\n"),
-    );
-    parseExposition(registry.render());
-  });
-
-  it("refuses a counter going down, a name registered twice and a reserved label", () => {
-    const registry = new MetricsRegistry();
-    const counter = registry.counter("demo_total", "x");
-    expect(() => counter.inc(undefined, -1)).toThrow(/cannot go down/);
-    expect(() => registry.counter("demo_total", "again")).toThrow(/registered twice/);
-    expect(() => registry.counter("demo2_total", "x", ["__name"])).toThrow(/not a label name/);
-  });
-
+// The format itself is tested with the registry, in lib/prometheus.test.ts.
+describe("the relay's registry", () => {
   it("gives every relay its own registry", () => {
     const one = createRelayMetrics();
     const two = createRelayMetrics();

@@ -8,10 +8,10 @@
  * reloads the file (an invalid one is refused and the old one kept); SIGTERM drains decisions in flight.
  */
 import { parseArgs } from "node:util";
-import { ConfigError } from "../../config/load.ts";
+import { ConfigError } from "../../../lib/config/config-error.ts";
 import { reloadOnSighup } from "./reload.ts";
 import { jsonLineLogger, readConfigFile, startApiServer } from "./server.ts";
-import { stopOnSignals } from "./signals.ts";
+import { stopOnSignals } from "../../../lib/node/graceful-stop.ts";
 
 const USAGE = "usage: smtpgate-api --config FILE [--host HOST] [--port PORT]   (or set SMTPGATE_CONFIG)";
 

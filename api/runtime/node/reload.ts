@@ -3,7 +3,7 @@
  * served from then on, requests in flight finish on the old gate; an invalid one is refused and logged with each
  * problem, and the configuration in force stays. Reloads run one after another, never interleaved.
  */
-import { ConfigError } from "../../config/load.ts";
+import { ConfigError } from "../../../lib/config/config-error.ts";
 import type { Logger } from "../../http/app.ts";
 import { readConfigFile, type ApiServer } from "./server.ts";
 

@@ -8,17 +8,15 @@ import { readFile } from "node:fs/promises";
 import type { Server, ServerOptions } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve, type ServerType } from "@hono/node-server";
-import { ConfigError, parseConfig, resolveSecrets } from "../../config/load.ts";
-import { readConfigText } from "../../config/read-file.ts";
+import { ConfigError } from "../../../lib/config/config-error.ts";
+import { createJsonLineLogger, writeToStdout } from "../../../lib/json-lines.ts";
+import { readConfigText, readNamedFile } from "../../../lib/node/read-config-file.ts";
+import { parseConfig } from "../../config/load.ts";
 import type { Config } from "../../config/schema.ts";
-import { Gate } from "../../core/gate.ts";
-import { createTokenChecker } from "../../http/api-tokens.ts";
-import { createApp, type Logger } from "../../http/app.ts";
+import type { Gate } from "../../gate/gate.ts";
+import type { Logger } from "../../http/app.ts";
 import { LdapDirectory } from "../../ldap/ldap-directory.ts";
-import { observedDirectories } from "../../metrics/api-metrics.ts";
-import { parseTrustAnchors } from "../../pki/certificate-chain.ts";
-import { CrlStore } from "../../pki/crl-store.ts";
-import type { X509Certificate } from "../../pki/x509.ts";
+import { composeApi } from "../compose.ts";
 import { countRequestsInFlight, drainHttpServer, LiveApp } from "./live-app.ts";
 import { probeDirectoriesAtStart } from "./startup-probe.ts";
 
@@ -48,85 +46,10 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-export const jsonLineLogger: Logger = (record) => {
-  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
-};
+export const jsonLineLogger: Logger = createJsonLineLogger(writeToStdout);
 
 export async function readConfigFile(path: string): Promise<Config> {
   return parseConfig(await readConfigText(path), path);
-}
-
-/** Builds one LdapDirectory per LDAP server profile; reads the CA bundles. */
-export async function createDirectories(
-  config: Config,
-  bindPasswords: Record<string, string>,
-  source: string,
-): Promise<Record<string, LdapDirectory>> {
-  const problems: string[] = [];
-  const directories: Record<string, LdapDirectory> = {};
-  for (const [name, directory] of Object.entries(config.directories)) {
-    let ca: string | undefined;
-    if (directory.tls.caFile) {
-      try {
-        ca = await readFile(directory.tls.caFile, "utf8");
-        if (!ca.includes("-----BEGIN CERTIFICATE-----"))
-          problems.push(`directories.${name}.tls.caFile: ${directory.tls.caFile} holds no PEM certificate`);
-      } catch (error) {
-        problems.push(
-          `directories.${name}.tls.caFile: cannot read ${directory.tls.caFile} (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
-        );
-      }
-    }
-    directories[name] = new LdapDirectory({
-      name,
-      hosts: directory.hosts,
-      mode: directory.mode,
-      failbackAfterMs: directory.failbackAfterMs,
-      hostDownForMs: directory.hostDownForMs,
-      security: {
-        startTls: directory.startTls,
-        ca,
-        serverName: directory.tls.serverName,
-        connectTimeoutMs: directory.connectTimeoutMs,
-        operationTimeoutMs: directory.operationTimeoutMs,
-      },
-      serviceBind: directory.bind ? { dn: directory.bind.dn, password: bindPasswords[name] as string } : undefined,
-      maxConnections: directory.maxConnections,
-    });
-  }
-  if (problems.length > 0) throw new ConfigError(source, problems);
-  return directories;
-}
-
-/** Reads each certificate profile's PEM bundle under `key` (a file or inline PEM). */
-async function loadProfileCertificates(
-  config: Config,
-  source: string,
-  key: "trustAnchors" | "intermediates",
-): Promise<Record<string, X509Certificate[]>> {
-  const problems: string[] = [];
-  const bundles: Record<string, X509Certificate[]> = {};
-  for (const [name, profile] of Object.entries(config.authProfiles)) {
-    if (profile.type !== "certificate") continue;
-    const ref = profile[key];
-    if (!ref) continue;
-    try {
-      const pem = "file" in ref ? await readFile(ref.file, "utf8") : ref.pem;
-      bundles[name] = parseTrustAnchors(pem, "file" in ref ? ref.file : "pem");
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      problems.push(
-        `authProfiles.${name}.${key}: ${code ? `cannot read ${(ref as { file: string }).file} (${code})` : (error as Error).message}`,
-      );
-    }
-  }
-  if (problems.length > 0) throw new ConfigError(source, problems);
-  return bundles;
-}
-
-/** Each certificate profile's trust anchors. */
-export function loadTrustAnchors(config: Config, source: string): Promise<Record<string, X509Certificate[]>> {
-  return loadProfileCertificates(config, source, "trustAnchors");
 }
 
 /** How often the Node runtime looks for CRL sources whose refresh period is over. */
@@ -134,7 +57,7 @@ const CRL_SCHEDULE_MS = 15_000;
 
 /** One configuration built into a served app: what a reload replaces as a whole. */
 interface NodeRuntime {
-  app: ReturnType<typeof createApp>;
+  app: Awaited<ReturnType<typeof composeApi>>["app"];
   config: Config;
   gate: Gate;
   directories: Record<string, LdapDirectory>;
@@ -148,23 +71,30 @@ async function buildNodeRuntime(
   source: string,
   log: Logger,
 ): Promise<NodeRuntime> {
-  const secrets = resolveSecrets(config, env, source);
-  const trustAnchors = await loadTrustAnchors(config, source);
-  const intermediates = await loadProfileCertificates(config, source, "intermediates");
-  const directories = await createDirectories(config, secrets.bindPasswords, source);
-  const crlSources = Object.entries(config.crlSources).map(([name, crl]) => ({
-    name,
-    url: crl.url,
-    file: crl.file,
-    refreshSeconds: crl.refreshSeconds,
-  }));
-  const usesRevocation = Object.values(config.authProfiles).some(
-    (profile) => profile.type === "certificate" && profile.revocation,
-  );
-  const crls =
-    usesRevocation || crlSources.length > 0
-      ? new CrlStore({ sources: crlSources, readFile: (path) => readFile(path), log })
-      : null;
+  const { app, gate, directories, crls } = await composeApi(config, {
+    source,
+    env,
+    log,
+    readNamedFile,
+    crlTransport: { readFile: (path) => readFile(path) },
+    createDirectory: (name, directory, access) =>
+      new LdapDirectory({
+        name,
+        hosts: directory.hosts,
+        mode: directory.mode,
+        failbackAfterMs: directory.failbackAfterMs,
+        hostDownForMs: directory.hostDownForMs,
+        security: {
+          startTls: directory.startTls,
+          ca: access.ca,
+          serverName: directory.tls.serverName,
+          connectTimeoutMs: directory.connectTimeoutMs,
+          operationTimeoutMs: directory.operationTimeoutMs,
+        },
+        serviceBind: directory.bind ? { dn: directory.bind.dn, password: access.bindPassword as string } : undefined,
+        maxConnections: directory.maxConnections,
+      }),
+  });
   await crls?.refreshAll();
   // A CRL file that cannot be read is a configuration error (a URL may just be down for now).
   const unreadable = (crls?.status() ?? []).filter(
@@ -173,18 +103,9 @@ async function buildNodeRuntime(
   if (unreadable.length > 0)
     throw new ConfigError(
       source,
-      unreadable.map((state) => `crlSources.${state.name}.file: ${state.error ?? "not loaded"}`),
+      unreadable.map((state) => ({ path: `crlSources.${state.name}.file`, message: state.error ?? "not loaded" })),
     );
   const crlTimer = crls ? setInterval(() => void crls.refreshDue(), CRL_SCHEDULE_MS).unref() : undefined;
-  const gate = new Gate({ config, directories, trustAnchors, intermediates, crls });
-  const app = createApp({
-    gate,
-    tokens: await createTokenChecker(secrets.apiTokens),
-    metricsTokens: await createTokenChecker([...secrets.apiTokens, ...secrets.metricsTokens]),
-    directories: observedDirectories(config, directories),
-    maxBodyBytes: config.api.maxBodyBytes,
-    log,
-  });
   return {
     app,
     config,

@@ -11,7 +11,9 @@
  * On top of the schema, what workerd cannot do is refused here, each problem with its path and what to use
  * instead: files (there is no file system), StartTLS, custom CAs (see workersDirectoryProblems).
  */
-import { ConfigError, parseConfig, resolveSecrets, validateConfig, type Secrets } from "../../config/load.ts";
+import { ConfigError, throwIfProblems, type ConfigProblem } from "../../../lib/config/config-error.ts";
+import { TOP_LEVEL } from "../../../lib/validation/problems.ts";
+import { parseConfig, validateConfig } from "../../config/load.ts";
 import type { Config } from "../../config/schema.ts";
 import { workersDirectoryProblems } from "../../ldap/workers-directory.ts";
 
@@ -23,72 +25,65 @@ export const CONFIG_SOURCE = `binding ${CONFIG_BINDING}`;
 /** What the Worker's `env` holds: vars (strings or JSON values) and secrets (strings). */
 export type WorkerEnv = Readonly<Record<string, unknown>>;
 
-export interface WorkerConfig {
-  config: Config;
-  secrets: Secrets;
-}
+/** On Workers an "environment variable" is a secret: say how to set one. */
+export const unsetWorkersSecret = (name: string): string =>
+  `Workers secret ${name} is not set (wrangler secret put ${name}; for wrangler dev, a line in .dev.vars)`;
 
-/** Reads, validates and checks the configuration and resolves its secrets. Throws ConfigError. */
-export function loadWorkerConfig(env: WorkerEnv): WorkerConfig {
+/** Reads, validates and checks the configuration. Throws ConfigError. */
+export function loadWorkerConfig(env: WorkerEnv): Config {
   const raw = env[CONFIG_BINDING];
   let config: Config;
   if (raw === undefined || raw === null || raw === "") {
     throw new ConfigError(CONFIG_SOURCE, [
-      `(top level): the ${CONFIG_BINDING} binding is not set; define it under [vars] in wrangler.toml (a table, or JSON/YAML text) or with wrangler deploy --var`,
+      {
+        path: TOP_LEVEL,
+        message: `the ${CONFIG_BINDING} binding is not set; define it under [vars] in wrangler.toml (a table, or JSON/YAML text) or with wrangler deploy --var`,
+      },
     ]);
   } else if (typeof raw === "string") {
     config = parseConfig(raw, CONFIG_SOURCE);
   } else {
     config = validateConfig(raw, CONFIG_SOURCE);
   }
-  const problems = workersProblems(config);
-  if (problems.length > 0) throw new ConfigError(CONFIG_SOURCE, problems);
-  try {
-    return { config, secrets: resolveSecrets(config, stringsOf(env), CONFIG_SOURCE) };
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    // On Workers an "environment variable" is a secret: say how to set one.
-    throw new ConfigError(
-      CONFIG_SOURCE,
-      error.problems.map((problem) =>
-        problem.replace(
-          /environment variable (\w+) is not set/,
-          "Workers secret $1 is not set (wrangler secret put $1; for wrangler dev, a line in .dev.vars)",
-        ),
-      ),
-    );
-  }
+  throwIfProblems(CONFIG_SOURCE, workersProblems(config));
+  return config;
 }
 
 /** Everything in a valid configuration that the Workers runtime cannot do. */
-export function workersProblems(config: Config): string[] {
-  const problems: string[] = [];
+export function workersProblems(config: Config): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
   for (const [name, directory] of Object.entries(config.directories))
     problems.push(...workersDirectoryProblems(name, directory));
   for (const [name, profile] of Object.entries(config.authProfiles)) {
     if (profile.type === "certificate" && "file" in profile.trustAnchors) {
-      problems.push(
-        `authProfiles.${name}.trustAnchors.file: a Worker has no file system; give the CA certificates inline as trustAnchors: { pem: "-----BEGIN CERTIFICATE-----..." }`,
-      );
+      problems.push({
+        path: `authProfiles.${name}.trustAnchors.file`,
+        message:
+          'a Worker has no file system; give the CA certificates inline as trustAnchors: { pem: "-----BEGIN CERTIFICATE-----..." }',
+      });
     }
     if (profile.type === "certificate" && profile.intermediates && "file" in profile.intermediates) {
-      problems.push(
-        `authProfiles.${name}.intermediates.file: a Worker has no file system; give the certificates inline as intermediates: { pem: "-----BEGIN CERTIFICATE-----..." }`,
-      );
+      problems.push({
+        path: `authProfiles.${name}.intermediates.file`,
+        message:
+          'a Worker has no file system; give the certificates inline as intermediates: { pem: "-----BEGIN CERTIFICATE-----..." }',
+      });
     }
   }
   for (const [name, source] of Object.entries(config.crlSources)) {
     if (source.file !== undefined) {
-      problems.push(
-        `crlSources.${name}.file: a Worker has no file system; publish the CRL over http(s) and give its url (fetched and cached per isolate)`,
-      );
+      problems.push({
+        path: `crlSources.${name}.file`,
+        message:
+          "a Worker has no file system; publish the CRL over http(s) and give its url (fetched and cached per isolate)",
+      });
     }
   }
   return problems;
 }
 
 /** Secrets are strings; vars that hold JSON values are not secrets and are left out. */
-function stringsOf(env: WorkerEnv): Record<string, string> {
+export function stringsOf(env: WorkerEnv): Record<string, string> {
   const strings: Record<string, string> = {};
   for (const [key, value] of Object.entries(env)) if (typeof value === "string") strings[key] = value;
   return strings;

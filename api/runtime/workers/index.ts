@@ -13,7 +13,7 @@
  * problem+json naming each offending path and why, and the log gets the same once.
  */
 import type { ExecutionContext } from "hono";
-import { ConfigError } from "../../config/load.ts";
+import { ConfigError, type ConfigProblem } from "../../../lib/config/config-error.ts";
 import { PROBLEM_CONTENT_TYPE } from "../../http/problem.ts";
 import { runWithDirectoryScope } from "../../ldap/workers-directory.ts";
 import { CONFIG_BINDING, CONFIG_SOURCE, type WorkerEnv } from "./config.ts";
@@ -54,7 +54,8 @@ async function build(env: WorkerEnv): Promise<Built> {
   try {
     return { ok: true, runtime: await buildWorkerRuntime(env) };
   } catch (error) {
-    const problems = error instanceof ConfigError ? error.problems : [`(start-up): ${(error as Error).message}`];
+    const problems: readonly ConfigProblem[] =
+      error instanceof ConfigError ? error.problems : [{ path: "(start-up)", message: (error as Error).message }];
     consoleLogger({
       level: "error",
       msg: "invalid configuration: every request answers 500 until it is fixed",
@@ -65,23 +66,14 @@ async function build(env: WorkerEnv): Promise<Built> {
   }
 }
 
-/** `directories.corp.hosts[0]: ...` or `(top level): ...` at the start of a ConfigError problem line. */
-const CONFIG_PATH = /^([\w.-]+(?:\[\d+\])*|\([a-z -]+\)): /;
-
 /** RFC 9457, like every other non-decision answer of the API; `errors` names each path, as for a malformed call. */
-function configurationProblem(problems: readonly string[]): Response {
-  const errors = problems.map((line) => {
-    const path = CONFIG_PATH.exec(line);
-    return path
-      ? { field: path[1] as string, message: line.slice(path[0].length) }
-      : { field: "(top level)", message: line };
-  });
+function configurationProblem(problems: readonly ConfigProblem[]): Response {
   const body = {
     type: "https://smtpgate.dev/problems/invalid-configuration",
     title: "Invalid configuration",
     status: 500,
-    detail: `${CONFIG_SOURCE}: invalid configuration: ${problems.join("; ")}`,
-    errors,
+    detail: `${CONFIG_SOURCE}: invalid configuration: ${problems.map((p) => `${p.path}: ${p.message}`).join("; ")}`,
+    errors: problems.map((problem) => ({ field: problem.path, message: problem.message })),
   };
   return new Response(JSON.stringify(body), { status: 500, headers: { "Content-Type": PROBLEM_CONTENT_TYPE } });
 }

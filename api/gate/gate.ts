@@ -24,19 +24,24 @@ import type { Config } from "../config/schema.ts";
 import { DEFAULT_CHAIN_LIMITS } from "../pki/certificate-chain.ts";
 import type { CrlStore } from "../pki/crl-store.ts";
 import type { X509Certificate } from "../pki/x509.ts";
-import type { AllowanceQuery } from "./allowance.ts";
+import type { AllowanceQuery } from "../core/allowance.ts";
 import {
   allowanceStanding,
   evaluateCertificate,
   tlsVerdict,
   type CertificateOutcome,
   type CertificateProfile,
-} from "./certificate-auth.ts";
-import type { Directory } from "./directory.ts";
-import { decideSmtpAuth, refuseWithoutDirectory, type SmtpAuthCredentials, type SmtpAuthQuery } from "./smtp-auth.ts";
+} from "../core/certificate-auth.ts";
+import type { Directory } from "../core/directory.ts";
+import {
+  decideSmtpAuth,
+  refuseWithoutDirectory,
+  type SmtpAuthCredentials,
+  type SmtpAuthQuery,
+} from "../core/smtp-auth.ts";
 import { SMTP_REPLIES } from "../../contract/smtp-replies.ts";
 import type { Reason } from "../../contract/verdict.ts";
-import { deny, proceed, tempfail, type Decision } from "./verdict.ts";
+import { deny, proceed, tempfail, type Decision } from "../core/verdict.ts";
 
 export interface PresentedCertificate {
   /** base64 DER, leaf first. */

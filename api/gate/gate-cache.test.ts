@@ -6,9 +6,9 @@ import { generateClientPki, type ClientPki } from "../../dev/client-pki/index.ts
 import { validateConfig } from "../config/load.ts";
 import type { ConfigInput } from "../config/schema.ts";
 import { parseTrustAnchors } from "../pki/certificate-chain.ts";
-import type { BindOutcome, Directory, DirectoryEntry, DirectoryResult, SearchRequest } from "./directory.ts";
+import type { BindOutcome, Directory, DirectoryEntry, DirectoryResult, SearchRequest } from "../core/directory.ts";
 import { Gate, type AuthRequest } from "./gate.ts";
-import type { Decision } from "./verdict.ts";
+import type { Decision } from "../core/verdict.ts";
 
 const BASE = "dc=example,dc=com";
 const dnOf = (uid: string): string => `uid=${uid},ou=people,${BASE}`;

@@ -1,0 +1,140 @@
+/**
+ * What both runtimes build the same way from a configuration: secrets, each certificate profile's trust anchors
+ * and intermediates, the directory adapters, the CRL store, the gate and the Hono app. A runtime hands in only
+ * what differs (Hono's `adapter/<runtime>` idea): where secrets and files come from, how CRLs travel and which
+ * directory adapter to build.
+ *
+ *   const { gate, app, crls } = await composeApi(config, {
+ *     source: "smtpgate.yaml", env: process.env, log,
+ *     readNamedFile, crlTransport: { readFile }, createDirectory: (name, directory, access) => new LdapDirectory(...),
+ *   });
+ *
+ * Every problem found on the way (an unset secret, an unreadable CA file, a bundle without a certificate) is
+ * reported at once, as a ConfigError naming each path.
+ */
+import type { Hono } from "hono";
+import { throwIfProblems, type ConfigProblem } from "../../lib/config/config-error.ts";
+import type { Environment, UnsetSecretMessage } from "../../lib/config/secret-ref.ts";
+import type { Logger } from "../../lib/json-lines.ts";
+import { resolveSecrets } from "../config/load.ts";
+import type { Config, DirectoryConfig } from "../config/schema.ts";
+import type { Directory } from "../core/directory.ts";
+import { Gate } from "../gate/gate.ts";
+import { createTokenChecker } from "../http/api-tokens.ts";
+import { createApp } from "../http/app.ts";
+import type { HostSelector } from "../ldap/host-selector.ts";
+import { observedDirectories } from "../metrics/api-metrics.ts";
+import { parseTrustAnchors } from "../pki/certificate-chain.ts";
+import { CrlStore, type CrlStoreOptions } from "../pki/crl-store.ts";
+import type { X509Certificate } from "../pki/x509.ts";
+
+/** A file the configuration names, read, or the problem with it at its config path. */
+export type NamedFile = { ok: true; text: string } | { ok: false; problem: ConfigProblem };
+
+/** What a directory adapter needs beyond its configuration: the service bind's password and the CA bundle. */
+export interface DirectoryAccess {
+  bindPassword: string | undefined;
+  /** PEM text of `tls.caFile`; undefined = the system store. */
+  ca: string | undefined;
+}
+
+export interface RuntimeAdapter<D extends Directory & { selector: HostSelector }> {
+  /** How the configuration is named in errors. */
+  source: string;
+  env: Environment;
+  /** How an unset secret is explained (default: an environment variable). */
+  unsetSecret?: UnsetSecretMessage;
+  log: Logger;
+  /**
+   * Reads a file the configuration names at `configPath`. Absent where there are no files: that runtime refuses
+   * file references with the configuration, before anything is built.
+   */
+  readNamedFile?: (file: string, configPath: string) => Promise<NamedFile>;
+  /** How the CRL store downloads (fetch) and reads (readFile) CRLs. */
+  crlTransport: Pick<CrlStoreOptions, "fetch" | "readFile">;
+  createDirectory(name: string, directory: DirectoryConfig, access: DirectoryAccess): D;
+}
+
+export interface ComposedApi<D> {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- createApp's own variables type stays its business
+  app: Hono<any>;
+  gate: Gate;
+  directories: Record<string, D>;
+  crls: CrlStore | null;
+}
+
+export async function composeApi<D extends Directory & { selector: HostSelector }>(
+  config: Config,
+  adapter: RuntimeAdapter<D>,
+): Promise<ComposedApi<D>> {
+  const secrets = resolveSecrets(config, adapter.env, adapter.source, adapter.unsetSecret);
+  const problems: ConfigProblem[] = [];
+  const read = async (file: string, configPath: string): Promise<string | undefined> => {
+    const named = adapter.readNamedFile
+      ? await adapter.readNamedFile(file, configPath)
+      : { ok: false as const, problem: { path: configPath, message: "this runtime has no files" } };
+    if (!named.ok) problems.push(named.problem);
+    return named.ok ? named.text : undefined;
+  };
+
+  const trustAnchors = await profileCertificates(config, "trustAnchors", read, problems);
+  const intermediates = await profileCertificates(config, "intermediates", read, problems);
+  const directories: Record<string, D> = {};
+  for (const [name, directory] of Object.entries(config.directories)) {
+    const caPath = `directories.${name}.tls.caFile`;
+    const ca = directory.tls.caFile === undefined ? undefined : await read(directory.tls.caFile, caPath);
+    if (ca !== undefined && !ca.includes("-----BEGIN CERTIFICATE-----"))
+      problems.push({ path: caPath, message: `${directory.tls.caFile} holds no PEM certificate` });
+    directories[name] = adapter.createDirectory(name, directory, { bindPassword: secrets.bindPasswords[name], ca });
+  }
+  if (problems.length > 0) await Promise.all(Object.values(directories).map((directory) => directory.close()));
+  throwIfProblems(adapter.source, problems);
+
+  const crlSources = Object.entries(config.crlSources).map(([name, crl]) => ({
+    name,
+    url: crl.url,
+    file: crl.file,
+    refreshSeconds: crl.refreshSeconds,
+  }));
+  const usesRevocation = Object.values(config.authProfiles).some(
+    (profile) => profile.type === "certificate" && profile.revocation,
+  );
+  const crls =
+    usesRevocation || crlSources.length > 0
+      ? new CrlStore({ sources: crlSources, ...adapter.crlTransport, log: adapter.log })
+      : null;
+  const gate = new Gate({ config, directories, trustAnchors, intermediates, crls });
+  const app = createApp({
+    gate,
+    tokens: await createTokenChecker(secrets.apiTokens),
+    metricsTokens: await createTokenChecker([...secrets.apiTokens, ...secrets.metricsTokens]),
+    directories: observedDirectories(config, directories),
+    maxBodyBytes: config.api.maxBodyBytes,
+    log: adapter.log,
+  });
+  return { app, gate, directories, crls };
+}
+
+/** Each certificate profile's PEM bundle under `key`: a file (read with `read`) or inline PEM. */
+async function profileCertificates(
+  config: Config,
+  key: "trustAnchors" | "intermediates",
+  read: (file: string, configPath: string) => Promise<string | undefined>,
+  problems: ConfigProblem[],
+): Promise<Record<string, X509Certificate[]>> {
+  const bundles: Record<string, X509Certificate[]> = {};
+  for (const [name, profile] of Object.entries(config.authProfiles)) {
+    if (profile.type !== "certificate") continue;
+    const ref = profile[key];
+    if (!ref) continue;
+    const path = `authProfiles.${name}.${key}.${"file" in ref ? "file" : "pem"}`;
+    const pem = "file" in ref ? await read(ref.file, path) : ref.pem;
+    if (pem === undefined) continue;
+    try {
+      bundles[name] = parseTrustAnchors(pem, "file" in ref ? ref.file : "the PEM text");
+    } catch (error) {
+      problems.push({ path, message: (error as Error).message });
+    }
+  }
+  return bundles;
+}
