@@ -11,12 +11,6 @@ import { dirname, join, relative, resolve } from "node:path";
 /** Folders that hold no documentation of this project. */
 const SKIPPED_DIRECTORIES = new Set([".git", "node_modules", ".toolchain", "dist", "coverage", ".wrangler", ".demo"]);
 
-/**
- * Link targets that another branch adds: the lead writes docs/ARCHITECTURE.md. Remove an entry once its file is
- * merged; the checker then holds the links to it like any other.
- */
-const PENDING_TARGETS = new Set(["docs/ARCHITECTURE.md"]);
-
 export async function markdownFiles(root: string, dir = root): Promise<string[]> {
   const files: string[] = [];
   for (const entry of await readdir(dir, { withFileTypes: true })) {
@@ -101,7 +95,6 @@ export async function brokenLinks(root: string): Promise<string[]> {
       const [path = "", anchor] = target.split("#", 2);
       const destination = path === "" ? file : path.startsWith("/") ? join(root, path) : resolve(dirname(file), path);
       const name = relative(root, destination);
-      if (PENDING_TARGETS.has(name)) continue;
       if (!existsSync(destination)) {
         problems.push(`${where}:${line}: ${target}: no such file ${name}`);
         continue;
