@@ -24,6 +24,7 @@ import type { X509Certificate } from "../pki/x509.ts";
 import {
   evaluateCertificate,
   tlsVerdict,
+  type CertificateObserver,
   type CertificateOutcome,
   type CertificateProfile,
 } from "./certificate-auth.ts";
@@ -69,6 +70,8 @@ export interface GateOptions {
   intermediates?: Readonly<Record<string, readonly X509Certificate[]>>;
   crls?: CrlStore | null;
   now?: () => Date;
+  /** Told what each certificate check found (smtpgate test-cert); decisions do not depend on it. */
+  certificateObserver?: CertificateObserver;
 }
 
 interface LdapProfile {
@@ -178,6 +181,7 @@ export class Gate {
         directory: directory(query.directory),
         allowAuthFallback: profile.allowAuthFallback,
         onInvalidCertificate: profile.onInvalidCertificate,
+        observer: options.certificateObserver,
       });
       const cache = cacheFor<CertificateOutcome>(name, "certificate", profile.cache);
       if (cache) this.#certificateCaches.set(name, cache);

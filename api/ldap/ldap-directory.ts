@@ -26,6 +26,17 @@ export interface LdapDirectoryOptions {
   serviceBind?: { dn: string; password: string } | undefined;
   maxConnections: number;
   now?: () => number;
+  /** Told of every try on a host, with its time and, when it failed, the error as thrown (smtpgate test-auth). */
+  onHostAttempt?: (attempt: HostAttempt) => void;
+}
+
+/** One operation's try on one host. */
+export interface HostAttempt {
+  host: string;
+  pool: "service" | "userBind";
+  ms: number;
+  /** Absent when the host answered. */
+  error?: unknown;
 }
 
 interface Host {
@@ -39,8 +50,10 @@ export class LdapDirectory implements Directory {
   readonly selector: HostSelector;
   readonly #hosts: Host[];
   readonly #timeLimitSeconds: number;
+  readonly #options: LdapDirectoryOptions;
 
   constructor(options: LdapDirectoryOptions) {
+    this.#options = options;
     this.name = options.name;
     this.selector = new HostSelector(options.hosts.length, options);
     this.#timeLimitSeconds = Math.max(1, Math.ceil(options.security.operationTimeoutMs / 1000));
@@ -88,6 +101,11 @@ export class LdapDirectory implements Directory {
     });
   }
 
+  /** The same profile once per host, each with that host alone: to check every host, not just the first that answers. */
+  perHost(): LdapDirectory[] {
+    return this.#options.hosts.map((host) => new LdapDirectory({ ...this.#options, hosts: [host], maxConnections: 1 }));
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.#hosts.flatMap((host) => [host.service.close(), host.userBind.close()]));
   }
@@ -100,11 +118,21 @@ export class LdapDirectory implements Directory {
     const failures: string[] = [];
     for (const index of this.selector.order()) {
       const host = this.#hosts[index] as Host;
+      const started = performance.now();
+      const attempted = (error?: unknown): void =>
+        this.#options.onHostAttempt?.({
+          host: host.endpoint.url,
+          pool,
+          ms: performance.now() - started,
+          ...(error === undefined ? {} : { error }),
+        });
       try {
         const value = await host[pool].use(operation);
+        attempted();
         this.selector.reportSuccess(index);
         return { ok: true, value };
       } catch (error) {
+        attempted(error);
         this.selector.reportFailure(index);
         failures.push(`${host.endpoint.url}: ${describe(error)}`);
       }

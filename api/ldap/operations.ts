@@ -6,14 +6,14 @@
 import { BusyError, InvalidCredentialsError, ResultCodeError, UnavailableError, type Client } from "ldapts";
 import type { BindOutcome, DirectoryEntry, SearchRequest } from "../core/directory.ts";
 
-/** A subtree search with aliases not dereferenced and no more entries than asked for. */
+/** A search (subtree unless asked otherwise) with aliases not dereferenced and no more entries than asked for. */
 export async function searchEntries(
   client: Client,
   request: SearchRequest,
   timeLimitSeconds: number,
 ): Promise<DirectoryEntry[]> {
   const result = await client.search(request.baseDn, {
-    scope: "sub",
+    scope: request.scope ?? "sub",
     filter: request.filter,
     derefAliases: "never",
     attributes: request.attributes.length === 0 ? ["1.1"] : [...request.attributes],

@@ -11,7 +11,7 @@ import type { Config } from "../../config/schema.ts";
 import { Gate } from "../../core/gate.ts";
 import { createTokenChecker } from "../../http/api-tokens.ts";
 import { createApp, type Logger } from "../../http/app.ts";
-import { LdapDirectory } from "../../ldap/ldap-directory.ts";
+import { LdapDirectory, type HostAttempt } from "../../ldap/ldap-directory.ts";
 import { observedDirectories } from "../../metrics/api-metrics.ts";
 import { parseTrustAnchors } from "../../pki/certificate-chain.ts";
 import { CrlStore } from "../../pki/crl-store.ts";
@@ -47,6 +47,7 @@ export async function createDirectories(
   config: Config,
   bindPasswords: Record<string, string>,
   source: string,
+  onHostAttempt?: (directory: string, attempt: HostAttempt) => void,
 ): Promise<Record<string, LdapDirectory>> {
   const problems: string[] = [];
   const directories: Record<string, LdapDirectory> = {};
@@ -78,6 +79,7 @@ export async function createDirectories(
       },
       serviceBind: directory.bind ? { dn: directory.bind.dn, password: bindPasswords[name] as string } : undefined,
       maxConnections: directory.maxConnections,
+      ...(onHostAttempt ? { onHostAttempt: (attempt: HostAttempt) => onHostAttempt(name, attempt) } : {}),
     });
   }
   if (problems.length > 0) throw new ConfigError(source, problems);
@@ -115,6 +117,39 @@ export function loadTrustAnchors(config: Config, source: string): Promise<Record
   return loadProfileCertificates(config, source, "trustAnchors");
 }
 
+/** Each certificate profile's intermediate CAs. */
+export function loadIntermediates(config: Config, source: string): Promise<Record<string, X509Certificate[]>> {
+  return loadProfileCertificates(config, source, "intermediates");
+}
+
+/**
+ * The CRL store of the configured sources, each loaded once; null when no profile checks revocation. A CRL file
+ * that cannot be read is a configuration error (a URL may just be down for now).
+ */
+export async function loadCrlStore(config: Config, source: string, log: Logger): Promise<CrlStore | null> {
+  const crlSources = Object.entries(config.crlSources).map(([name, crl]) => ({
+    name,
+    url: crl.url,
+    file: crl.file,
+    refreshSeconds: crl.refreshSeconds,
+  }));
+  const usesRevocation = Object.values(config.authProfiles).some(
+    (profile) => profile.type === "certificate" && profile.revocation,
+  );
+  if (!usesRevocation && crlSources.length === 0) return null;
+  const crls = new CrlStore({ sources: crlSources, readFile: (path) => readFile(path), log });
+  await crls.refreshAll();
+  const unreadable = crls
+    .status()
+    .filter((state) => config.crlSources[state.name]?.file !== undefined && state.crl === null);
+  if (unreadable.length > 0)
+    throw new ConfigError(
+      source,
+      unreadable.map((state) => `crlSources.${state.name}.file: ${state.error ?? "not loaded"}`),
+    );
+  return crls;
+}
+
 /** How often the Node runtime looks for CRL sources whose refresh period is over. */
 const CRL_SCHEDULE_MS = 15_000;
 
@@ -123,31 +158,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const log = options.log ?? jsonLineLogger;
   const secrets = resolveSecrets(options.config, options.env ?? process.env, source);
   const trustAnchors = await loadTrustAnchors(options.config, source);
-  const intermediates = await loadProfileCertificates(options.config, source, "intermediates");
+  const intermediates = await loadIntermediates(options.config, source);
   const directories = await createDirectories(options.config, secrets.bindPasswords, source);
-  const crlSources = Object.entries(options.config.crlSources).map(([name, crl]) => ({
-    name,
-    url: crl.url,
-    file: crl.file,
-    refreshSeconds: crl.refreshSeconds,
-  }));
-  const usesRevocation = Object.values(options.config.authProfiles).some(
-    (profile) => profile.type === "certificate" && profile.revocation,
-  );
-  const crls =
-    usesRevocation || crlSources.length > 0
-      ? new CrlStore({ sources: crlSources, readFile: (path) => readFile(path), log })
-      : null;
-  await crls?.refreshAll();
-  // A CRL file that cannot be read is a configuration error (a URL may just be down for now).
-  const unreadable = (crls?.status() ?? []).filter(
-    (state) => options.config.crlSources[state.name]?.file !== undefined && state.crl === null,
-  );
-  if (unreadable.length > 0)
-    throw new ConfigError(
-      source,
-      unreadable.map((state) => `crlSources.${state.name}.file: ${state.error ?? "not loaded"}`),
-    );
+  const crls = await loadCrlStore(options.config, source, log);
   const crlTimer = crls ? setInterval(() => void crls.refreshDue(), CRL_SCHEDULE_MS).unref() : undefined;
   const gate = new Gate({ config: options.config, directories, trustAnchors, intermediates, crls });
   const app = createApp({
