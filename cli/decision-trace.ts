@@ -26,7 +26,7 @@ import {
   loadTrustAnchors,
   readConfigFile,
 } from "../api/runtime/node/server.ts";
-import { timed } from "./command.ts";
+import { timed, UsageError } from "./command.ts";
 
 export type TraceStep =
   | {
@@ -120,6 +120,8 @@ class TracingDirectory implements Directory {
 
 export interface TracedGate {
   config: Config;
+  /** The listener's configuration, or a UsageError naming the ones there are. */
+  listener(name: string): Config["listeners"][string];
   gate: Gate;
   trace: DecisionTrace;
   crls: CrlStore | null;
@@ -148,6 +150,13 @@ export async function tracedGate(
   const gate = new Gate({ config, directories, trustAnchors, intermediates, crls, certificateObserver: trace });
   return {
     config,
+    listener: (name) => {
+      const listener = Object.hasOwn(config.listeners, name) ? config.listeners[name] : undefined;
+      if (listener) return listener;
+      throw new UsageError(
+        `--listener: no listener named "${name}" in ${source} (${Object.keys(config.listeners).join(", ")})`,
+      );
+    },
     gate,
     trace,
     crls,

@@ -28,7 +28,8 @@ const SUBCOMMANDS: readonly Subcommand[] = [
   },
   {
     name: "test-auth",
-    synopsis: "smtpgate test-auth [--config FILE] --listener NAME --user NAME [--mechanism PLAIN|LOGIN]   (password on stdin)",
+    synopsis:
+      "smtpgate test-auth [--config FILE] --listener NAME --user NAME [--mechanism PLAIN|LOGIN]   (password on stdin)",
     summary: "run an SMTP AUTH decision and show every step (filters, hosts, timings, bind, allowance)",
     load: async () => (await import("./test-auth.ts")).run,
   },

@@ -8,7 +8,7 @@ import { authRequestSchema } from "../contract/requests.ts";
 import { configPath, environment, EXIT, parseCommandLine, required, UsageError } from "./command.ts";
 import { tracedGate } from "./decision-trace.ts";
 import { readPassword } from "./password.ts";
-import { formatSteps, formatVerdict, verdictStatus } from "./trace-report.ts";
+import { printTrial } from "./trace-report.ts";
 
 export const HELP = `usage: smtpgate test-auth [--config FILE] --listener NAME --user NAME [--mechanism PLAIN|LOGIN]
                           [--authzid ID] [--env-file FILE]
@@ -58,11 +58,7 @@ export async function run(argv: string[]): Promise<number> {
   const source = configPath(values.config);
   const traced = await tracedGate(source, environment(values["env-file"]));
   try {
-    const listenerConfig = traced.config.listeners[listener];
-    if (!listenerConfig || !Object.hasOwn(traced.config.listeners, listener))
-      throw new UsageError(
-        `--listener: no listener named "${listener}" in ${source} (${Object.keys(traced.config.listeners).join(", ")})`,
-      );
+    const listenerConfig = traced.listener(listener);
     const password = await readPassword(`Password for ${username}: `);
     const result = await traced.gate.decideAuth({
       listener,
@@ -72,19 +68,11 @@ export async function run(argv: string[]): Promise<number> {
       authzid: values.authzid,
       certificate: null,
     });
-    if (!result.ok) throw new UsageError(`${result.field}: ${result.problem}`);
-    const out = [
+    const header = [
       `listener    ${listener}: auth profile ${listenerConfig.authProfile}, on allowance failure ${listenerConfig.onAllowanceFailure}`,
       `user        ${username} (AUTH ${mechanism.data})`,
-      ...formatSteps(traced.trace.steps, {
-        config: traced.config,
-        crls: traced.crls,
-        searchRoles: ["user query", "allowance query"],
-      }),
-      ...formatVerdict(result.decision),
     ];
-    process.stdout.write(`${out.join("\n")}\n`);
-    return verdictStatus(result.decision);
+    return printTrial(header, result, traced, ["user query", "allowance query"]);
   } finally {
     await traced.close();
   }

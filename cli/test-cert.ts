@@ -7,7 +7,7 @@
 import { readCertificates, requestChain } from "./certificate-files.ts";
 import { configPath, environment, EXIT, parseCommandLine, required, UsageError } from "./command.ts";
 import { tracedGate } from "./decision-trace.ts";
-import { formatSteps, formatVerdict, verdictStatus } from "./trace-report.ts";
+import { printTrial } from "./trace-report.ts";
 
 export const HELP = `usage: smtpgate test-cert [--config FILE] --listener NAME [--chain FILE]... [--env-file FILE] FILE
 
@@ -50,33 +50,19 @@ export async function run(argv: string[]): Promise<number> {
   const source = configPath(values.config);
   const traced = await tracedGate(source, environment(values["env-file"]));
   try {
-    const listenerConfig = Object.hasOwn(traced.config.listeners, listener)
-      ? traced.config.listeners[listener]
-      : undefined;
-    if (!listenerConfig)
-      throw new UsageError(
-        `--listener: no listener named "${listener}" in ${source} (${Object.keys(traced.config.listeners).join(", ")})`,
-      );
+    const listenerConfig = traced.listener(listener);
     const profile = traced.config.authProfiles[listenerConfig.authProfile];
     if (profile?.type !== "certificate")
       throw new UsageError(
         `--listener: ${listener}'s auth profile ${listenerConfig.authProfile} does not use certificates (try test-auth)`,
       );
     const result = await traced.gate.decideTls({ listener, certificate: { chain: requestChain(chain) } });
-    if (!result.ok) throw new UsageError(`${result.field}: ${result.problem}`);
     const leaf = chain[0]?.certificate;
-    const out = [
+    const header = [
       `listener    ${listener}: auth profile ${listenerConfig.authProfile}${profile.allowAuthFallback ? `, AUTH fallback ${profile.allowAuthFallback}` : ", no AUTH fallback"}`,
       `certificate ${leaf?.subject} (serial ${leaf?.serialNumber.toUpperCase()}), ${chain.length} certificate${chain.length === 1 ? "" : "s"} presented`,
-      ...formatSteps(traced.trace.steps, {
-        config: traced.config,
-        crls: traced.crls,
-        searchRoles: ["certificate query", "allowance query"],
-      }),
-      ...formatVerdict(result.decision),
     ];
-    process.stdout.write(`${out.join("\n")}\n`);
-    return verdictStatus(result.decision);
+    return printTrial(header, result, traced, ["certificate query", "allowance query"]);
   } finally {
     await traced.close();
   }

@@ -20,6 +20,8 @@ the configuration names, never in the configuration file.
 Options:
   --bytes N    random bytes in the token (default ${DEFAULT_BYTES})
   -h, --help   this help
+
+Exit status: 0 printed; 2 usage error.
 `;
 
 export async function run(argv: string[]): Promise<number> {

@@ -7,8 +7,9 @@ import type { Decision } from "../api/core/verdict.ts";
 import type { HostAttempt } from "../api/ldap/ldap-directory.ts";
 import type { CrlStore } from "../api/pki/crl-store.ts";
 import { describeRevocation } from "./cert-inspect.ts";
-import { EXIT } from "./command.ts";
-import type { TraceStep } from "./decision-trace.ts";
+import type { GateResult } from "../api/core/gate.ts";
+import { EXIT, UsageError } from "./command.ts";
+import type { TracedGate, TraceStep } from "./decision-trace.ts";
 import { diagnose } from "./ldap-diagnosis.ts";
 
 export interface ReportContext {
@@ -115,6 +116,26 @@ export function formatVerdict(decision: Decision): string[] {
   if (decision.close) lines.push("  close     yes: the relay closes the connection");
   if (decision.detail) lines.push(`  detail    ${decision.detail}`);
   return lines;
+}
+
+/**
+ * Prints the trial: `header` lines, the steps, the verdict; resolves to the exit status. A request the gate refuses
+ * (a field it needs) is a usage error.
+ */
+export function printTrial(
+  header: readonly string[],
+  result: GateResult,
+  traced: Pick<TracedGate, "config" | "crls" | "trace">,
+  searchRoles: readonly string[],
+): number {
+  if (!result.ok) throw new UsageError(`${result.field}: ${result.problem}`);
+  const lines = [
+    ...header,
+    ...formatSteps(traced.trace.steps, { config: traced.config, crls: traced.crls, searchRoles }),
+    ...formatVerdict(result.decision),
+  ];
+  process.stdout.write(`${lines.join("\n")}\n`);
+  return verdictStatus(result.decision);
 }
 
 /** allow: 0; deny and continue (not authenticated): 1; tempfail: 3. */

@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { slapdDirectoryYaml } from "../test/cli/config.ts";
 import { SEED, startSlapd, type SlapdInstance } from "../test/harness/slapd.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -145,13 +146,7 @@ async function main(): Promise<void> {
     const config = join(work, "smtpgate.yaml");
     await writeFile(
       config,
-      `directories:
-  corp:
-    hosts: [${slapd.ldapUrl}]
-    tls: { caFile: ${slapd.pki.caFile} }
-    bind: { dn: "${SEED.serviceDn}", password: { env: BIND_PW } }
-    baseDn: ${SEED.baseDn}
-smtpAuthQueries:
+      `${slapdDirectoryYaml(slapd)}smtpAuthQueries:
   q: { directory: corp, allowance: { filter: "(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))" } }
 authProfiles:
   corp: { type: ldap, query: q }
