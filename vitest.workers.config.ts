@@ -5,7 +5,7 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defineConfig } from "vitest/config";
-import { generateCaAndServerCert } from "./test/harness/pki.ts";
+import { generateCaAndServerCert } from "./dev/server-pki.ts";
 import { workerTestBindings } from "./test/workers/fixture.ts";
 import { WORKERD_TLS_ENV, type WorkerdTlsFiles } from "./test/workers/ldaps-front.ts";
 

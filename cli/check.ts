@@ -27,7 +27,7 @@ start, and prints each stage:
   secrets   every { env: NAME } set in the environment (values are never printed)
   connect   with --connect: each host of each directory on its own: connect, StartTLS or LDAPS, the service
             bind, then a base-scope search of every base DN a query uses, each timed; and each CRL URL fetched.
-            A failure names the key to change (e.g. LDAP result 49: bind.dn or its secret; a TLS error:
+            A failure names the key to change (e.g. invalid credentials (49): bind.dn or its secret; a TLS error:
             tls.caFile or tls.serverName)
 
 Options:

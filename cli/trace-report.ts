@@ -3,6 +3,7 @@
  * then the verdict. Never a password: a bind shows the DN it was for and the directory's answer.
  */
 import type { Config } from "../api/config/schema.ts";
+import { ldapResultText } from "../api/core/ldap-results.ts";
 import type { Decision } from "../api/core/verdict.ts";
 import type { HostAttempt } from "../api/ldap/ldap-directory.ts";
 import type { CrlStore } from "../api/pki/crl-store.ts";
@@ -64,10 +65,9 @@ export function formatSteps(steps: readonly TraceStep[], context: ReportContext)
 function bindResult(result: Extract<TraceStep, { kind: "bind" }>["result"]): string {
   if (!result.ok) return `directory unavailable: ${result.error.detail}`;
   if (result.value.bound) return "accepted: the password is right";
-  // RFC 4511 appendix A: 49 is the only answer a wrong password gets; servers give no more (on purpose).
-  return result.value.resultCode === 49
-    ? "refused: LDAP result 49 (invalid credentials: a wrong password, or an account that is locked or expired)"
-    : `refused: LDAP result ${result.value.resultCode} (${result.value.message.split("\n")[0]})`;
+  const text = ldapResultText(result.value.resultCode, result.value.message);
+  // A wrong password gets invalid credentials (49) and nothing more, on purpose; so may a locked account.
+  return `refused: ${text}${result.value.resultCode === 49 ? ": a wrong password, or an account that is locked or expired" : ""}`;
 }
 
 function hostLines(hosts: readonly HostAttempt[], directory: string, config: Config): string[] {

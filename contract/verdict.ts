@@ -55,7 +55,9 @@ export const verdictSchema = z.object({
   identity: z
     .string()
     .nullable()
-    .describe("the session identity: the user name, or the certificate entry's user ID attribute"),
+    .describe(
+      "the session identity: the user ID attribute of the entry found (by password or certificate), never the name as typed",
+    ),
   dn: z.string().nullable(),
   temporary: z
     .boolean()

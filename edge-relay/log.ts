@@ -1,6 +1,6 @@
 /**
  * Relay logging: one JSON object a line, every line of a session carrying its id (and the temporary-allowance
- * mark once set), plus the AsyncOS-style text operators grep for (SPEC §7):
+ * mark once set), plus the AsyncOS-style text operators grep for (docs/operations.md#the-relays-log):
  *
  *   ICID 12 TLS success protocol TLSv1.3 cipher TLS_AES_256_GCM_SHA384
  *   SMTP Auth: (ICID 12) succeeded for user: alice using AUTH mechanism: PLAIN with profile: corp

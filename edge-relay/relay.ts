@@ -1,7 +1,7 @@
 /**
  * The edge relay: smtp-server in front, the decision API behind, nodemailer towards the upstream MTA.
  *
- * Per session (SPEC §7): the sender group is chosen at connect time from the host access table and its
+ * Per session (docs/edge-relay.md): the sender group is chosen at connect time from the host access table and its
  * mail-flow policy governs the session; STARTTLS (or implicit TLS) sends the client's certificate to
  * /v1/decide/tls where the policy verifies certificates; AUTH goes to /v1/decide/auth; MAIL/RCPT/DATA enforce
  * TLS, authentication, relaying and limits; DATA is streamed to the upstream and the client hears 250 only
@@ -237,7 +237,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       return callback(replyError(SMTP_REPLIES.tooManyConnections));
     }
     perClient.set(session.remoteAddress, count);
-    // AUTH is listed in EHLO only where this session could use it (SPEC §3 B: after TLS when so configured).
+    // AUTH is listed in EHLO only where this session could use it (after TLS when so configured, RFC 3207 §4.2).
     const rules = group.policy;
     const marks = session as unknown as Record<symbol, unknown>;
     const disabled: string[] = [];
@@ -567,7 +567,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       }
       metrics.messages.inc({ result: "tempfail" });
       if (failure.responseCode) {
-        // SPEC §7: a 4xx with the upstream's reason.
+        // docs/edge-relay.md: a 4xx with the upstream's reason.
         const reason = printable(stripReplyCode(failure.response ?? ""), 200);
         return replyError(
           SMTP_REPLIES.upstreamFailed,
@@ -579,7 +579,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   };
 
   /**
-   * The upstream took the message for some recipients and refused the others at RCPT. SPEC §7: the relay
+   * The upstream took the message for some recipients and refused the others at RCPT. docs/edge-relay.md: the relay
    * stores nothing and loses nothing, so before the client hears 250 the sender gets a delivery status
    * notification (RFC 3464) naming each refused recipient and the upstream's reply, from the null sender
    * through the same upstream. A 4xx refusal is reported as well: the relay has no queue to retry from.

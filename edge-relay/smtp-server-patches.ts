@@ -1,11 +1,11 @@
 /**
- * Two places where smtp-server's fixed behaviour differs from SPEC §5, corrected in one patch of
+ * Two places where smtp-server's fixed behaviour differs from docs/api.md#smtp-replies, corrected in one patch of
  * `SMTPConnection.prototype.send` (smtp-server exports the class as lib/smtp-connection.js):
  *
  * 1. Enhanced status codes (RFC 3463). smtp-server derives them from the basic code alone (554 → 5.6.0,
  *    538 → 5.7.0, 550 → 5.1.1), which is wrong for most policy replies (554 5.7.1, 538 5.7.11, 550 5.7.1). Every
  *    reply the relay gives therefore carries its own code at the start of its text, and such a text is sent as it
- *    is; a few of smtp-server's own texts are rewritten to SPEC §5's wording (REWRITES, and REWRITE_PATTERNS for
+ *    is; a few of smtp-server's own texts are rewritten to the table's wording (REWRITES, and REWRITE_PATTERNS for
  *    texts that carry a number), so that one situation has one reply whichever of the two noticed it.
  * 2. AUTH in the EHLO reply before STARTTLS. smtp-server lists it whatever the policy says; a session whose
  *    policy offers AUTH only after TLS is marked with HIDE_AUTH_BEFORE_TLS and the line is left out (AUTH tried
@@ -22,7 +22,7 @@ export const HIDE_AUTH_BEFORE_TLS = Symbol("smtpgate.hideAuthBeforeTls");
 /**
  * Set to true on a session whose policy requires TLS: until STARTTLS, a command smtp-server does not recognise
  * (the relay disables VRFY, HELP and the like for such sessions) is answered `530 5.7.0 Must issue a STARTTLS
- * command first`, as SPEC §5 wants for anything but EHLO, HELO, NOOP, QUIT, RSET and STARTTLS.
+ * command first`, as docs/api.md#smtp-replies says for anything but EHLO, HELO, NOOP, QUIT, RSET and STARTTLS.
  */
 export const TLS_REQUIRED = Symbol("smtpgate.tlsRequired");
 
@@ -31,7 +31,7 @@ export const COMMANDS_NEEDING_TLS = ["VRFY", "EXPN", "HELP", "ETRN", "WIZ", "SHE
 
 const OWN_CODE = /^[245]\.\d{1,3}\.\d{1,3} /;
 
-/** smtp-server's own texts that SPEC §5 words differently, keyed by "code text". */
+/** smtp-server's own texts that docs/api.md#smtp-replies words differently, keyed by "code text". */
 const REWRITES: ReadonlyMap<string, SmtpReply> = new Map<string, SmtpReply>([
   ["538 Error: Must issue a STARTTLS command first", SMTP_REPLIES.encryptionRequired],
   ["530 Error: authentication Required", SMTP_REPLIES.authRequired],

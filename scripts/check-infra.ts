@@ -12,6 +12,7 @@
  *   non-root USER, a HEALTHCHECK, `npm ci --omit=dev`, and that what they COPY and run exists;
  * - systemd units (infra/systemd/): hardening keys, then `systemd-analyze verify` when the machine has it;
  * - both: they run the built package's `smtpgate api` / `smtpgate relay` (the bin in package.json "files").
+ * - the compose file (infra/compose/compose.yaml): see scripts/check-compose.ts.
  *
  *   node scripts/check-infra.ts        exit 1 when any problem is found
  */
@@ -25,6 +26,7 @@ import { validate as validateDockerfile } from "dockerfile-utils";
 import { parseAllDocuments } from "yaml";
 import { ConfigError, parseConfig, validateConfig } from "../api/config/load.ts";
 import { workersProblems } from "../api/runtime/workers/config.ts";
+import { checkCompose, relayListenerProblem, SECRET_NAME } from "./check-compose.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const infra = join(root, "infra");
@@ -114,8 +116,6 @@ async function checkKubernetesSchemas(manifests: Manifest[]): Promise<void> {
     }
   }
 }
-
-const SECRET_NAME = /PASSWORD|TOKEN|SECRET|PRIVATE|CREDENTIAL/i;
 
 function labelsMatch(selector: Json | undefined, labels: Json | undefined): boolean {
   if (!selector || Object.keys(selector).length === 0) return false;
@@ -306,13 +306,8 @@ async function checkConfigExamples(manifests: Manifest[]): Promise<void> {
       try {
         const relay = validateRelayConfig(parse(relayConfig), "relay.yaml") as { listener: string };
         check(true, "", "");
-        // The relay refuses to start for a listener without sender groups: the pair must fit together.
-        const table = apiListeners[relay.listener]?.hostAccessTable;
-        check(
-          table !== undefined && table.length > 0,
-          "infra/kubernetes/relay-config.yaml relay.yaml",
-          `listener "${relay.listener}" must exist in the API's ConfigMap with a non-empty hostAccessTable`,
-        );
+        const listenerProblem = relayListenerProblem(apiListeners, relay.listener);
+        check(listenerProblem === undefined, "infra/kubernetes/relay-config.yaml relay.yaml", listenerProblem ?? "");
       } catch (error) {
         check(false, "infra/kubernetes/relay-config.yaml relay.yaml", (error as Error).message);
       }
@@ -570,6 +565,8 @@ async function main(): Promise<void> {
   await checkConfigExamples(manifests);
   await checkDockerfiles();
   await checkSystemdUnits();
+  await checkCompose(root, check);
+  notes.push("compose: not run (no Docker engine or compose plugin here); checked statically");
   notes.push(
     "Kubernetes: validated against the schemas in kubernetes-models (types, required fields, enums); unknown fields are not flagged, and nothing was applied to a cluster",
   );

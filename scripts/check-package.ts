@@ -18,8 +18,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { slapdDirectoryYaml } from "../test/cli/config.ts";
-import { SEED, startSlapd, type SlapdInstance } from "../test/harness/slapd.ts";
+import { slapdDirectory } from "../dev/api.ts";
+import { SEED, startSlapd, type SlapdInstance } from "../dev/slapd/index.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const execFileAsync = promisify(execFile);
@@ -144,18 +144,16 @@ async function main(): Promise<void> {
 
     slapd = await startSlapd();
     const config = join(work, "smtpgate.yaml");
-    await writeFile(
-      config,
-      `${slapdDirectoryYaml(slapd)}smtpAuthQueries:
-  q: { directory: corp, allowance: { filter: "(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))" } }
-authProfiles:
-  corp: { type: ldap, query: q }
-listeners:
-  submission: { authProfile: corp }
-api:
-  tokens: [{ env: API_TOKEN }]
-`,
-    );
+    const document = {
+      directories: { corp: slapdDirectory(slapd) },
+      smtpAuthQueries: {
+        q: { directory: "corp", allowance: { filter: `(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))` } },
+      },
+      authProfiles: { corp: { type: "ldap", query: "q" } },
+      listeners: { submission: { authProfile: "corp" } },
+      api: { tokens: [{ env: "API_TOKEN" }] },
+    };
+    await writeFile(config, JSON.stringify(document, null, 2));
     const env = { BIND_PW: SEED.servicePassword, API_TOKEN: "package-check-token" };
     const connect = await runCommand(smtpgate, ["check", "--connect", config], { env });
     check(connect.code === 0, "smtpgate check --connect against a throw-away slapd", connect.stdout + connect.stderr);

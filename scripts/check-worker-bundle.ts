@@ -11,7 +11,7 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { createTestHarness } from "wrangler";
-import { generateClientPki } from "../test/harness/client-pki.ts";
+import { generateClientPki } from "../dev/client-pki/index.ts";
 
 process.env.WRANGLER_SEND_METRICS ??= "false";
 process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";

@@ -10,11 +10,12 @@
  *   client PKI     .demo/pki/ (root.pem, alice.pem/.key, revoked.pem/.key, ...)
  *
  * Users: alice / alice-password (in cn=smtp-users: allowed), bob / bob-password (not in the group: the
- * allowance query fails and the listener rejects).
+ * allowance query fails and the listener rejects, by password and by certificate alike). The relay binds the
+ * envelope sender to the login (senderLogin: enforce): alice may send as alice@example.com only.
  */
 import { rm } from "node:fs/promises";
 import { join, relative } from "node:path";
-import { STACK_LISTENERS, startStack } from "../test/harness/stack.ts";
+import { STACK_LISTENERS, startStack } from "../dev/stack.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const DEMO = join(ROOT, ".demo");
@@ -69,6 +70,9 @@ Try it (in another terminal, from this directory); the listener is flow C, so ea
   ... not in smtp-users (535):  ${swaks} --tls --auth LOGIN --auth-user bob --auth-password bob-password
   certificate only, no AUTH:    ${swaks} --tls --tls-cert ${pki}/alice.pem --tls-key ${pki}/alice.key
   revoked certificate (554):    ${swaks} --tls --tls-cert ${pki}/revoked.pem --tls-key ${pki}/revoked.key
+  bob's valid certificate (554, not in smtp-users, like his password):
+                                ${swaks} --tls --tls-cert ${pki}/bob.pem --tls-key ${pki}/bob.key
+  not alice's address (553):    swaks --server 127.0.0.1:${STARTTLS_PORT} --from bob@example.com --to friend@elsewhere.example --tls --auth PLAIN --auth-user alice --auth-password alice-password
   certificate, then password:   ${swaks} --tls --tls-cert ${pki}/carol.pem --tls-key ${pki}/carol.key --auth PLAIN --auth-user alice --auth-password alice-password
                                 (carol's certificate is valid but maps to no entry, so AUTH decides)
   implicit TLS:                 swaks --server 127.0.0.1:${IMPLICIT_PORT} --tlsc --from alice@example.com --to friend@elsewhere.example --auth PLAIN --auth-user alice --auth-password alice-password

@@ -2,7 +2,7 @@
  * The smtpgate configuration file: one human-written YAML or JSON document.
  *
  * This schema is the single source of truth for the configuration: it validates the file at start-up, yields
- * the TypeScript types (`Config`) and the published JSON Schema (`npm run schema`). Names follow SPEC.md §2:
+ * the TypeScript types (`Config`) and the published JSON Schema (`npm run schema`). Names follow docs/configuration.md:
  * LDAP server profiles are `directories`, SMTP AUTH queries are `smtpAuthQueries`, and so on.
  *
  * Secrets are never written inline: a secret is `{ env: "NAME" }`, resolved from the environment at start-up.
@@ -79,6 +79,32 @@ function parenthesesBalanced(filter: string): boolean {
 
 const dn = z.string().min(1).max(1024).describe("A distinguished name (RFC 4514)");
 
+const attributeName = z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/, "not an attribute name");
+
+const userIdAttribute = attributeName
+  .default("uid")
+  .describe(
+    "its value is the identity of every allow, whatever the client typed (AD: sAMAccountName); an entry without it, or with several values, is refused",
+  );
+
+const addressAttributes = z
+  .array(attributeName)
+  .max(16)
+  .default(["mail"])
+  .describe(
+    "attributes holding the envelope senders the identity owns, returned with an allow as `addresses` (e.g. [mail, mailAlternateAddress]; AD: proxyAddresses, of which only smtp: values count); [] = none (addresses: null)",
+  );
+
+/** The group gate both ways in can share: a filter that must find an entry for the identity to be allowed. */
+const allowanceSchema = z
+  .strictObject({
+    filter: filterTemplate(FILTER_TOKENS.allowance).describe(
+      "must find at least one entry for the user to be allowed; {u} is the identity (the user ID attribute's value), {dn} the entry's DN",
+    ),
+    baseDn: dn.optional().describe("default: the query's baseDn"),
+  })
+  .describe("the allowance query; when it finds nothing, the listener's onAllowanceFailure decides");
+
 export const directorySchema = z
   .strictObject({
     hosts: z.array(ldapUrl).min(1).max(16).describe("LDAP servers, tried in order (failover) or spread (loadbalance)"),
@@ -140,6 +166,8 @@ export const smtpAuthQuerySchema = z.strictObject({
     .default("(uid={u})")
     .describe("finds the user's entry; AD: (sAMAccountName={u})"),
   method: z.enum(["bind", "password-attribute"]).default("bind"),
+  userIdAttribute,
+  addressAttributes,
   passwordAttribute: z
     .string()
     .regex(/^[A-Za-z][A-Za-z0-9-]*(;[A-Za-z0-9-]+)*$/, "not an attribute name")
@@ -148,14 +176,7 @@ export const smtpAuthQuerySchema = z.strictObject({
     .boolean()
     .default(false)
     .describe("password-attribute: also accept values stored without a {SCHEME} prefix"),
-  allowance: z
-    .strictObject({
-      filter: filterTemplate(FILTER_TOKENS.allowance).describe(
-        "must find at least one entry for the user to be allowed",
-      ),
-      baseDn: dn.optional().describe("default: the query's baseDn"),
-    })
-    .optional(),
+  allowance: allowanceSchema.optional(),
 });
 
 export const certificateQuerySchema = z.strictObject({
@@ -164,15 +185,17 @@ export const certificateQuerySchema = z.strictObject({
   filter: filterTemplate(FILTER_TOKENS.certificate).describe(
     "finds the entry of the certificate's owner, e.g. (&(objectClass=inetOrgPerson)(mail={email}))",
   ),
-  userIdAttribute: z
-    .string()
-    .regex(/^[A-Za-z][A-Za-z0-9-]*$/, "not an attribute name")
-    .default("uid")
-    .describe("its value becomes the session identity (AD: sAMAccountName)"),
+  userIdAttribute,
+  addressAttributes,
   matchUserCertificate: z
     .boolean()
     .default(false)
     .describe("also require the presented leaf to equal one of the entry's userCertificate;binary values"),
+  allowance: allowanceSchema
+    .optional()
+    .describe(
+      "the same group gate as an SMTP AUTH query's, so a certificate is refused like a password; the listener's onAllowanceFailure decides when it finds nothing",
+    ),
 });
 
 const httpUrl = z.string().refine((value) => {
@@ -343,28 +366,49 @@ export const listenerSchema = z.strictObject({
     .describe("domains unauthenticated senders may send to under an accept policy"),
 });
 
-export const apiSchema = z.strictObject({
-  tokens: z.array(secretRef).min(1).max(16).describe("bearer tokens accepted by the API; several for rotation"),
-  metricsTokens: z
-    .array(secretRef)
-    .max(16)
-    .default([])
-    .describe(
-      "bearer tokens that may read GET /metrics and nothing else (a Prometheus scraper need not hold a token that can ask for decisions); the API tokens may read it too",
+export const apiSchema = z
+  .strictObject({
+    tokens: z.array(secretRef).min(1).max(16).describe("bearer tokens accepted by the API; several for rotation"),
+    metricsTokens: z
+      .array(secretRef)
+      .max(16)
+      .default([])
+      .describe(
+        "bearer tokens that may read GET /metrics and nothing else (a Prometheus scraper need not hold a token that can ask for decisions); the API tokens may read it too",
+      ),
+    listen: z
+      .strictObject({
+        host: z.string().min(1).default("127.0.0.1"),
+        port: z.number().int().min(0).max(65535).default(8787),
+      })
+      .default({ host: "127.0.0.1", port: 8787 }),
+    maxBodyBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(4 * 1024 * 1024)
+      .default(64 * 1024),
+    headersTimeoutMs: durationMs(10_000, 300_000).describe(
+      "Node: a client must send a request's headers within this time, else 408 and close (slow-header clients)",
     ),
-  listen: z
-    .strictObject({
-      host: z.string().min(1).default("127.0.0.1"),
-      port: z.number().int().min(0).max(65535).default(8787),
-    })
-    .default({ host: "127.0.0.1", port: 8787 }),
-  maxBodyBytes: z
-    .number()
-    .int()
-    .min(1024)
-    .max(4 * 1024 * 1024)
-    .default(64 * 1024),
-});
+    requestTimeoutMs: durationMs(30_000, 600_000).describe(
+      "Node: a client must send a whole request (headers and body) within this time, else 408 and close",
+    ),
+    keepAliveTimeoutMs: durationMs(30_000, 600_000).describe(
+      "Node: an idle keep-alive connection is closed after this time (the Keep-Alive header tells clients)",
+    ),
+    shutdownGraceMs: durationMs(10_000, 600_000).describe(
+      "Node: on SIGTERM, decisions in flight may finish for this long before their connections are cut",
+    ),
+  })
+  .superRefine((api, ctx) => {
+    if (api.headersTimeoutMs > api.requestTimeoutMs)
+      ctx.addIssue({
+        code: "custom",
+        path: ["headersTimeoutMs"],
+        message: "must not be longer than requestTimeoutMs (the headers are part of the request)",
+      });
+  });
 
 export const configSchema = z
   .strictObject({

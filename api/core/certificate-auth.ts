@@ -1,10 +1,11 @@
 /**
- * Flows A and C of SPEC §3: a client certificate chain, judged by a certificate auth profile.
+ * Flows A and C (docs/flows.md): a client certificate chain, judged by a certificate auth profile.
  *
  *   1. no chain → `certificate-missing`;
  *   2. parse (with size caps), validate the path (api/pki/path-validation.ts), check revocation;
  *   3. substitute the leaf's tokens into the certificate query (RFC 4515-escaped) and search: exactly one entry
- *      → authenticated, the identity is the entry's user ID attribute; none or several → not authenticated.
+ *      → authenticated, the identity is the entry's user ID attribute; none or several → not authenticated;
+ *   4. the allowance query, if the certificate query has one: the same group gate as for passwords.
  *
  * What "not authenticated" means is the profile's: with `allowAuthFallback` the session continues and SMTP AUTH
  * is offered (flow C) — for an invalid certificate only with `onInvalidCertificate: fallback`; without it the
@@ -15,7 +16,9 @@ import { certificateTokens } from "../pki/certificate-tokens.ts";
 import type { RevocationStatus } from "../pki/crl-store.ts";
 import { validatePath, type PathResult } from "../pki/path-validation.ts";
 import type { X509Certificate } from "../pki/x509.ts";
+import { ALLOWED_TEMPORARILY, askAllowance, type AllowanceQuery, type AskedQuery } from "./allowance.ts";
 import type { Directory } from "./directory.ts";
+import { addressesOf, attributeValues, identityOf } from "./directory-entry.ts";
 import { fillFilter, generalizedTime } from "./ldap-filter.ts";
 import { SMTP_REPLIES } from "../../contract/smtp-replies.ts";
 import type { Reason } from "../../contract/verdict.ts";
@@ -25,7 +28,11 @@ export interface CertificateQuery {
   baseDn: string;
   filter: string;
   userIdAttribute: string;
+  /** Attributes of the envelope senders the identity owns; [] = not configured (addresses: null). */
+  addressAttributes: readonly string[];
   matchUserCertificate: boolean;
+  /** The same group gate as SMTP AUTH's; what a failure means is the listener's (onAllowanceFailure). */
+  allowance?: AllowanceQuery | undefined;
 }
 
 export interface RevocationPolicy {
@@ -67,13 +74,28 @@ export interface CertificateObserver {
  * a directory or revocation source that could not answer, a revocation status that was unknown.
  */
 export type CertificateOutcome =
-  | { kind: "authenticated"; identity: string; dn: string; detail?: string; reusableUntil?: number }
+  | {
+      kind: "authenticated";
+      identity: string;
+      dn: string;
+      addresses: string[] | null;
+      /**
+       * The allowance query's answer, whatever the listener makes of it: a cached outcome serves every listener
+       * of the profile, and each applies its own onAllowanceFailure (see `allowanceStanding`). `passed` also when
+       * the query has no allowance.
+       */
+      allowance: "passed" | "failed" | "unaskable";
+      detail?: string;
+      query?: AskedQuery;
+      reusableUntil?: number;
+    }
   | { kind: "missing" }
   | { kind: "invalid"; reason: Reason; detail: string; reusableUntil?: number }
   | {
       kind: "unmapped";
       reason: "certificate-unmapped" | "certificate-ambiguous";
       detail?: string;
+      query?: AskedQuery;
       reusableUntil?: number;
     }
   | { kind: "unavailable"; reason: "directory-unavailable" | "certificate-revocation-unknown"; detail: string };
@@ -157,72 +179,101 @@ export async function evaluateCertificate(
       ...reuse,
     };
 
-  const matchBinary = profile.query.matchUserCertificate;
+  const { query } = profile;
+  const matchBinary = query.matchUserCertificate;
+  const asked = { baseDn: query.baseDn, filter: filter.filter };
   const found = await profile.directory.search({
-    baseDn: profile.query.baseDn,
-    filter: filter.filter,
-    attributes: [profile.query.userIdAttribute, ...(matchBinary ? [USER_CERTIFICATE] : [])],
+    ...asked,
+    attributes: [query.userIdAttribute, ...query.addressAttributes, ...(matchBinary ? [USER_CERTIFICATE] : [])],
     binaryAttributes: matchBinary ? [USER_CERTIFICATE] : [],
     sizeLimit: 2,
   });
   if (!found.ok) return { kind: "unavailable", reason: "directory-unavailable", detail: found.error.detail };
   const [entry, second] = found.value;
-  if (!entry)
-    return { kind: "unmapped", reason: "certificate-unmapped", detail: `no entry matches ${filter.filter}`, ...reuse };
-  if (second)
-    return {
-      kind: "unmapped",
-      reason: "certificate-ambiguous",
-      detail: `more than one entry matches ${filter.filter}`,
-      ...reuse,
-    };
+  const unmapped = (reason: "certificate-unmapped" | "certificate-ambiguous", detail: string): CertificateOutcome => ({
+    kind: "unmapped",
+    reason,
+    detail,
+    query: asked,
+    ...reuse,
+  });
+  if (!entry) return unmapped("certificate-unmapped", `no entry matches ${filter.filter}`);
+  if (second) return unmapped("certificate-ambiguous", `more than one entry matches ${filter.filter}`);
 
   if (matchBinary) {
-    const stored = values(entry.attributes, USER_CERTIFICATE);
-    if (!stored.some((value) => Buffer.isBuffer(value) && Buffer.compare(value, Buffer.from(leaf.der)) === 0)) {
-      return {
-        kind: "unmapped",
-        reason: "certificate-unmapped",
-        detail: `${entry.dn}: no userCertificate equals the presented certificate`,
-        ...reuse,
-      };
-    }
+    const stored = attributeValues(entry, USER_CERTIFICATE);
+    if (!stored.some((value) => Buffer.isBuffer(value) && Buffer.compare(value, Buffer.from(leaf.der)) === 0))
+      return unmapped("certificate-unmapped", `${entry.dn}: no userCertificate equals the presented certificate`);
   }
-  const identity = values(entry.attributes, profile.query.userIdAttribute)[0];
-  if (identity === undefined || identity.length === 0) {
-    return {
-      kind: "unmapped",
-      reason: "certificate-unmapped",
-      detail: `${entry.dn} has no ${profile.query.userIdAttribute}`,
-      ...reuse,
-    };
-  }
-  return {
-    kind: "authenticated",
-    identity: identity.toString(),
+  const identity = identityOf(entry, query.userIdAttribute);
+  if (!identity.ok)
+    return unmapped(identity.problem === "missing" ? "certificate-unmapped" : "certificate-ambiguous", identity.detail);
+
+  const authenticated = {
+    kind: "authenticated" as const,
+    identity: identity.identity,
     dn: entry.dn,
-    ...(revocationNote ? { detail: revocationNote } : {}),
+    addresses: addressesOf(entry, query.addressAttributes),
     ...reuse,
   };
+  const note = revocationNote ? { detail: revocationNote } : {};
+  if (!query.allowance) return { ...authenticated, allowance: "passed", ...note };
+  const allowance = await askAllowance(profile.directory, query.allowance, authenticated, now);
+  switch (allowance.kind) {
+    case "met":
+      return { ...authenticated, allowance: "passed", ...note };
+    case "unavailable":
+      return { kind: "unavailable", reason: "directory-unavailable", detail: allowance.detail };
+    case "not-askable":
+      return { ...authenticated, allowance: "unaskable", detail: allowance.detail };
+    case "not-met":
+      return { ...authenticated, allowance: "failed", query: allowance.asked, ...note };
+  }
+}
+
+/**
+ * What the listener makes of an authenticated certificate's allowance: `allowed`, `temporary` (the listener
+ * allows temporarily), or `refused` (reject, or a query that could not be asked, which fails closed). A refused
+ * certificate is treated like an invalid one: 554 5.7.1 and close, unless the profile falls back to SMTP AUTH on
+ * invalid certificates.
+ */
+export function allowanceStanding(
+  outcome: Extract<CertificateOutcome, { kind: "authenticated" }>,
+  onAllowanceFailure: "reject" | "allow-temporarily",
+): "allowed" | "temporary" | "refused" {
+  if (outcome.allowance === "passed") return "allowed";
+  return outcome.allowance === "failed" && onAllowanceFailure === "allow-temporarily" ? "temporary" : "refused";
 }
 
 const USER_CERTIFICATE = "userCertificate;binary";
 
-/** The verdict at STARTTLS time (`/v1/decide/tls`). */
-export function tlsVerdict(outcome: CertificateOutcome, profile: CertificateProfile): Decision {
+/** The verdict at STARTTLS time (`/v1/decide/tls`); the listener says what an allowance failure means. */
+export function tlsVerdict(
+  outcome: CertificateOutcome,
+  profile: CertificateProfile,
+  onAllowanceFailure: "reject" | "allow-temporarily",
+): Decision {
   const base = { profile: profile.name, method: "certificate" as const };
   const fallback = profile.allowAuthFallback !== undefined;
-  // Without a fallback the certificate is the only way in: a failure ends the session (SPEC §3 A).
+  // Without a fallback the certificate is the only way in: a failure ends the session (docs/flows.md, flow A).
   const refuse = { ...base, smtp: SMTP_REPLIES.certificateRequired, close: true };
   switch (outcome.kind) {
-    case "authenticated":
-      return allow({ ...base, identity: outcome.identity, dn: outcome.dn, detail: outcome.detail });
+    case "authenticated": {
+      const standing = allowanceStanding(outcome, onAllowanceFailure);
+      const granted = { ...base, identity: outcome.identity, dn: outcome.dn, addresses: outcome.addresses };
+      if (standing === "allowed") return allow({ ...granted, detail: outcome.detail });
+      if (standing === "temporary") return allow({ ...granted, temporary: true, detail: ALLOWED_TEMPORARILY });
+      const refused = { dn: outcome.dn, detail: outcome.detail, query: outcome.query };
+      return fallback && profile.onInvalidCertificate === "fallback"
+        ? proceed("allowance-failed", { ...base, ...refused })
+        : deny("allowance-failed", { ...refuse, ...refused });
+    }
     case "missing":
       return fallback ? proceed("certificate-missing", base) : deny("certificate-missing", refuse);
     case "unmapped":
       return fallback
         ? proceed(outcome.reason, { ...base, detail: outcome.detail })
-        : deny(outcome.reason, { ...refuse, detail: outcome.detail });
+        : deny(outcome.reason, { ...refuse, detail: outcome.detail, query: outcome.query });
     case "invalid":
       return fallback && profile.onInvalidCertificate === "fallback"
         ? proceed(outcome.reason, { ...base, detail: outcome.detail })
@@ -233,13 +284,4 @@ export function tlsVerdict(outcome: CertificateOutcome, profile: CertificateProf
     case "unavailable":
       return tempfail({ ...base, reason: outcome.reason, detail: outcome.detail, close: !fallback });
   }
-}
-
-function values(
-  attributes: Readonly<Record<string, readonly (string | Buffer)[]>>,
-  name: string,
-): readonly (string | Buffer)[] {
-  const wanted = name.toLowerCase();
-  for (const [key, list] of Object.entries(attributes)) if (key.toLowerCase() === wanted) return list;
-  return [];
 }

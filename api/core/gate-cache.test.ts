@@ -2,7 +2,7 @@
 // stand in for a tempfail. A directory made of plain data and a clock moved by hand; the real slapd runs in
 // test/api/decision-cache.test.ts.
 import { beforeAll, describe, expect, it } from "vitest";
-import { generateClientPki, type ClientPki } from "../../test/harness/client-pki.ts";
+import { generateClientPki, type ClientPki } from "../../dev/client-pki/index.ts";
 import { validateConfig } from "../config/load.ts";
 import type { ConfigInput } from "../config/schema.ts";
 import { parseTrustAnchors } from "../pki/certificate-chain.ts";
@@ -21,8 +21,8 @@ class FakeDirectory implements Directory {
   operations = 0;
   passwords: Record<string, string> = { [dnOf("alice")]: SHARED, [dnOf("bob")]: SHARED };
   readonly entries: Record<string, DirectoryEntry[]> = {
-    "(uid=alice)": [{ dn: dnOf("alice"), attributes: {} }],
-    "(uid=bob)": [{ dn: dnOf("bob"), attributes: {} }],
+    "(uid=alice)": [{ dn: dnOf("alice"), attributes: { uid: ["alice"] } }],
+    "(uid=bob)": [{ dn: dnOf("bob"), attributes: { uid: ["bob"] } }],
     [`(&(uid=alice)(memberOf=${GROUP}))`]: [{ dn: dnOf("alice"), attributes: {} }],
     "(cn=alice)": [{ dn: `uid=alice.cert,ou=certs,${BASE}`, attributes: { uid: ["alice.cert"] } }],
   };
@@ -64,17 +64,24 @@ function setup(cache: Record<string, number>, certificateCache: Record<string, n
   const config: ConfigInput = {
     directories: { corp: { hosts: ["ldaps://ldap.example.com"], baseDn: BASE } },
     smtpAuthQueries: { q: { directory: "corp", allowance: { filter: `(&(uid={u})(memberOf=${GROUP}))` } } },
-    certificateQueries: { byCn: { directory: "corp", filter: "(cn={cn})" } },
+    certificateQueries: {
+      byCn: { directory: "corp", filter: "(cn={cn})" },
+      // alice.cert is in no group: this gate refuses her certificate.
+      gated: { directory: "corp", filter: "(cn={cn})", allowance: { filter: `(&(uid={u})(memberOf=${GROUP}))` } },
+    },
     authProfiles: {
       corp: { type: "ldap", query: "q", cache },
       uncached: { type: "ldap", query: "q" },
       cert: { type: "certificate", query: "byCn", trustAnchors: { pem: pki.rootPem }, cache: certificateCache },
+      gated: { type: "certificate", query: "gated", trustAnchors: { pem: pki.rootPem }, cache: certificateCache },
     },
     listeners: {
       submission: { authProfile: "corp" },
       lenient: { authProfile: "corp", onAllowanceFailure: "allow-temporarily" },
       plain: { authProfile: "uncached" },
       cert: { authProfile: "cert" },
+      "gated-strict": { authProfile: "gated" },
+      "gated-lenient": { authProfile: "gated", onAllowanceFailure: "allow-temporarily" },
     },
     api: { tokens: [{ env: "TOKEN" }] },
   };
@@ -83,7 +90,7 @@ function setup(cache: Record<string, number>, certificateCache: Record<string, n
   const gate = new Gate({
     config: validateConfig(config, "test"),
     directories: { corp: directory },
-    trustAnchors: { cert: parseTrustAnchors(pki.rootPem, "test") },
+    trustAnchors: { cert: parseTrustAnchors(pki.rootPem, "test"), gated: parseTrustAnchors(pki.rootPem, "test") },
     now: () => new Date(clock.now),
   });
   const auth = async (
@@ -96,8 +103,8 @@ function setup(cache: Record<string, number>, certificateCache: Record<string, n
     if (!result.ok) throw new Error(result.problem);
     return result.decision;
   };
-  const tls = async (chain: string[] | null): Promise<Decision> => {
-    const result = await gate.decideTls({ listener: "cert", certificate: chain === null ? null : { chain } });
+  const tls = async (chain: string[] | null, listener = "cert"): Promise<Decision> => {
+    const result = await gate.decideTls({ listener, certificate: chain === null ? null : { chain } });
     if (!result.ok) throw new Error(result.problem);
     return result.decision;
   };
@@ -374,5 +381,40 @@ describe("the gate's certificate cache", () => {
     off.advance(120);
     off.directory.down = true;
     expect(await off.tls(pki.chain("alice"))).toMatchObject({ verdict: "tempfail", reason: "directory-unavailable" });
+  });
+
+  it("keeps the allowance query's answer, so each listener applies its own onAllowanceFailure to a cached chain", async () => {
+    const { tls, directory } = setup(ON, { positiveTtlSeconds: 60, negativeTtlSeconds: 60, serveStaleSeconds: 600 });
+    expect(await tls(pki.chain("alice"), "gated-strict")).toMatchObject({
+      verdict: "deny",
+      reason: "allowance-failed",
+      smtp: { code: 554, enhanced: "5.7.1" },
+      close: true,
+      cache: "miss",
+    });
+    const operations = directory.operations;
+    expect(await tls(pki.chain("alice"), "gated-lenient")).toMatchObject({
+      verdict: "allow",
+      identity: "alice.cert",
+      temporary: true,
+      cache: "hit",
+    });
+    expect(await tls(pki.chain("alice"), "gated-strict")).toMatchObject({ verdict: "deny", cache: "hit" });
+    expect(directory.operations).toBe(operations);
+  });
+
+  it("never serves a chain the allowance refused as a stale allow", async () => {
+    const { tls, directory, advance } = setup(ON, {
+      positiveTtlSeconds: 60,
+      negativeTtlSeconds: 1,
+      serveStaleSeconds: 600,
+    });
+    await tls(pki.chain("alice"), "gated-lenient");
+    advance(120);
+    directory.down = true;
+    expect(await tls(pki.chain("alice"), "gated-lenient")).toMatchObject({
+      verdict: "tempfail",
+      reason: "directory-unavailable",
+    });
   });
 });

@@ -6,7 +6,10 @@
  * The one state it keeps is each auth profile's decision cache (api/cache/decision-cache.ts), in memory, when the
  * profile's `cache` asks for one: SMTP AUTH decisions of ldap profiles, certificate outcomes of certificate
  * profiles. What is refused without the directory, a tempfail, and a certificate outcome that hangs on an unknown
- * revocation status are never kept.
+ * revocation status are never kept. A certificate outcome holds the allowance query's answer, not what a listener
+ * made of it, so one entry serves listeners with different onAllowanceFailure; an SMTP AUTH decision is final
+ * for its listener, which is part of its key. Keys hold the name as typed: `ALICE` and `alice` are two entries
+ * whose decisions name the same identity.
  */
 import {
   CacheKeys,
@@ -21,7 +24,9 @@ import type { Config } from "../config/schema.ts";
 import { DEFAULT_CHAIN_LIMITS } from "../pki/certificate-chain.ts";
 import type { CrlStore } from "../pki/crl-store.ts";
 import type { X509Certificate } from "../pki/x509.ts";
+import type { AllowanceQuery } from "./allowance.ts";
 import {
+  allowanceStanding,
   evaluateCertificate,
   tlsVerdict,
   type CertificateObserver,
@@ -133,12 +138,12 @@ export class Gate {
           query: {
             baseDn,
             filter: query.filter,
+            userIdAttribute: query.userIdAttribute,
+            addressAttributes: query.addressAttributes,
             method: query.method,
             passwordAttribute: query.passwordAttribute,
             allowPlaintextPasswords: query.allowPlaintextPasswords,
-            ...(query.allowance
-              ? { allowance: { filter: query.allowance.filter, baseDn: query.allowance.baseDn ?? baseDn } }
-              : {}),
+            ...allowanceOf(query, baseDn),
           },
         });
         continue;
@@ -176,7 +181,9 @@ export class Gate {
           baseDn: baseDnOf(query),
           filter: query.filter,
           userIdAttribute: query.userIdAttribute,
+          addressAttributes: query.addressAttributes,
           matchUserCertificate: query.matchUserCertificate,
+          ...allowanceOf(query, baseDnOf(query)),
         },
         directory: directory(query.directory),
         allowAuthFallback: profile.allowAuthFallback,
@@ -224,7 +231,8 @@ export class Gate {
         }),
       };
     const { outcome, cache } = await this.#certificate(request.certificate?.chain ?? null, profile);
-    return { ok: true, decision: withCache(tlsVerdict(outcome, profile), cache) };
+    const decision = tlsVerdict(outcome, profile, this.#onAllowanceFailure(request.listener));
+    return { ok: true, decision: withCache(decision, cache) };
   }
 
   /** At AUTH: credentials, judged by the listener's profile (directly, or as a certificate profile's fallback). */
@@ -236,7 +244,7 @@ export class Gate {
 
     const profile = this.#certificateProfiles.get(profileName) as CertificateProfile;
     const base = { profile: profile.name, method: null };
-    // SPEC §3 A: a certificate-only profile does not offer AUTH at all.
+    // Flow A (docs/flows.md): a certificate-only profile does not offer AUTH at all.
     if (profile.allowAuthFallback === undefined)
       return { ok: true, decision: deny("auth-not-offered", { ...base, smtp: SMTP_REPLIES.badSequence }) };
     // An absent field must not read as "the client had no certificate": a caller that forgot it would let a
@@ -251,6 +259,11 @@ export class Gate {
     const { outcome, cache } = await this.#certificate(request.certificate?.chain ?? null, profile);
     switch (outcome.kind) {
       case "authenticated":
+        // Refused by the allowance query: as for an invalid certificate, the profile says whether AUTH may follow.
+        if (allowanceStanding(outcome, this.#onAllowanceFailure(request.listener)) === "refused") {
+          if (profile.onInvalidCertificate === "fallback") break;
+          return { ok: true, decision: withCache(tlsVerdict(outcome, profile, "reject"), cache) };
+        }
         return {
           ok: true,
           decision: withCache(
@@ -298,12 +311,11 @@ export class Gate {
   }
 
   async #smtpAuth(request: AuthRequest, profile: LdapProfile): Promise<Decision> {
-    const listener = this.#config.listeners[request.listener];
     const decide = (): Promise<Decision> =>
       decideSmtpAuth(request, {
         profile: profile.name,
         query: profile.query,
-        onAllowanceFailure: listener?.onAllowanceFailure ?? "reject",
+        onAllowanceFailure: this.#onAllowanceFailure(request.listener),
         directory: profile.directory,
         now: this.#now(),
       });
@@ -373,7 +385,10 @@ export class Gate {
           cache: "stale",
         };
     } else if (outcome.kind !== "missing" && outcome.reusableUntil !== undefined) {
-      cache.set(key, outcome, outcome.kind === "authenticated", outcome.reusableUntil);
+      // Kept as an allow only when the allowance passed: one that failed is a deny for a rejecting listener, and
+      // must never be served stale.
+      const positive = outcome.kind === "authenticated" && outcome.allowance === "passed";
+      cache.set(key, outcome, positive, outcome.reusableUntil);
     } else {
       cache.delete(key);
     }
@@ -403,6 +418,10 @@ export class Gate {
     let flushed = 0;
     for (const { cache } of this.#caches.values()) flushed += cache?.flush() ?? 0;
     return flushed;
+  }
+
+  #onAllowanceFailure(listener: string): "reject" | "allow-temporarily" {
+    return this.#config.listeners[listener]?.onAllowanceFailure ?? "reject";
   }
 
   #profileOf(listener: string): string | null {
@@ -444,6 +463,16 @@ export class Gate {
     const ready = entries.every(([, state]) => state.ready) && Object.values(crlSources).every((state) => state.ready);
     return { ready, directories: Object.fromEntries(entries), crlSources };
   }
+}
+
+/** A query's allowance with its base resolved (the query's own base by default). */
+function allowanceOf(
+  query: { allowance?: { filter: string; baseDn?: string | undefined } | undefined },
+  baseDn: string,
+): { allowance?: AllowanceQuery } {
+  return query.allowance
+    ? { allowance: { filter: query.allowance.filter, baseDn: query.allowance.baseDn ?? baseDn } }
+    : {};
 }
 
 function withCache(decision: Decision, cache: CacheOutcome | undefined): Decision {

@@ -1,5 +1,5 @@
 /**
- * LDAP filter templates and the tokens substituted into them (SPEC §4).
+ * LDAP filter templates and the tokens substituted into them (RFC 4515; docs/configuration.md).
  *
  * Every substituted value is escaped as an RFC 4515 assertion value, so user input can never change the shape of
  * a filter: `*)(uid=*` becomes `\2a\29\28uid=\2a`. smtpgate never builds a DN from input; DNs come only from
@@ -58,7 +58,7 @@ export function generalizedTime(now: Date): string {
   return now.toISOString().replace(/[-:T]/g, "").slice(0, 14) + "Z";
 }
 
-/** The general tokens of SPEC §4 for an SMTP AUTH user name. */
+/** The general tokens (docs/configuration.md) for an SMTP AUTH user name. */
 export function userTokens(username: string, now: Date): Record<string, string | undefined> {
   const at = username.lastIndexOf("@");
   const hasDomain = at > 0 && at < username.length - 1;

@@ -39,9 +39,14 @@ class FakeDirectory implements Directory {
 }
 
 const ALICE = "uid=alice,ou=people,dc=example,dc=com";
+const ALICE_ATTRIBUTES = { uid: ["alice"], mail: ["alice@Example.COM"] };
+const NOID = "cn=noid,ou=people,dc=example,dc=com";
+const TWOIDS = "uid=twoids,ou=people,dc=example,dc=com";
 const query: SmtpAuthQuery = {
   baseDn: "dc=example,dc=com",
   filter: "(uid={u})",
+  userIdAttribute: "uid",
+  addressAttributes: ["mail"],
   method: "bind",
   passwordAttribute: "userPassword",
   allowPlaintextPasswords: false,
@@ -51,15 +56,25 @@ const query: SmtpAuthQuery = {
 function setup(overrides: Partial<SmtpAuthContext> = {}) {
   const directory = new FakeDirectory(
     {
-      "(uid=alice)": [{ dn: ALICE, attributes: {} }],
-      "(uid=bob)": [{ dn: "uid=bob,ou=people,dc=example,dc=com", attributes: {} }],
+      "(uid=alice)": [{ dn: ALICE, attributes: ALICE_ATTRIBUTES }],
+      // The directory's equality match ignores case and surrounding spaces; the fake lists what it would find.
+      "(uid=ALICE)": [{ dn: ALICE, attributes: ALICE_ATTRIBUTES }],
+      "(uid= alice)": [{ dn: ALICE, attributes: ALICE_ATTRIBUTES }],
+      "(uid=bob)": [{ dn: "uid=bob,ou=people,dc=example,dc=com", attributes: { uid: ["bob"] } }],
       "(uid=dup)": [
-        { dn: "uid=dup,ou=people,dc=example,dc=com", attributes: {} },
-        { dn: "uid=dup,ou=contractors,dc=example,dc=com", attributes: {} },
+        { dn: "uid=dup,ou=people,dc=example,dc=com", attributes: { uid: ["dup"] } },
+        { dn: "uid=dup,ou=contractors,dc=example,dc=com", attributes: { uid: ["dup"] } },
       ],
+      "(uid=noid)": [{ dn: NOID, attributes: {} }],
+      "(uid=twoids)": [{ dn: TWOIDS, attributes: { uid: ["twoids", "other"] } }],
       "(&(uid=alice)(memberOf=cn=smtp-users,dc=example,dc=com))": [{ dn: ALICE, attributes: {} }],
     },
-    { [ALICE]: "alice-password", "uid=bob,ou=people,dc=example,dc=com": "bob-password" },
+    {
+      [ALICE]: "alice-password",
+      "uid=bob,ou=people,dc=example,dc=com": "bob-password",
+      [NOID]: "noid-password",
+      [TWOIDS]: "twoids-password",
+    },
   );
   const context: SmtpAuthContext = {
     profile: "corp",
@@ -206,5 +221,49 @@ describe("SMTP AUTH decision (flow B)", () => {
     });
     await decideSmtpAuth({ username: "alice", password: "alice-password" }, context);
     expect(directory.calls.at(-1)).toBe(`search (member=${ALICE})`);
+  });
+
+  it.each(["ALICE", " alice"])(
+    "names the entry's uid, not the name as typed (%j), and asks the allowance with it",
+    async (typed) => {
+      const { directory, context } = setup();
+      const decision = await decideSmtpAuth({ username: typed, password: "alice-password" }, context);
+      expect(decision).toMatchObject({ verdict: "allow", identity: "alice", addresses: ["alice@example.com"] });
+      expect(directory.calls.at(-1)).toBe("search (&(uid=alice)(memberOf=cn=smtp-users,dc=example,dc=com))");
+      expect(directory.searches[0]?.attributes).toEqual(["uid", "mail"]);
+    },
+  );
+
+  it("refuses an entry without the user ID attribute, or with several values, before checking the password", async () => {
+    const { directory, context } = setup();
+    expect(await decideSmtpAuth({ username: "noid", password: "noid-password" }, context)).toMatchObject({
+      verdict: "deny",
+      reason: "no-such-user",
+      dn: NOID,
+      detail: `${NOID} has no uid (the user ID attribute)`,
+    });
+    expect(await decideSmtpAuth({ username: "twoids", password: "twoids-password" }, context)).toMatchObject({
+      verdict: "deny",
+      reason: "ambiguous-user",
+      detail: `${TWOIDS} has 2 uid values; the user ID attribute must have one`,
+    });
+    expect(directory.calls.filter((call) => call.startsWith("bind"))).toEqual([]);
+  });
+
+  it("carries no addresses when the query names no address attribute", async () => {
+    const { context } = setup({ query: { ...query, addressAttributes: [] } });
+    expect((await decideSmtpAuth({ username: "alice", password: "alice-password" }, context)).addresses).toBeNull();
+  });
+
+  it("puts the filled filter and base of the last query on a deny", async () => {
+    const { context } = setup();
+    expect((await decideSmtpAuth({ username: "mallory", password: "pw" }, context)).query).toEqual({
+      baseDn: "dc=example,dc=com",
+      filter: "(uid=mallory)",
+    });
+    expect((await decideSmtpAuth({ username: "bob", password: "bob-password" }, context)).query).toEqual({
+      baseDn: "dc=example,dc=com",
+      filter: "(&(uid=bob)(memberOf=cn=smtp-users,dc=example,dc=com))",
+    });
   });
 });

@@ -1,17 +1,21 @@
 /**
- * Flow B of SPEC §3: an SMTP AUTH user name and password, decided against an LDAP SMTP AUTH query.
+ * Flow B (docs/flows.md): an SMTP AUTH user name and password, decided against an LDAP SMTP AUTH query.
  *
  *   1. refuse before any LDAP traffic: an empty password (RFC 4513 §5.1.2: an "unauthenticated bind" with a DN
  *      and no password succeeds on many servers), a malformed user name, a foreign authorization identity;
- *   2. find the user's entry with the service identity: exactly one, else deny;
+ *   2. find the user's entry with the service identity: exactly one, else deny; the identity is its user ID
+ *      attribute's value (`ALICE`, ` alice` and `alice@example.com` under `(|(uid={u})(mail={u}))` are alice);
  *   3. check the password: a simple bind as that entry's DN (method `bind`) or a comparison with the entry's
  *      password attribute (method `password-attribute`);
  *   4. the allowance query, whose failure the listener turns into a reject or a temporary allowance.
  *
  * Any directory failure on the way is `tempfail` (454), never an accept.
  */
+import { ALLOWED_TEMPORARILY, askAllowance, type AllowanceQuery } from "./allowance.ts";
 import type { Directory, DirectoryEntry } from "./directory.ts";
+import { addressesOf, attributeValues, identityOf } from "./directory-entry.ts";
 import { fillFilter, userTokens } from "./ldap-filter.ts";
+import { ldapResultText } from "./ldap-results.ts";
 import { verifyStoredPassword } from "./password-schemes.ts";
 import type { Method } from "../../contract/verdict.ts";
 import { allow, deny, tempfail, type Decision } from "./verdict.ts";
@@ -28,10 +32,14 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
 export interface SmtpAuthQuery {
   baseDn: string;
   filter: string;
+  /** Its value is the identity of an allow, whatever the client typed. */
+  userIdAttribute: string;
+  /** Attributes of the envelope senders the identity owns; [] = not configured (addresses: null). */
+  addressAttributes: readonly string[];
   method: "bind" | "password-attribute";
   passwordAttribute: string;
   allowPlaintextPasswords: boolean;
-  allowance?: { filter: string; baseDn: string };
+  allowance?: AllowanceQuery;
 }
 
 export interface SmtpAuthContext {
@@ -57,63 +65,74 @@ export async function decideSmtpAuth(credentials: SmtpAuthCredentials, context: 
   const refused = refuseWithoutDirectory(credentials, profile, query);
   if (refused) return refused;
 
-  const tokens = userTokens(username, context.now);
-  const userFilter = fillFilter(query.filter, tokens);
+  const userFilter = fillFilter(query.filter, userTokens(username, context.now));
   if (!userFilter.ok)
     return deny("no-such-user", {
       ...outcome,
       detail: `token ${userFilter.missing.map((t) => `{${t}}`).join(", ")} has no value`,
     });
 
+  // One search brings the entry, its identity, its addresses and (method password-attribute) its password.
   const wantsAttribute = query.method === "password-attribute";
+  const asked = { baseDn: query.baseDn, filter: userFilter.filter };
   const found = await directory.search({
-    baseDn: query.baseDn,
-    filter: userFilter.filter,
-    attributes: wantsAttribute ? [query.passwordAttribute] : [],
+    ...asked,
+    attributes: [
+      query.userIdAttribute,
+      ...query.addressAttributes,
+      ...(wantsAttribute ? [query.passwordAttribute] : []),
+    ],
     binaryAttributes: wantsAttribute ? [query.passwordAttribute] : [],
     sizeLimit: 2,
   });
   if (!found.ok) return tempfail({ ...outcome, detail: found.error.detail });
   const [entry, second] = found.value;
-  if (!entry) return deny("no-such-user", outcome);
-  if (second) return deny("ambiguous-user", { ...outcome, detail: "more than one entry matches the SMTP AUTH query" });
+  if (!entry) return deny("no-such-user", { ...outcome, query: asked });
+  if (second)
+    return deny("ambiguous-user", {
+      ...outcome,
+      detail: "more than one entry matches the SMTP AUTH query",
+      query: asked,
+    });
+  // Checked before the password: an entry that cannot name its identity is refused whatever the password.
+  const identity = identityOf(entry, query.userIdAttribute);
+  if (!identity.ok)
+    return deny(identity.problem === "missing" ? "no-such-user" : "ambiguous-user", {
+      ...outcome,
+      dn: entry.dn,
+      detail: identity.detail,
+      query: asked,
+    });
 
   const checked = wantsAttribute
     ? checkPasswordAttribute(entry, password, query)
     : await checkBind(entry, password, directory);
   if (checked !== "ok") {
     if (checked.kind === "tempfail") return tempfail({ ...outcome, detail: checked.detail });
-    return deny(checked.reason, { ...outcome, dn: entry.dn, detail: checked.detail });
+    return deny(checked.reason, { ...outcome, dn: entry.dn, detail: checked.detail, query: asked });
   }
 
-  if (!query.allowance) return allow({ ...outcome, identity: username, dn: entry.dn });
-  const allowanceFilter = fillFilter(query.allowance.filter, { ...tokens, dn: entry.dn });
-  if (!allowanceFilter.ok) {
-    // The allowance query cannot even be asked: fail closed, whatever the listener allows on a "no match".
-    return deny("allowance-failed", {
-      ...outcome,
-      dn: entry.dn,
-      detail: `allowance token ${allowanceFilter.missing.map((t) => `{${t}}`).join(", ")} has no value`,
-    });
+  const granted = {
+    ...outcome,
+    identity: identity.identity,
+    dn: entry.dn,
+    addresses: addressesOf(entry, query.addressAttributes),
+  };
+  if (!query.allowance) return allow(granted);
+  const allowance = await askAllowance(directory, query.allowance, granted, context.now);
+  switch (allowance.kind) {
+    case "met":
+      return allow(granted);
+    case "unavailable":
+      return tempfail({ ...outcome, detail: allowance.detail });
+    case "not-askable":
+      // The allowance query cannot even be asked: fail closed, whatever the listener allows on a "no match".
+      return deny("allowance-failed", { ...outcome, dn: entry.dn, detail: allowance.detail });
+    case "not-met":
+      if (context.onAllowanceFailure === "allow-temporarily")
+        return allow({ ...granted, temporary: true, detail: ALLOWED_TEMPORARILY });
+      return deny("allowance-failed", { ...outcome, dn: entry.dn, query: allowance.asked });
   }
-  const allowance = await directory.search({
-    baseDn: query.allowance.baseDn,
-    filter: allowanceFilter.filter,
-    attributes: [],
-    sizeLimit: 1,
-  });
-  if (!allowance.ok) return tempfail({ ...outcome, detail: allowance.error.detail });
-  if (allowance.value.length > 0) return allow({ ...outcome, identity: username, dn: entry.dn });
-  if (context.onAllowanceFailure === "allow-temporarily") {
-    return allow({
-      ...outcome,
-      identity: username,
-      dn: entry.dn,
-      temporary: true,
-      detail: "allowance query found no entry; listener allows temporarily",
-    });
-  }
-  return deny("allowance-failed", { ...outcome, dn: entry.dn });
 }
 
 /**
@@ -154,7 +173,11 @@ async function checkBind(entry: DirectoryEntry, password: string, directory: Dir
   const bound = await directory.bindAsUser(entry.dn, password);
   if (!bound.ok) return { kind: "tempfail", detail: bound.error.detail };
   if (bound.value.bound) return "ok";
-  return { kind: "deny", reason: "invalid-credentials", detail: `bind refused: LDAP result ${bound.value.resultCode}` };
+  return {
+    kind: "deny",
+    reason: "invalid-credentials",
+    detail: `bind refused: ${ldapResultText(bound.value.resultCode, bound.value.message)}`,
+  };
 }
 
 function checkPasswordAttribute(entry: DirectoryEntry, password: string, query: SmtpAuthQuery): Check {
@@ -177,13 +200,4 @@ function checkPasswordAttribute(entry: DirectoryEntry, password: string, query: 
     };
   }
   return { kind: "deny", reason: "invalid-credentials" };
-}
-
-/** Attribute names are case-insensitive (RFC 4512 §2.5). */
-function attributeValues(entry: DirectoryEntry, name: string): readonly (string | Buffer)[] {
-  const wanted = name.toLowerCase();
-  for (const [key, values] of Object.entries(entry.attributes)) {
-    if (key.toLowerCase() === wanted) return values;
-  }
-  return [];
 }

@@ -4,6 +4,7 @@
  */
 import { SMTP_REPLIES, type SmtpReply } from "../../contract/smtp-replies.ts";
 import type { Method, Reason, Verdict, VerdictKind } from "../../contract/verdict.ts";
+import type { AskedQuery } from "./allowance.ts";
 
 /** What the core decides; the shell adds the decision id. */
 export type Decision = Omit<Verdict, "decisionId"> & {
@@ -15,6 +16,8 @@ export type Decision = Omit<Verdict, "decisionId"> & {
    * the verdict the caller gets has the same shape either way.
    */
   cache?: "hit" | "miss" | "stale";
+  /** The last query asked before a deny (filled filter and base), for the log line. */
+  query?: AskedQuery;
 };
 
 interface Outcome {
@@ -24,6 +27,7 @@ interface Outcome {
   /** Overrides the usual reply of the verdict. */
   smtp?: SmtpReply;
   close?: boolean;
+  query?: AskedQuery | undefined;
 }
 
 /** The fields every decision that does not authenticate shares; `allow` sets its own. */
@@ -47,6 +51,7 @@ function notAuthenticated(
     close: verdict === "continue" ? false : (outcome.close ?? false),
     profile: outcome.profile,
     ...(outcome.detail === undefined ? {} : { detail: outcome.detail }),
+    ...(outcome.query === undefined ? {} : { query: outcome.query }),
   };
 }
 

@@ -89,7 +89,10 @@ function toVerdict(decision: Decision, decisionId: string): Verdict {
   };
 }
 
-/** One line per decision: what an operator needs to answer "why was alice refused?". Never the password. */
+/**
+ * One line per decision: what an operator needs to answer "why was alice refused?". Never the password. A tempfail
+ * is a `warn` (the directory or a revocation source needs someone's attention); a deny names the query it asked.
+ */
 function decisionLog(
   kind: DecisionKind,
   request: AuthRequestBody | TlsRequestBody,
@@ -99,7 +102,7 @@ function decisionLog(
   started: number,
 ): LogRecord {
   return {
-    level: "info",
+    level: verdict.verdict === "tempfail" ? "warn" : "info",
     msg: "decision",
     kind,
     requestId: context.requestId,
@@ -118,6 +121,9 @@ function decisionLog(
     smtp: verdict.smtp?.code ?? null,
     dn: verdict.dn,
     detail: decision.detail,
+    ...(verdict.verdict === "deny" && decision.query
+      ? { filter: decision.query.filter, base: decision.query.baseDn }
+      : {}),
     cache: decision.cache,
     durationMs: Math.round((performance.now() - started) * 10) / 10,
   };

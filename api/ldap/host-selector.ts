@@ -1,5 +1,5 @@
 /**
- * Which host of an LDAP server profile to try, in what order (SPEC §2):
+ * Which host of an LDAP server profile to try, in what order (docs/configuration.md):
  *
  * - `failover`: always start with the first host; when it fails, the next one is tried at once and becomes the
  *   active host; after `failbackAfterMs` the first host is tried first again.

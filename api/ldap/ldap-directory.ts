@@ -4,7 +4,7 @@
  *
  * - service connections, bound once as the service identity (or anonymous), used only for searches;
  * - user-bind connections, used only for users' simple binds. A connection that carried a user's bind never
- *   serves the service identity afterwards (SPEC §2), so a search can never run with a user's rights.
+ *   serves the service identity afterwards (docs/security.md), so a search can never run with a user's rights.
  *
  * Referrals are not chased: continuation references in search results are ignored, and a referral result is an
  * error like any other.
@@ -12,7 +12,7 @@
 import type { BindOutcome, Directory, DirectoryEntry, DirectoryResult, SearchRequest } from "../core/directory.ts";
 import { LdapConnection, parseLdapUrl, type ConnectionSecurity, type HostEndpoint } from "./connection.ts";
 import { HostSelector } from "./host-selector.ts";
-import { describe, readRootDse, refusedLocally, searchEntries, userBind } from "./operations.ts";
+import { bindAsService, describe, readRootDse, refusedLocally, searchEntries, userBind } from "./operations.ts";
 import { ConnectionPool } from "./pool.ts";
 
 export interface LdapDirectoryOptions {
@@ -37,6 +37,13 @@ export interface HostAttempt {
   ms: number;
   /** Absent when the host answered. */
   error?: unknown;
+}
+
+/** One host's answer to the start-up probe: `error` is what failed (null: it answered). */
+export interface HostProbe {
+  index: number;
+  endpoint: HostEndpoint;
+  error: unknown;
 }
 
 interface Host {
@@ -66,13 +73,11 @@ export class LdapDirectory implements Directory {
           ...common,
           open: async () => {
             const connection = await LdapConnection.open(endpoint, options.security);
-            if (options.serviceBind) {
-              try {
-                await connection.client.bind(options.serviceBind.dn, options.serviceBind.password);
-              } catch (error) {
-                connection.destroy();
-                throw error;
-              }
+            try {
+              await bindAsService(connection.client, options.serviceBind);
+            } catch (error) {
+              connection.destroy();
+              throw error;
             }
             return connection;
           },
@@ -104,6 +109,23 @@ export class LdapDirectory implements Directory {
   /** The same profile once per host, each with that host alone: to check every host, not just the first that answers. */
   perHost(): LdapDirectory[] {
     return this.#options.hosts.map((host) => new LdapDirectory({ ...this.#options, hosts: [host], maxConnections: 1 }));
+  }
+
+  /**
+   * Asks every host once, each on its own (a healthy second host must not hide a broken first one), for the
+   * start-up probe. Bounded by the connect and operation timeouts; the host selector is left alone.
+   */
+  async probeEachHost(): Promise<HostProbe[]> {
+    return await Promise.all(
+      this.#hosts.map(async (host, index): Promise<HostProbe> => {
+        try {
+          await host.service.use((connection) => readRootDse(connection.client));
+          return { index, endpoint: host.endpoint, error: null };
+        } catch (error) {
+          return { index, endpoint: host.endpoint, error };
+        }
+      }),
+    );
   }
 
   async close(): Promise<void> {

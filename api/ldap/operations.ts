@@ -5,6 +5,7 @@
  */
 import { BusyError, InvalidCredentialsError, ResultCodeError, UnavailableError, type Client } from "ldapts";
 import type { BindOutcome, DirectoryEntry, SearchRequest } from "../core/directory.ts";
+import { ldapResultText } from "../core/ldap-results.ts";
 
 /** A search (subtree unless asked otherwise) with aliases not dereferenced and no more entries than asked for. */
 export async function searchEntries(
@@ -48,6 +49,32 @@ export async function userBind(client: Client, dn: string, password: string): Pr
   }
 }
 
+/** The service identity's bind failed with an LDAP result: the profile's DN or password is wrong, not the host. */
+export class ServiceBindRefused extends Error {
+  override name = "ServiceBindRefused";
+  readonly dn: string;
+  readonly resultCode: number;
+
+  constructor(dn: string, error: ResultCodeError) {
+    super(`service bind as ${dn} refused: ${ldapResultText(error.code, error.message)}`);
+    this.dn = dn;
+    this.resultCode = error.code;
+  }
+}
+
+/** Binds as the profile's service identity (none: anonymous, nothing sent); an LDAP "no" is ServiceBindRefused. */
+export async function bindAsService(
+  client: Client,
+  identity: { dn: string; password: string } | undefined,
+): Promise<void> {
+  if (!identity) return;
+  try {
+    await client.bind(identity.dn, identity.password);
+  } catch (error) {
+    throw error instanceof ResultCodeError ? new ServiceBindRefused(identity.dn, error) : error;
+  }
+}
+
 /** A cheap request any server answers: the root DSE. */
 export async function readRootDse(client: Client): Promise<void> {
   await client.search("", { scope: "base", filter: "(objectClass=*)", attributes: ["1.1"], sizeLimit: 1 });
@@ -60,7 +87,8 @@ export function isServerTrouble(error: ResultCodeError): boolean {
 
 /** One line about a failure, for operators (no secrets: ldapts messages carry none). */
 export function describe(error: unknown): string {
-  if (error instanceof ResultCodeError) return `LDAP result ${error.code} (${error.message.split("\n")[0]})`;
+  if (error instanceof ResultCodeError) return ldapResultText(error.code, error.message);
+  if (error instanceof ServiceBindRefused) return error.message;
   if (error instanceof Error)
     return `${error.name === "Error" ? "" : `${error.name}: `}${error.message.split("\n")[0]}`;
   return String(error);

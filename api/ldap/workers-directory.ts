@@ -2,7 +2,7 @@
  * The Cloudflare Workers Directory adapter: an LDAP server profile over ldapts on workerd's `node:net`/`node:tls`
  * (which sit on `cloudflare:sockets`).
  *
- * What workerd allows shapes it (SPEC §8):
+ * What workerd allows shapes it (docs/deployment.md#what-a-worker-can-and-cannot-do):
  *
  * - No socket may outlive or be shared across requests, so there is no pool. Within one request (see
  *   `runWithDirectoryScope`) a directory opens at most one service connection, reused for the user search and the
@@ -27,7 +27,14 @@ import type { DirectoryConfig } from "../config/schema.ts";
 import type { BindOutcome, Directory, DirectoryEntry, DirectoryResult, SearchRequest } from "../core/directory.ts";
 import { parseLdapUrl, withDeadline, type HostEndpoint } from "./connection.ts";
 import { HostSelector } from "./host-selector.ts";
-import { describe as describeFailure, readRootDse, refusedLocally, searchEntries, userBind } from "./operations.ts";
+import {
+  bindAsService,
+  describe as describeFailure,
+  readRootDse,
+  refusedLocally,
+  searchEntries,
+  userBind,
+} from "./operations.ts";
 
 /** How long the polite LDAP unbind at the end of a request may take before the socket is simply closed. */
 const UNBIND_TIMEOUT_MS = 1_000;
@@ -292,8 +299,7 @@ export class WorkersLdapDirectory implements Directory {
 
   async #serviceBind(connection: Connection): Promise<void> {
     // ldaps:// and plaintext ldap:// connect on the first operation; bind as the service identity if there is one.
-    if (this.#options.serviceBind)
-      await connection.client.bind(this.#options.serviceBind.dn, this.#options.serviceBind.password);
+    await bindAsService(connection.client, this.#options.serviceBind);
   }
 
   /** Runs the operation on the hosts in the selector's order until one answers. */

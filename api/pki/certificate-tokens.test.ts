@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { generateClientPki, type ClientPki } from "../../test/harness/client-pki.ts";
+import { generateClientPki, type ClientPki } from "../../dev/client-pki/index.ts";
 import { certificateTokens, escapeDnValue, rfc4514 } from "./certificate-tokens.ts";
 import { x509 } from "./x509.ts";
 import { createHash } from "node:crypto";
@@ -9,7 +9,7 @@ beforeAll(async () => {
   pki = await generateClientPki();
 });
 
-describe("certificate tokens (SPEC §4)", () => {
+describe("certificate tokens (docs/certificates.md#certificate-tokens)", () => {
   it("reads alice's tokens", () => {
     const alice = pki.leaves.alice;
     const tokens = certificateTokens(alice.certificate, alice.der);

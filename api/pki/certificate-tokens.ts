@@ -1,5 +1,5 @@
 /**
- * The certificate tokens of SPEC §4, read from the verified leaf:
+ * The certificate tokens (docs/certificates.md#certificate-tokens), read from the verified leaf:
  *
  *   {cn}          the subject's most specific CN (first in RFC 4514 order: "CN=alice,CN=Users,DC=corp" → alice)
  *   {sn}          serial number, upper-case hex, no colons, no leading zeros (0x00FF01 → "FF01")

@@ -3,8 +3,8 @@ import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateClientPki, type ClientPki } from "../../test/harness/client-pki.ts";
-import { serveCrls, type CrlServer } from "../../test/harness/crl-server.ts";
+import { generateClientPki, type ClientPki } from "../../dev/client-pki/index.ts";
+import { serveCrls, type CrlServer } from "../../dev/crl-server.ts";
 import { CrlStore } from "./crl-store.ts";
 import { x509 } from "./x509.ts";
 

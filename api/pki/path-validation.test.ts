@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { generateClientPki, type ClientPki, type LeafName } from "../../test/harness/client-pki.ts";
+import { generateClientPki, type ClientPki, type LeafName } from "../../dev/client-pki/index.ts";
 import { parseChain, DEFAULT_CHAIN_LIMITS } from "./certificate-chain.ts";
 import { validatePath } from "./path-validation.ts";
 
@@ -21,7 +21,7 @@ async function validate(leaf: LeafName, options: { allowNoExtendedKeyUsage?: boo
   );
 }
 
-describe("path validation (SPEC §6)", () => {
+describe("path validation (RFC 5280 §6)", () => {
   it("accepts a leaf through the intermediate up to the root", async () => {
     const result = await validate("alice");
     expect(result.ok).toBe(true);

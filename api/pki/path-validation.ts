@@ -1,5 +1,5 @@
 /**
- * Client certificate path validation (SPEC §6, after RFC 5280 §6), against the profile's trust anchors.
+ * Client certificate path validation (RFC 5280 §6; docs/certificates.md), against the profile's trust anchors.
  *
  * @peculiar/x509 parses certificates and verifies signatures; every rule below is ours:
  *   - a path from the leaf to a trust anchor, each certificate signed by the next, built from the presented chain

@@ -102,3 +102,33 @@ export function medianRun(runs: RunResult[]): RunResult {
   const sorted = [...runs].sort((a, b) => a.rate - b.rate);
   return sorted[Math.floor(sorted.length / 2)] as RunResult;
 }
+
+export interface FigureOptions {
+  /** Recorded runs; the figure is their median (by rate). */
+  runs: number;
+  seconds: number;
+  /** Of the unrecorded warm-up run before them. */
+  warmUpSeconds: number;
+}
+
+/**
+ * One row of the benchmark: a short unrecorded run first, so JIT warm-up and connection set-up do not land in the
+ * figure, then `runs` closed-loop runs; prints and returns the median.
+ */
+export async function figure(
+  label: string,
+  concurrency: number,
+  operation: (worker: number) => Promise<void>,
+  processes: Processes,
+  options: FigureOptions,
+): Promise<RunResult> {
+  await closedLoop(concurrency, options.warmUpSeconds, operation, processes);
+  const runs: RunResult[] = [];
+  for (let run = 0; run < options.runs; run += 1)
+    runs.push(await closedLoop(concurrency, options.seconds, operation, processes));
+  const median = medianRun(runs);
+  process.stderr.write(
+    `  ${label.padEnd(34)} c=${String(concurrency).padStart(2)}  ${median.rate.toFixed(0).padStart(6)}/s  p50 ${median.p50.toFixed(2)} ms  p99 ${median.p99.toFixed(2)} ms${median.errors ? `  errors ${median.errors}` : ""}\n`,
+  );
+  return median;
+}

@@ -1,6 +1,6 @@
 // The upstream MTA for the session benchmark, in its own process so its CPU is not billed to the load generator.
 // Keeps nothing (counts only). Prints "PORT <n>".
-import { startSink } from "../../test/harness/sink.ts";
+import { startSink } from "../../dev/sink.ts";
 
 let count = 0;
 const sink = await startSink({ onMessage: () => (count += 1) });

@@ -1,8 +1,8 @@
 // Flow B end to end at the API: real HTTP, real ldapts, a real slapd with StartTLS from the suite's CA.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { API_TOKENS_CONFIG, startTestApi, type TestApi } from "../harness/api.ts";
-import { startCountingProxy, type CountingProxy } from "../harness/network.ts";
-import { PASSWORD_SCHEMES, SEED, startSlapd, type SlapdInstance } from "../harness/slapd.ts";
+import { API_TOKENS_CONFIG, startTestApi, type TestApi } from "../../dev/api.ts";
+import { startCountingProxy, type CountingProxy } from "../../dev/network.ts";
+import { PASSWORD_SCHEMES, SEED, startSlapd, type SlapdInstance } from "../../dev/slapd/index.ts";
 
 let slapd: SlapdInstance;
 let proxy: CountingProxy;

@@ -5,12 +5,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ConfigInput } from "../../api/config/schema.ts";
-import { API_TOKENS_CONFIG, startTestApi, type TestApi } from "../harness/api.ts";
-import { CAC_SCHEMA, certUsersLdif } from "../harness/cert-ldap.ts";
-import { generateClientPki, type ClientPki, type LeafName } from "../harness/client-pki.ts";
-import { serveCrls, type CrlServer } from "../harness/crl-server.ts";
-import { freePorts } from "../harness/ports.ts";
-import { SEED, startSlapd, type SlapdInstance } from "../harness/slapd.ts";
+import { API_TOKENS_CONFIG, startTestApi, type TestApi } from "../../dev/api.ts";
+import { CAC_SCHEMA, certUsersLdif } from "../../dev/client-pki/directory-entries.ts";
+import { generateClientPki, type ClientPki, type LeafName } from "../../dev/client-pki/index.ts";
+import { serveCrls, type CrlServer } from "../../dev/crl-server.ts";
+import { freePorts } from "../../dev/ports.ts";
+import { SEED, startSlapd, type SlapdInstance } from "../../dev/slapd/index.ts";
 import { x509 } from "../../api/pki/x509.ts";
 
 let slapd: SlapdInstance;

@@ -6,8 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "../harness/ports.ts";
-import { SEED, startSlapd, type SlapdInstance } from "../harness/slapd.ts";
+import { freePort } from "../../dev/ports.ts";
+import { SEED, startSlapd, type SlapdInstance } from "../../dev/slapd/index.ts";
 
 const run = promisify(execFile);
 const MAIN = new URL("../../api/runtime/node/main.ts", import.meta.url).pathname;
@@ -56,6 +56,33 @@ api:
 `;
 }
 
+/** The API as a child process on a free port, with its stdout collected and a client for decide/auth. */
+async function spawnApi(path: string) {
+  const port = await freePort();
+  const child = spawn(process.execPath, [MAIN, "--config", path, "--port", String(port)], {
+    env: { PATH: process.env.PATH ?? "", BIND_PW: SEED.servicePassword, API_TOKEN: "cli-test-token" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+  const decide = async (listener: string, mechanism = "PLAIN"): Promise<unknown> => {
+    const response = await fetch(`http://127.0.0.1:${port}/v1/decide/auth`, {
+      method: "POST",
+      headers: { Authorization: "Bearer cli-test-token" },
+      body: JSON.stringify({
+        listener,
+        client: { ip: "127.0.0.1" },
+        mechanism,
+        username: "alice",
+        password: SEED.users.alice.password,
+      }),
+    });
+    return await response.json();
+  };
+  return { child, exited, decide, stdout: () => stdout };
+}
+
 describe("npm start (api/runtime/node/main.ts)", () => {
   it("exits 2 with usage when no configuration is given", async () => {
     const result = await start([]);
@@ -90,33 +117,41 @@ describe("npm start (api/runtime/node/main.ts)", () => {
   it("serves decisions with a valid configuration and stops on SIGTERM", async () => {
     const path = join(dir, "good.yaml");
     await writeFile(path, config(slapd.ldapUrl));
-    const port = await freePort();
-    const child = spawn(process.execPath, [MAIN, "--config", path, "--port", String(port)], {
-      env: { PATH: process.env.PATH ?? "", BIND_PW: SEED.servicePassword, API_TOKEN: "cli-test-token" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    const api = await spawnApi(path);
     try {
-      await expect.poll(() => stdout, { timeout: 10_000 }).toContain('"msg":"listening"');
-      const response = await fetch(`http://127.0.0.1:${port}/v1/decide/auth`, {
-        method: "POST",
-        headers: { Authorization: "Bearer cli-test-token" },
-        body: JSON.stringify({
-          listener: "submission",
-          client: { ip: "127.0.0.1" },
-          mechanism: "LOGIN",
-          username: "alice",
-          password: SEED.users.alice.password,
-        }),
-      });
-      expect(await response.json()).toMatchObject({ verdict: "allow", identity: "alice" });
+      await expect.poll(api.stdout, { timeout: 10_000 }).toContain('"msg":"listening"');
+      expect(await api.decide("submission", "LOGIN")).toMatchObject({ verdict: "allow", identity: "alice" });
     } finally {
-      child.kill("SIGTERM");
+      api.child.kill("SIGTERM");
     }
-    expect(await exited).toBe(0);
-    expect(stdout).toContain('"msg":"decision"');
-    expect(stdout).not.toContain(SEED.users.alice.password);
+    expect(await api.exited).toBe(0);
+    expect(api.stdout()).toContain('"msg":"decision"');
+    expect(api.stdout()).not.toContain(SEED.users.alice.password);
+  });
+
+  it("reloads its configuration on SIGHUP, and refuses an invalid one while keeping the old", async () => {
+    const path = join(dir, "reload.yaml");
+    await writeFile(path, config(slapd.ldapUrl));
+    const api = await spawnApi(path);
+    try {
+      await expect.poll(api.stdout, { timeout: 10_000 }).toContain('"msg":"listening"');
+
+      await writeFile(path, config("ldap://127.0.0.1:1, http://wrong.example"));
+      api.child.kill("SIGHUP");
+      await expect.poll(api.stdout, { timeout: 10_000 }).toContain('"msg":"reload refused');
+      expect(api.stdout()).toContain("directories.corp.hosts[1]: not an ldap:// or ldaps:// URL");
+      expect(await api.decide("submission")).toMatchObject({ verdict: "allow" });
+
+      await writeFile(
+        path,
+        config(slapd.ldapUrl).replace("listeners:\n", "listeners:\n  added: { authProfile: corp }\n"),
+      );
+      api.child.kill("SIGHUP");
+      await expect.poll(api.stdout, { timeout: 10_000 }).toContain('"msg":"configuration reloaded"');
+      expect(await api.decide("added")).toMatchObject({ verdict: "allow", identity: "alice" });
+    } finally {
+      api.child.kill("SIGTERM");
+    }
+    expect(await api.exited).toBe(0);
   });
 });

@@ -1,14 +1,15 @@
 // The decision cache end to end: a real slapd, real HTTP, a CRL server. What a cached answer may and may not
 // stand for (another password, another user with the same password), certificates and new CRLs, the directory
 // going down with and without serve-stale, and the stats and flush endpoints.
+import { setTimeout as delay } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ConfigInput } from "../../api/config/schema.ts";
 import { x509 } from "../../api/pki/x509.ts";
-import { API_TOKENS_CONFIG, TEST_TOKEN, startTestApi, type TestApi } from "../harness/api.ts";
-import { CAC_SCHEMA, certUsersLdif } from "../harness/cert-ldap.ts";
-import { generateClientPki, type ClientPki } from "../harness/client-pki.ts";
-import { serveCrls, type CrlServer } from "../harness/crl-server.ts";
-import { SEED, startSlapd, type SlapdInstance } from "../harness/slapd.ts";
+import { API_TOKENS_CONFIG, TEST_TOKEN, startTestApi, type TestApi } from "../../dev/api.ts";
+import { CAC_SCHEMA, certUsersLdif } from "../../dev/client-pki/directory-entries.ts";
+import { generateClientPki, type ClientPki } from "../../dev/client-pki/index.ts";
+import { serveCrls, type CrlServer } from "../../dev/crl-server.ts";
+import { SEED, startSlapd, type SlapdInstance } from "../../dev/slapd/index.ts";
 
 const { alice, bob } = SEED.users;
 const METRICS_TOKEN = "metrics-token-0123456789";
@@ -329,8 +330,8 @@ describe("with the directory going down", () => {
       verdict: "deny",
       reason: "invalid-credentials",
     });
-    // Past the 1 s positive TTL of stale-off.
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    // Past the 1 s positive TTL of stale-off: the wait is the behaviour under test (an entry that has expired).
+    await delay(1_100);
     await slapd.stop();
   });
 

@@ -1,11 +1,12 @@
 // What happens when the directory is down, slow, or not who it claims to be: a temporary failure (454), never an
 // accept; failover to the next host and back; TLS to the directory verified.
+import { setTimeout as delay } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ConfigInput } from "../../api/config/schema.ts";
-import { API_TOKENS_CONFIG, startTestApi, type TestApi } from "../harness/api.ts";
-import { startBlackHole, type BlackHole } from "../harness/network.ts";
-import { freePorts } from "../harness/ports.ts";
-import { SEED, startSlapd, type SlapdInstance } from "../harness/slapd.ts";
+import { API_TOKENS_CONFIG, startTestApi, type TestApi } from "../../dev/api.ts";
+import { startBlackHole, type BlackHole } from "../../dev/network.ts";
+import { freePorts } from "../../dev/ports.ts";
+import { SEED, startSlapd, type SlapdInstance } from "../../dev/slapd/index.ts";
 
 const { alice } = SEED.users;
 const started: { close(): Promise<void> }[] = [];
@@ -132,8 +133,9 @@ describe("failover", () => {
       verdict: "allow",
     });
     expect(selector?.active).toBe(1);
-    // ...and after it, the first host is tried first again. Stopping the secondary proves it serves alone.
-    await new Promise((resolve) => setTimeout(resolve, 350));
+    // ...and after it, the first host is tried first again. Stopping the secondary proves it serves alone. The
+    // wait is the behaviour under test: failback is due to time passing (failbackAfterMs), not to an event.
+    await delay(350);
     await secondary.stop();
     expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject({
       verdict: "allow",

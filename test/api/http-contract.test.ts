@@ -1,7 +1,7 @@
 // The HTTP contract of the decision API: who may call it, and what a malformed call gets (RFC 9457).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { API_TOKENS_CONFIG, TEST_TOKEN, TEST_TOKEN_NEXT, startTestApi, type TestApi } from "../harness/api.ts";
-import { SEED, startSlapd, type SlapdInstance } from "../harness/slapd.ts";
+import { API_TOKENS_CONFIG, TEST_TOKEN, TEST_TOKEN_NEXT, startTestApi, type TestApi } from "../../dev/api.ts";
+import { SEED, startSlapd, type SlapdInstance } from "../../dev/slapd/index.ts";
 import { z } from "zod";
 import { verdictSchema } from "../../contract/verdict.ts";
 
@@ -147,6 +147,45 @@ describe("malformed calls get 400 problem+json naming the field", () => {
   it("never echoes the password in a problem", async () => {
     const response = await api.post("/v1/decide/auth", { ...VALID, mechanism: "XX", password: "secret-in-a-bad-call" });
     expect(JSON.stringify(response.body)).not.toContain("secret-in-a-bad-call");
+  });
+});
+
+describe("every nullable field of the request schemas accepts null as well as absence", () => {
+  const TLS_REQUEST = {
+    listener: "submission",
+    client: { ip: "192.0.2.25", helo: "client.example" },
+    tls: { version: "TLSv1.3", cipher: "TLS_AES_256_GCM_SHA384", sni: "mail.example.com" },
+    certificate: null,
+  };
+  const AUTH_REQUEST = { ...VALID, tls: TLS_REQUEST.tls, client: TLS_REQUEST.client, authzid: "alice" };
+
+  it.each([
+    ["client.helo", { ...AUTH_REQUEST, client: { ip: "192.0.2.25", helo: null } }],
+    ["tls.sni", { ...AUTH_REQUEST, tls: { ...AUTH_REQUEST.tls, sni: null } }],
+    ["authzid", { ...AUTH_REQUEST, authzid: null }],
+    ["tls", { ...AUTH_REQUEST, tls: null }],
+    ["certificate", { ...AUTH_REQUEST, certificate: null }],
+  ])("/v1/decide/auth: %s", async (_, body) => {
+    const response = await api.post("/v1/decide/auth", body);
+    expect(response.status).toBe(200);
+    expect(response.body).toMatchObject({ verdict: "allow", identity: "alice" });
+  });
+
+  it.each([
+    ["client.helo", { ...TLS_REQUEST, client: { ip: "192.0.2.25", helo: null } }],
+    ["tls.sni", { ...TLS_REQUEST, tls: { ...TLS_REQUEST.tls, sni: null } }],
+    ["certificate", { ...TLS_REQUEST, certificate: null }],
+  ])("/v1/decide/tls: %s", async (_, body) => {
+    const response = await api.post("/v1/decide/tls", body);
+    expect(response.status).toBe(200);
+    expect(response.body).toMatchObject({ verdict: "continue", reason: "certificate-not-used" });
+  });
+
+  it("logs a null helo as absent, the way a relay that sends none is logged", async () => {
+    await api.post("/v1/decide/auth", { ...AUTH_REQUEST, client: { ip: "192.0.2.99", helo: null } });
+    const line = api.logs.findLast((record) => record.msg === "decision" && record.clientIp === "192.0.2.99");
+    expect(line).toBeDefined();
+    expect(line?.helo).toBeUndefined();
   });
 });
 

@@ -1,7 +1,7 @@
 // GET /v1/listeners/{name}: what a relay loads to enforce a listener.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { API_TOKENS_CONFIG, TEST_TOKEN, startTestApi, type TestApi } from "../harness/api.ts";
-import { SEED, startSlapd, type SlapdInstance } from "../harness/slapd.ts";
+import { API_TOKENS_CONFIG, TEST_TOKEN, startTestApi, type TestApi } from "../../dev/api.ts";
+import { SEED, startSlapd, type SlapdInstance } from "../../dev/slapd/index.ts";
 
 let slapd: SlapdInstance;
 let api: TestApi;

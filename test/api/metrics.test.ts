@@ -2,11 +2,11 @@
 // which stops, for the failover series) and a CRL server.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ConfigInput } from "../../api/config/schema.ts";
-import { API_TOKENS_CONFIG, TEST_TOKEN, startTestApi, type TestApi } from "../harness/api.ts";
-import { CAC_SCHEMA, certUsersLdif } from "../harness/cert-ldap.ts";
-import { generateClientPki, type ClientPki } from "../harness/client-pki.ts";
-import { serveCrls, type CrlServer } from "../harness/crl-server.ts";
-import { SEED, startSlapd, type SlapdInstance } from "../harness/slapd.ts";
+import { API_TOKENS_CONFIG, TEST_TOKEN, startTestApi, type TestApi } from "../../dev/api.ts";
+import { CAC_SCHEMA, certUsersLdif } from "../../dev/client-pki/directory-entries.ts";
+import { generateClientPki, type ClientPki } from "../../dev/client-pki/index.ts";
+import { serveCrls, type CrlServer } from "../../dev/crl-server.ts";
+import { SEED, startSlapd, type SlapdInstance } from "../../dev/slapd/index.ts";
 
 const { alice, bob } = SEED.users;
 const METRICS_TOKEN = "metrics-token-0123456789";

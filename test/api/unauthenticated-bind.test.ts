@@ -2,9 +2,9 @@
 // `allow bind_anon_dn` OpenLDAP answers it with success, and a naive gate would let anyone relay as anyone.
 import { Client } from "ldapts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { API_TOKENS_CONFIG, startTestApi, type TestApi } from "../harness/api.ts";
-import { startCountingProxy, type CountingProxy } from "../harness/network.ts";
-import { SEED, startSlapd, type SlapdInstance } from "../harness/slapd.ts";
+import { API_TOKENS_CONFIG, startTestApi, type TestApi } from "../../dev/api.ts";
+import { startCountingProxy, type CountingProxy } from "../../dev/network.ts";
+import { SEED, startSlapd, type SlapdInstance } from "../../dev/slapd/index.ts";
 import { LdapDirectory } from "../../api/ldap/ldap-directory.ts";
 
 let slapd: SlapdInstance;

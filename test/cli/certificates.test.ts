@@ -4,9 +4,9 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateClientPki, writeClientPki, type ClientPki } from "../harness/client-pki.ts";
-import { SEED, startSlapd, type SlapdInstance } from "../harness/slapd.ts";
-import { slapdDirectoryYaml } from "./config.ts";
+import { slapdDirectory } from "../../dev/api.ts";
+import { generateClientPki, writeClientPki, type ClientPki } from "../../dev/client-pki/index.ts";
+import { SEED, startSlapd, type SlapdInstance } from "../../dev/slapd/index.ts";
 import { expectUsageError, smtpgate } from "./run.ts";
 
 const ENV = { BIND_PW: SEED.servicePassword };
@@ -23,29 +23,25 @@ beforeAll(async () => {
   pki = await generateClientPki();
   files = await writeClientPki(pki, join(dir, "pki"));
   config = join(dir, "smtpgate.yaml");
-  await writeFile(
-    config,
-    `${slapdDirectoryYaml(slapd)}smtpAuthQueries:
-  q: { directory: corp }
-certificateQueries:
-  by-mail: { directory: corp, baseDn: "${SEED.peopleDn}", filter: "(mail={email})" }
-crlSources:
-  issuing: { file: ${files["intermediateCurrent.crl"]} }
-authProfiles:
-  corp: { type: ldap, query: q }
-  cert:
-    type: certificate
-    query: by-mail
-    trustAnchors: { file: ${files["trust.pem"]} }
-    revocation: { crlSources: [issuing] }
-    allowAuthFallback: corp
-listeners:
-  cert-or-password: { authProfile: cert }
-  password: { authProfile: corp }
-api:
-  tokens: [{ env: API_TOKEN }]
-`,
-  );
+  const document = {
+    directories: { corp: slapdDirectory(slapd) },
+    smtpAuthQueries: { q: { directory: "corp" } },
+    certificateQueries: { "by-mail": { directory: "corp", baseDn: SEED.peopleDn, filter: "(mail={email})" } },
+    crlSources: { issuing: { file: files["intermediateCurrent.crl"] } },
+    authProfiles: {
+      corp: { type: "ldap", query: "q" },
+      cert: {
+        type: "certificate",
+        query: "by-mail",
+        trustAnchors: { file: files["trust.pem"] },
+        revocation: { crlSources: ["issuing"] },
+        allowAuthFallback: "corp",
+      },
+    },
+    listeners: { "cert-or-password": { authProfile: "cert" }, password: { authProfile: "corp" } },
+    api: { tokens: [{ env: "API_TOKEN" }] },
+  };
+  await writeFile(config, JSON.stringify(document, null, 2));
 });
 
 afterAll(async () => {

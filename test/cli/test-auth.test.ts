@@ -5,9 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tracedGate } from "../../cli/decision-trace.ts";
-import { freePort } from "../harness/ports.ts";
-import { SEED, startSlapd, type SlapdInstance } from "../harness/slapd.ts";
-import { slapdDirectoryYaml } from "./config.ts";
+import { slapdDirectory } from "../../dev/api.ts";
+import { freePort } from "../../dev/ports.ts";
+import { SEED, startSlapd, type SlapdInstance } from "../../dev/slapd/index.ts";
 import { expectUsageError, smtpgate } from "./run.ts";
 
 const ENV = { BIND_PW: SEED.servicePassword };
@@ -23,19 +23,17 @@ beforeAll(async () => {
   slapd = await startSlapd();
   const write = async (name: string, hosts: string): Promise<string> => {
     const path = join(dir, name);
-    // The profile's cache is on: a trial decision must still ask the directory every time.
-    await writeFile(
-      path,
-      `${slapdDirectoryYaml(slapd, { hosts: `[${hosts}]`, connectTimeoutMs: "1000" })}smtpAuthQueries:
-  q: { directory: corp, baseDn: "${SEED.peopleDn}", filter: "(uid={u})", allowance: { filter: "${ALLOWANCE}" } }
-authProfiles:
-  corp: { type: ldap, query: q, cache: { positiveTtlSeconds: 300, negativeTtlSeconds: 60 } }
-listeners:
-  submission: { authProfile: corp }
-api:
-  tokens: [{ env: API_TOKEN }]
-`,
-    );
+    // The profile's cache is on: a trial decision must not use it.
+    const config = {
+      directories: { corp: slapdDirectory(slapd, { hosts: [hosts], connectTimeoutMs: 1000 }) },
+      smtpAuthQueries: {
+        q: { directory: "corp", baseDn: SEED.peopleDn, filter: "(uid={u})", allowance: { filter: ALLOWANCE } },
+      },
+      authProfiles: { corp: { type: "ldap", query: "q", cache: { positiveTtlSeconds: 300, negativeTtlSeconds: 60 } } },
+      listeners: { submission: { authProfile: "corp" } },
+      api: { tokens: [{ env: "API_TOKEN" }] },
+    };
+    await writeFile(path, JSON.stringify(config, null, 2));
     return path;
   };
   config = await write("smtpgate.yaml", slapd.ldapUrl);
@@ -84,7 +82,7 @@ describe("smtpgate test-auth", () => {
   it("shows the directory refusing a wrong password, and never the password", async () => {
     const run = await testAuth("alice", "wrong-password");
     expect(run.code).toBe(1);
-    expect(run.stdout).toContain("result    refused: LDAP result 49 (invalid credentials");
+    expect(run.stdout).toContain("result    refused: invalid credentials (49): a wrong password");
     expect(run.stdout).toMatch(/^verdict +deny \(reason invalid-credentials\)/m);
     expect(run.stdout).not.toContain("wrong-password");
   });
@@ -107,7 +105,7 @@ describe("smtpgate test-auth", () => {
     const run = await testAuth("alice", SEED.users.alice.password, downConfig);
     expect(run.code).toBe(3);
     expect(run.stdout).toMatch(/host {6}ldap:\/\/127\.0\.0\.1:\d+ FAILED after \d+ ms/);
-    expect(run.stdout).toContain("fix: nothing answers at");
+    expect(run.stdout).toContain("fix: nothing listens on 127.0.0.1:");
     expect(run.stdout).toMatch(/^verdict +tempfail \(reason directory-unavailable\)\n {2}smtp {6}454 4\.7\.0/m);
   });
 

@@ -1,17 +1,16 @@
-// Recipients the upstream refuses at RCPT while it accepts others (SPEC §7: the relay stores nothing and loses
+// Recipients the upstream refuses at RCPT while it accepts others (docs/edge-relay.md: relay stores nothing and loses
 // nothing): the client hears 250 only once the sender has a delivery status notification (RFC 3464) naming each
 // refused recipient and the upstream's reply; never for the null sender; 451 (or 554) when the notification
-// cannot be sent. A purpose-built upstream (upstream.ts) refuses chosen recipients; real swaks as the client.
+// cannot be sent. The sink (dev/sink.ts) refuses chosen recipients; real swaks as the client.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { TEST_TOKEN } from "../harness/api.ts";
-import { startTestRelay, type TestRelay } from "../harness/relay.ts";
-import type { SunkMessage } from "../harness/sink.ts";
+import { TEST_TOKEN } from "../../dev/api.ts";
+import { startTestRelay, type TestRelay } from "../../dev/relay.ts";
+import { startSink, type Sink, type SunkMessage } from "../../dev/sink.ts";
 import { RawSmtp, swaks } from "./clients.ts";
 import { ALICE, STACK_LISTENERS, startRelayFixture, type RelayFixture } from "./fixture.ts";
-import { startTestUpstream, type TestUpstream } from "./upstream.ts";
 
 let fx: RelayFixture;
-let upstream: TestUpstream;
+let upstream: Sink;
 /** Flow B (TLS + AUTH) and the MX-style listener (no AUTH, example.com only), both relaying to `upstream`. */
 let submission: TestRelay;
 let inbound: TestRelay;
@@ -22,7 +21,7 @@ const FRIEND = "friend@other.example";
 
 beforeAll(async () => {
   fx = await startRelayFixture({ listeners: [] });
-  upstream = await startTestUpstream();
+  upstream = await startSink({ closeTimeoutMs: 1_000 });
   const relay = (listener: string) =>
     startTestRelay({
       apiUrl: fx.stack.api.url,
@@ -91,7 +90,7 @@ describe("some recipients refused by the upstream at RCPT", () => {
     const result = await aliceSendsTo([FRIEND, NOBODY, FULL], "partly refused");
     expect(result.replies).toContain("235 2.7.0 Authentication succeeded");
     expect(result.replies.at(-2)).toMatch(
-      /^250 2\.0\.0 Ok: relayed to 1 of 3 recipients \(250 2\.6\.0 Ok: queued as UP\d+\); 2 refused by the upstream, reported to the sender$/,
+      /^250 2\.0\.0 Ok: relayed to 1 of 3 recipients \(250 2\.6\.0 Ok: queued as SINK\d+\); 2 refused by the upstream, reported to the sender$/,
     );
     expect(result.code).toBe(0);
 

@@ -4,6 +4,7 @@
 import { execFile, spawn } from "node:child_process";
 import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
+import { waitFor } from "../../dev/wait.ts";
 
 const HOST = "127.0.0.1";
 /** The relay's server certificate (from slapd.pki) names 127.0.0.1 and localhost. */
@@ -35,13 +36,18 @@ export interface ToolResult {
 export function run(
   command: string,
   args: readonly string[],
-  options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {},
 ): Promise<ToolResult> {
   return new Promise((resolve) => {
     const child = execFile(
       command,
       args,
-      { timeout: options.timeoutMs ?? 15_000, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, ...options.env } },
+      {
+        timeout: options.timeoutMs ?? 15_000,
+        maxBuffer: 16 * 1024 * 1024,
+        env: { ...process.env, ...options.env },
+        ...(options.cwd ? { cwd: options.cwd } : {}),
+      },
       (error, stdout, stderr) => {
         const code = error
           ? typeof (error as { code?: unknown }).code === "number"
@@ -90,9 +96,10 @@ export function python(script: string, args: readonly string[] = [], timeoutMs =
 }
 
 /**
- * `openssl s_client -starttls smtp` with a scripted dialogue: each line is written after `gapMs`, so the
- * relay answers one command before the next arrives (s_client does not wait for replies itself). Returns
- * everything s_client printed; with -quiet that is the server's replies after the handshake.
+ * `openssl s_client -starttls smtp` with a scripted dialogue: each line is written once the relay has answered the
+ * one before (s_client does not wait for replies itself; with -quiet its stdout holds only the server's replies
+ * after the handshake, one final `NNN ` line per command). Returns everything s_client printed. Lines written
+ * before the relay's certificate decision wait in the TLS socket: smtp-server reads commands only after it.
  */
 export function opensslStartTls(
   port: number,
@@ -101,7 +108,6 @@ export function opensslStartTls(
     certFile?: string;
     keyFile?: string;
     lines: readonly string[];
-    gapMs?: number;
     timeoutMs?: number;
   },
 ): Promise<ToolResult> {
@@ -120,34 +126,34 @@ export function opensslStartTls(
     "-crlf",
   ];
   if (options.certFile && options.keyFile) args.push("-cert", options.certFile, "-key", options.keyFile);
+  const timeoutMs = options.timeoutMs ?? 15_000;
   return new Promise((resolve, reject) => {
     const child = spawn("openssl", args, { stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
+    let closed = false;
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
     child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 15_000);
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
     child.on("error", reject);
     child.on("close", (code) => {
+      closed = true;
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
-    const gap = options.gapMs ?? 400;
+    const replies = () => stdout.split(/\r?\n/).filter((line) => /^\d{3} /.test(line)).length;
     void (async () => {
-      // The handshake and the relay's certificate decision come first.
-      await sleep(gap * 2);
-      for (const line of options.lines) {
-        if (child.stdin.destroyed) break;
+      for (const [index, line] of options.lines.entries()) {
+        if (closed || child.stdin.destroyed) break;
         child.stdin.write(`${line}\n`);
-        await sleep(gap);
+        const answered = await waitFor(() => closed || replies() > index, { timeoutMs, what: `a reply to ${line}` })
+          .then(() => !closed)
+          .catch(() => false);
+        if (!answered) break;
       }
       child.stdin.end();
     })();
   });
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** AUTH PLAIN's initial response: base64 of "\0user\0password". */
@@ -313,14 +319,4 @@ export class RawSmtp {
     }
     this.#waiter?.();
   }
-}
-
-/** Waits until `predicate` holds or `timeoutMs` passes; returns whether it held. */
-export async function eventually(predicate: () => boolean, timeoutMs = 5_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) return false;
-    await sleep(25);
-  }
-  return true;
 }

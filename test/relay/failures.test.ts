@@ -1,17 +1,16 @@
 // The relay when its neighbours fail, and when clients guess: decision API down (454, never an accept), upstream
 // down or refusing (4xx/5xx with the reason, never a 250 for mail the upstream does not have), the failed-AUTH
 // delay and limit, and start-up refusals (no policy, no relay).
-import { spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestApi, TEST_TOKEN, type TestApi } from "../harness/api.ts";
-import { freePort } from "../harness/ports.ts";
-import { startTestRelay, type TestRelay } from "../harness/relay.ts";
-import { startSink, type Sink } from "../harness/sink.ts";
-import { SEED } from "../harness/slapd.ts";
-import { stackApiConfig } from "../harness/stack.ts";
-import { RawSmtp, swaks, type ToolResult } from "./clients.ts";
+import { startTestApi, TEST_TOKEN, type TestApi } from "../../dev/api.ts";
+import { freePort } from "../../dev/ports.ts";
+import { startTestRelay, type TestRelay } from "../../dev/relay.ts";
+import { startSink, type Sink } from "../../dev/sink.ts";
+import { SEED } from "../../dev/slapd/index.ts";
+import { stackApiConfig } from "../../dev/stack.ts";
+import { RawSmtp, run, swaks, type ToolResult } from "./clients.ts";
 import { ALICE, STACK_LISTENERS, startRelayFixture, type RelayFixture } from "./fixture.ts";
 
 let fx: RelayFixture;
@@ -289,22 +288,10 @@ async function relayCommand(apiPort: number, listener: string): Promise<ToolResu
       "",
     ].join("\n"),
   );
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["edge-relay/main.ts", "--config", config], {
-      cwd: join(import.meta.dirname, "..", ".."),
-      env: { ...process.env, SMTPGATE_RELAY_TEST_TOKEN: TEST_TOKEN },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-    // A relay that started would run until stopped: that is a failure here.
-    const timer = setTimeout(() => child.kill("SIGTERM"), 15_000);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
+  // A relay that started would run until stopped: that is a failure here (run() kills it after the timeout).
+  return run(process.execPath, ["edge-relay/main.ts", "--config", config], {
+    cwd: join(import.meta.dirname, "..", ".."),
+    env: { SMTPGATE_RELAY_TEST_TOKEN: TEST_TOKEN },
+    timeoutMs: 15_000,
   });
 }

@@ -3,9 +3,9 @@
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SEED } from "../harness/slapd.ts";
-import { startStack, STACK_LISTENERS, type Stack, type StackOptions } from "../harness/stack.ts";
-import type { SunkMessage } from "../harness/sink.ts";
+import { SEED } from "../../dev/slapd/index.ts";
+import { startStack, STACK_LISTENERS, type Stack, type StackOptions } from "../../dev/stack.ts";
+import type { SunkMessage } from "../../dev/sink.ts";
 import type { ClientTls } from "./clients.ts";
 
 export { STACK_LISTENERS };

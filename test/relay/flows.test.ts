@@ -1,4 +1,4 @@
-// The three flows of SPEC §3 end to end through the real edge relay: real SMTP clients (swaks, openssl s_client,
+// The three flows of docs/flows.md end to end through the real edge relay: real SMTP clients (swaks, openssl s_client,
 // Python's smtplib, nodemailer, a raw socket) on loopback, the real decision API, a real slapd, a client PKI with
 // a CRL on a local HTTP server, and an upstream sink that must receive what the relay says it relayed.
 import nodemailer from "nodemailer";

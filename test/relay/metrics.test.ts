@@ -4,11 +4,12 @@
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRelayMetrics, MetricsRegistry } from "../../edge-relay/metrics.ts";
-import { startTestApi, TEST_TOKEN } from "../harness/api.ts";
-import { startTestRelay, type TestRelay } from "../harness/relay.ts";
-import { SEED } from "../harness/slapd.ts";
-import { stackApiConfig } from "../harness/stack.ts";
-import { eventually, RawSmtp, swaks } from "./clients.ts";
+import { startTestApi, TEST_TOKEN } from "../../dev/api.ts";
+import { startTestRelay, type TestRelay } from "../../dev/relay.ts";
+import { SEED } from "../../dev/slapd/index.ts";
+import { stackApiConfig } from "../../dev/stack.ts";
+import { waitFor } from "../../dev/wait.ts";
+import { RawSmtp, swaks } from "./clients.ts";
 import { ALICE, STACK_LISTENERS, startRelayFixture, type RelayFixture } from "./fixture.ts";
 
 let fx: RelayFixture;
@@ -187,7 +188,7 @@ describe("GET /metrics of a running relay", () => {
     );
     expect(result.code).toBe(0);
     // onClose runs just after the socket closes.
-    expect(await eventually(() => relay().metrics.sessionsActive.get() === 0)).toBe(true);
+    await waitFor(() => relay().metrics.sessionsActive.get() === 0, { what: "the session to close" });
     const after = await scrape(relay());
     const delta = (name: string, labels?: Record<string, string>) =>
       (after.value(name, labels) ?? 0) - (before.value(name, labels) ?? 0);
@@ -221,13 +222,12 @@ describe("GET /metrics of a running relay", () => {
       socket.on("error", () => resolve());
       socket.on("close", () => resolve());
     });
-    expect(
-      await eventually(
-        () =>
-          relay().metrics.tls.get({ result: "failure", protocol: "unknown" }) >
-          (before.value("smtpgate_relay_tls_total", { result: "failure", protocol: "unknown" }) ?? 0),
-      ),
-    ).toBe(true);
+    await waitFor(
+      () =>
+        relay().metrics.tls.get({ result: "failure", protocol: "unknown" }) >
+        (before.value("smtpgate_relay_tls_total", { result: "failure", protocol: "unknown" }) ?? 0),
+      { what: "the failed handshake to be counted" },
+    );
     const after = await scrape(relay());
     expect(
       (after.value("smtpgate_relay_auth_total", { method: "password", result: "failure" }) ?? 0) -

@@ -4,12 +4,13 @@
 // tempfail verdict, as opposed to an unreachable API). One API with extra listeners over the stack's slapd/PKI.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ConfigInput } from "../../api/config/schema.ts";
-import { startTestApi, TEST_TOKEN, type TestApi } from "../harness/api.ts";
-import { freePort } from "../harness/ports.ts";
-import { startTestRelay, type TestRelay } from "../harness/relay.ts";
-import { SEED } from "../harness/slapd.ts";
-import { stackApiConfig } from "../harness/stack.ts";
-import { RawSmtp, sleep, swaks } from "./clients.ts";
+import { startTestApi, TEST_TOKEN, type TestApi } from "../../dev/api.ts";
+import { freePort } from "../../dev/ports.ts";
+import { startTestRelay, type TestRelay } from "../../dev/relay.ts";
+import { SEED } from "../../dev/slapd/index.ts";
+import { stackApiConfig } from "../../dev/stack.ts";
+import { waitFor } from "../../dev/wait.ts";
+import { RawSmtp, swaks } from "./clients.ts";
 import { ALICE, BOB, receivedHeader, startRelayFixture, type RelayFixture } from "./fixture.ts";
 
 let fx: RelayFixture;
@@ -129,8 +130,8 @@ describe("a relay policy (trusted hosts: no AUTH, any destination) and its limit
     } finally {
       await first.quit();
     }
-    // Once the first one has gone, a new connection is welcome again.
-    await sleep(100);
+    // Once the relay has seen the first one go, a new connection is welcome again.
+    await waitFor(() => relays.trusted!.metrics.sessionsActive.get() === 0, { what: "the first session to close" });
     const third = await RawSmtp.connect(port("trusted"));
     expect(third.greeting.last).toBe("220 relay.test ESMTP smtpgate");
     await third.quit();

@@ -9,11 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiClient } from "../../contract/api-client.ts";
 import { ListenerPolicyHolder } from "../../edge-relay/listener-policy.ts";
 import type { LogRecord } from "../../edge-relay/log.ts";
-import { generateServerPki, type ServerPki } from "../harness/pki.ts";
-import { startTestRelay } from "../harness/relay.ts";
-import { eventually, RawSmtp } from "./clients.ts";
+import { generateServerPki, type ServerPki } from "../../dev/server-pki.ts";
+import { startTestRelay } from "../../dev/relay.ts";
+import { startSink, type Sink } from "../../dev/sink.ts";
+import { waitFor } from "../../dev/wait.ts";
+import { RawSmtp } from "./clients.ts";
 import { FakeListenerApi, LISTENER, listenerPolicy } from "./fake-listener-api.ts";
-import { startTestUpstream, type TestUpstream } from "./upstream.ts";
 
 const TOKEN = "fake-api-token";
 
@@ -138,12 +139,12 @@ describe("ListenerPolicyHolder against a fake API", () => {
 describe("a running relay refreshing its policy on the timer (policyRefreshSeconds: 1)", () => {
   let dir: string;
   let pki: ServerPki;
-  let upstream: TestUpstream;
+  let upstream: Sink;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "smtpgate-policy-refresh-"));
     pki = await generateServerPki(dir);
-    upstream = await startTestUpstream();
+    upstream = await startSink({ closeTimeoutMs: 1_000 });
   });
 
   afterAll(async () => {
@@ -176,23 +177,24 @@ describe("a running relay refreshing its policy on the timer (policyRefreshSecon
       expect(await greeting()).toMatch(/^220 relay\.test ESMTP/);
 
       // The timer's refreshes are conditional and answered 304.
-      expect(
-        await eventually(() => fake.statusesSince(start).filter((status) => status === 304).length >= 1, 4_000),
-      ).toBe(true);
+      await waitFor(() => fake.statusesSince(start).filter((status) => status === 304).length >= 1, {
+        timeoutMs: 4_000,
+        what: "a 304 to a timed refresh",
+      });
       expect(fake.served.slice(start).find((entry) => entry.status === 304)?.ifNoneMatch).toBe('"r1"');
 
       // A changed table reaches new connections on the next refresh.
       const beforeChange = fake.served.length;
       fake.document = listenerPolicy("BLOCKED");
       fake.etag = '"r2"';
-      expect(await eventually(() => fake.statusesSince(beforeChange).includes(200), 4_000)).toBe(true);
+      await waitFor(() => fake.statusesSince(beforeChange).includes(200), { timeoutMs: 4_000, what: "a 200" });
       expect(await greeting()).toBe("554 5.7.1 Access denied");
 
       // The API fails: the relay keeps enforcing the last good copy and says so on /healthz and /metrics.
       const beforeFailure = fake.served.length;
       fake.failWith = 500;
-      expect(await eventually(() => fake.statusesSince(beforeFailure).includes(500), 4_000)).toBe(true);
-      expect(await eventually(() => relay.policy.lastError !== null)).toBe(true);
+      await waitFor(() => fake.statusesSince(beforeFailure).includes(500), { timeoutMs: 4_000, what: "a 500" });
+      await waitFor(() => relay.policy.lastError !== null, { what: "the refresh error to be recorded" });
       const health = (await (await fetch(`http://127.0.0.1:${relay.ports.health}/healthz`)).json()) as {
         status: string;
         policyRefreshError: string | null;

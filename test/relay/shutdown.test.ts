@@ -2,10 +2,12 @@
 // limits.shutdownGraceMs (a new transaction gets 421 4.3.2); whatever is still open after the grace gets
 // `421 4.3.2 Service shutting down, try again later` and is closed, and a message still streaming in then is
 // not relayed. Raw sockets, so that the test decides exactly when each line is sent.
+import { setTimeout as delay } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TEST_TOKEN } from "../harness/api.ts";
-import { startTestRelay, type TestRelay } from "../harness/relay.ts";
-import { RawSmtp, sleep } from "./clients.ts";
+import { TEST_TOKEN } from "../../dev/api.ts";
+import { startTestRelay, type TestRelay } from "../../dev/relay.ts";
+import { waitFor } from "../../dev/wait.ts";
+import { RawSmtp } from "./clients.ts";
 import { ALICE, STACK_LISTENERS, startRelayFixture, type RelayFixture } from "./fixture.ts";
 
 let fx: RelayFixture;
@@ -19,6 +21,9 @@ afterAll(async () => {
 });
 
 const SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later";
+const STOPPING = "relay stopping: no new connections; open sessions may finish their mail transaction";
+
+const logged = (relay: TestRelay, msg: string): boolean => relay.logs.some((record) => record.msg === msg);
 const GRACE_MS = 1_500;
 
 /** An inbound (no AUTH) relay of its own, to be closed by the test. */
@@ -57,7 +62,7 @@ describe("relay.close()", () => {
     const closing = relay.close();
     try {
       expect(relay.close()).toBe(closing);
-      await sleep(100);
+      await waitFor(() => logged(relay, STOPPING), { what: "the relay to start stopping" });
       // No new connection: the listening socket is closed.
       await expect(RawSmtp.connect(relay.ports.starttls!)).rejects.toMatchObject({ code: "ECONNREFUSED" });
       await expect(RawSmtp.connect(relay.ports.implicitTls!, { implicitTls: await fx.tls() })).rejects.toMatchObject({
@@ -104,8 +109,8 @@ describe("relay.close()", () => {
     const started = Date.now();
     const closing = relay.close();
     try {
-      // Nothing happens to either before the grace is over.
-      await sleep(GRACE_MS - 400);
+      // Nothing happens to either before the grace is over: the wait is the behaviour under test.
+      await delay(GRACE_MS - 400);
       expect(idle.unread()).toBe("");
       expect(streaming.unread()).toBe("");
       expect((await idle.read(5_000)).last).toBe(SHUTTING_DOWN);
@@ -118,7 +123,8 @@ describe("relay.close()", () => {
       streaming.socket.destroy();
     }
     await closing;
-    await sleep(200);
+    // Proves an absence: a message that (wrongly) went on would reach the sink within this time.
+    await delay(200);
     expect(sunkWithSubject("cut by shutdown")).toHaveLength(0);
     const messages = relay.logs.map((record) => String(record.msg));
     expect(messages).toContain("relay stopping: grace period over, closing the sessions left with 421 4.3.2");

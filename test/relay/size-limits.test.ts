@@ -6,11 +6,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateServerPki } from "../harness/pki.ts";
-import { startTestRelay, type TestRelay } from "../harness/relay.ts";
+import { generateServerPki } from "../../dev/server-pki.ts";
+import { startTestRelay, type TestRelay } from "../../dev/relay.ts";
+import { startSink, type Sink } from "../../dev/sink.ts";
 import { RawSmtp } from "./clients.ts";
 import { FakeListenerApi, LISTENER, listenerPolicy, rules } from "./fake-listener-api.ts";
-import { startTestUpstream, type TestUpstream } from "./upstream.ts";
 
 const TOO_BIG = "552 5.3.4 Message size exceeds fixed limit";
 const SMALL = 4 * 1024;
@@ -18,7 +18,7 @@ const LARGE = 1024 * 1024;
 
 let dir: string;
 let fake: FakeListenerApi;
-let upstream: TestUpstream;
+let upstream: Sink;
 let relay: TestRelay;
 
 beforeAll(async () => {
@@ -32,7 +32,7 @@ beforeAll(async () => {
     ],
     mailFlowPolicies: { SMALL: rules({ maxMessageBytes: SMALL }), LARGE: rules({ maxMessageBytes: LARGE }) },
   };
-  upstream = await startTestUpstream();
+  upstream = await startSink({ closeTimeoutMs: 1_000 });
   relay = await startTestRelay({
     apiUrl: fake.url,
     apiToken: "unused",

@@ -1,8 +1,9 @@
 // The relay against the classic SMTP abuses: open-relay address tricks on an unauthenticated listener, plaintext
 // pipelined behind STARTTLS (RFC 3207 command injection), bare-LF end-of-data smuggling, and oversized messages.
 // Raw sockets here: swaks and friends would "fix" what these tests must send as it is.
+import { setTimeout as delay } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { plainBlob, RawSmtp, sleep, swaks } from "./clients.ts";
+import { plainBlob, RawSmtp, swaks } from "./clients.ts";
 import { ALICE, receivedHeader, STACK_LISTENERS, startRelayFixture, type RelayFixture } from "./fixture.ts";
 
 let fx: RelayFixture;
@@ -105,8 +106,8 @@ describe("STARTTLS command injection (plaintext pipelined behind STARTTLS is dis
       await client.ehlo();
       client.write("STARTTLS\r\nMAIL FROM:<x@y.example>\r\n");
       expect((await client.read()).last).toBe("220 2.0.0 Ready to start TLS");
-      await sleep(200);
-      // Nothing may have been answered in plaintext after the 220.
+      // Proves an absence: nothing may be answered in plaintext after the 220, and an answer would come by then.
+      await delay(200);
       expect(client.unread()).toBe("");
       await client.upgrade(await fx.tls());
       await client.ehlo();
@@ -154,8 +155,8 @@ describe("SMTP smuggling (bare LF end-of-data)", () => {
     } finally {
       await client.quit();
     }
-    // Give a smuggled second message every chance to arrive at the sink before counting.
-    await sleep(300);
+    // Proves an absence: give a smuggled second message every chance to arrive at the sink before counting.
+    await delay(300);
     const sunk = fx.sunkSince(before);
     expect(sunk).toHaveLength(1);
     expect(sunk[0]).toMatchObject({ from: ALICE.address, to: ["friend@other.example"] });
@@ -182,7 +183,8 @@ describe("SMTP smuggling (bare LF end-of-data)", () => {
     } finally {
       await client.quit();
     }
-    await sleep(300);
+    // Proves an absence, as above.
+    await delay(300);
     const sunk = fx.sunkSince(before);
     expect(sunk).toHaveLength(1);
     expect(sunk[0]!.data.toString("latin1")).toContain("smuggled-cr");
@@ -217,7 +219,8 @@ describe("message size (policy maxMessageBytes 1 MiB)", () => {
     } finally {
       await client.quit();
     }
-    await sleep(200);
+    // Proves an absence: the aborted oversized message must not reach the sink late.
+    await delay(200);
     const sunk = fx.sunkSince(before);
     expect(sunk).toHaveLength(1);
     expect(sunk[0]!.data.toString("utf8")).toContain("after the big one");

@@ -97,6 +97,14 @@ describe("flow B: LDAP SMTP AUTH in workerd", () => {
     });
   });
 
+  it("names the entry's uid, whatever the case typed, with the entry's addresses", async () => {
+    expect(await auth("submission", "ALICE", "alice-password")).toMatchObject({
+      ...ALLOWED,
+      identity: "alice",
+      addresses: ["alice@example.com"],
+    });
+  });
+
   it("denies bob: his password is right but the allowance query does not find him", async () => {
     expect(await auth("submission", "bob", "bob-password")).toMatchObject({
       ...INVALID,

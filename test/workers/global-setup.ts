@@ -3,19 +3,15 @@
 // and the Worker gets its configuration as a binding (vitest.workers.config.ts).
 import { rm } from "node:fs/promises";
 import type { TestProject } from "vitest/node";
-import { CAC_SCHEMA, certUsersLdif } from "../harness/cert-ldap.ts";
-import { generateClientPki } from "../harness/client-pki.ts";
-import { serveCrls } from "../harness/crl-server.ts";
-import { freePorts } from "../harness/ports.ts";
-import { SEED, startSlapd } from "../harness/slapd.ts";
+import { startDirectoryWithPki } from "../../dev/directory-with-pki.ts";
+import { freePorts } from "../../dev/ports.ts";
+import { SEED } from "../../dev/slapd/index.ts";
 import type { WorkersFixture } from "./fixture.ts";
 import { startLdapsFront, WORKERD_TLS_ENV, type WorkerdTlsFiles } from "./ldaps-front.ts";
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const crlServer = await serveCrls();
-  const pki = await generateClientPki({ crlBaseUrl: crlServer.baseUrl });
-  crlServer.set("/intermediate.crl", pki.crls.intermediateCurrent.der);
-  const slapd = await startSlapd({ extraSchema: CAC_SCHEMA, extraLdif: certUsersLdif(pki) });
+  const directory = await startDirectoryWithPki();
+  const { slapd, pki, crls: crlServer } = directory;
   const [closedPort] = await freePorts(1);
   const tlsFiles = JSON.parse(process.env[WORKERD_TLS_ENV] ?? "null") as WorkerdTlsFiles | null;
   if (!tlsFiles) throw new Error(`${WORKERD_TLS_ENV} is not set: run these tests with vitest.workers.config.ts`);
@@ -44,8 +40,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
   return async () => {
     await ldaps.close();
-    await slapd.close();
-    await crlServer.close();
+    await directory.close();
     await rm(tlsFiles.dir, { recursive: true, force: true });
   };
 }

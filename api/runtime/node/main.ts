@@ -4,10 +4,12 @@
  *   smtpgate api --config /etc/smtpgate/smtpgate.yaml
  *   SMTPGATE_CONFIG=/etc/smtpgate/smtpgate.yaml npm start
  *
- * Exits with status 2 and a message naming each problem when the configuration is missing or invalid.
+ * Exits with status 2 and a message naming each problem when the configuration is missing or invalid. SIGHUP
+ * reloads the file (an invalid one is refused and the old one kept); SIGTERM drains decisions in flight.
  */
 import { parseArgs } from "node:util";
 import { ConfigError } from "../../config/load.ts";
+import { reloadOnSighup } from "./reload.ts";
 import { jsonLineLogger, readConfigFile, startApiServer } from "./server.ts";
 import { stopOnSignals } from "./signals.ts";
 
@@ -16,7 +18,8 @@ const USAGE = "usage: smtpgate api --config FILE [--host HOST] [--port PORT]   (
 const HELP = `${USAGE}
 
 Runs the decision API (POST /v1/decide/tls, POST /v1/decide/auth, GET /v1/listeners/{name}, /healthz, /readyz,
-/metrics, /openapi.json) until SIGTERM or SIGINT. The secrets the configuration names ({ env: NAME }) must be
+/metrics, /openapi.json) until SIGTERM or SIGINT, which drain the decisions in flight; SIGHUP re-reads FILE (an
+invalid one is refused and logged, the old one stays). The secrets the configuration names ({ env: NAME }) must be
 set in the environment; check them first with "smtpgate check FILE".
 
 Options:
@@ -69,7 +72,9 @@ export async function main(argv: string[]): Promise<number> {
       directories: Object.keys(config.directories),
       listeners: Object.keys(config.listeners),
     });
+    // SIGTERM/SIGINT drain the decisions in flight (api.shutdownGraceMs) before the process exits.
     stopOnSignals(server.close, (signal) => jsonLineLogger({ level: "info", msg: "stopping", signal }));
+    reloadOnSighup(server, path, jsonLineLogger);
     return 0;
   } catch (error) {
     if (error instanceof ConfigError) return fail(error.message);

@@ -1,8 +1,11 @@
 /**
  * The Node.js runtime: builds the ldapts directories from the configuration and serves the Hono app with
- * @hono/node-server. Used by the CLI entry point (main.ts), the demo and the tests.
+ * @hono/node-server, with explicit limits for slow clients (api.headersTimeoutMs, requestTimeoutMs,
+ * keepAliveTimeoutMs), a probe of every directory host at start, reloads (live-app.ts) and a graceful stop.
+ * Used by the CLI entry point (main.ts), the demo and the tests.
  */
 import { readFile } from "node:fs/promises";
+import type { Server, ServerOptions } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve, type ServerType } from "@hono/node-server";
 import { ConfigError, parseConfig, resolveSecrets } from "../../config/load.ts";
@@ -16,6 +19,8 @@ import { observedDirectories } from "../../metrics/api-metrics.ts";
 import { parseTrustAnchors } from "../../pki/certificate-chain.ts";
 import { CrlStore } from "../../pki/crl-store.ts";
 import type { X509Certificate } from "../../pki/x509.ts";
+import { countRequestsInFlight, drainHttpServer, LiveApp } from "./live-app.ts";
+import { probeDirectoriesAtStart } from "./startup-probe.ts";
 
 export interface ApiServerOptions {
   config: Config;
@@ -29,8 +34,17 @@ export interface ApiServerOptions {
 
 export interface ApiServer {
   url: string;
-  gate: Gate;
-  directories: Record<string, LdapDirectory>;
+  /** The current configuration's gate and directories (a reload replaces them). */
+  readonly gate: Gate;
+  readonly directories: Record<string, LdapDirectory>;
+  /** Settles when the start-up probe of every directory host has been logged; the API serves meanwhile. */
+  probed: Promise<void>;
+  /**
+   * Serves `config` from now on: requests in flight finish on the old gate, which then closes. Throws (a
+   * ConfigError, for what only shows when built: unreadable files, missing secrets) and keeps the old one.
+   */
+  reload(config: Config): Promise<void>;
+  /** Stops accepting, lets decisions in flight finish within api.shutdownGraceMs, then closes. */
   close(): Promise<void>;
 }
 
@@ -153,44 +167,119 @@ export async function loadCrlStore(config: Config, source: string, log: Logger):
 /** How often the Node runtime looks for CRL sources whose refresh period is over. */
 const CRL_SCHEDULE_MS = 15_000;
 
-export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
-  const source = options.source ?? "config";
-  const log = options.log ?? jsonLineLogger;
-  const secrets = resolveSecrets(options.config, options.env ?? process.env, source);
-  const trustAnchors = await loadTrustAnchors(options.config, source);
-  const intermediates = await loadIntermediates(options.config, source);
-  const directories = await createDirectories(options.config, secrets.bindPasswords, source);
-  const crls = await loadCrlStore(options.config, source, log);
+/** One configuration built into a served app: what a reload replaces as a whole. */
+interface NodeRuntime {
+  app: ReturnType<typeof createApp>;
+  config: Config;
+  gate: Gate;
+  directories: Record<string, LdapDirectory>;
+  close(): Promise<void>;
+}
+
+/** Builds the gate and the app from a configuration; throws ConfigError for what only shows when built. */
+async function buildNodeRuntime(
+  config: Config,
+  env: Readonly<Record<string, string | undefined>>,
+  source: string,
+  log: Logger,
+): Promise<NodeRuntime> {
+  const secrets = resolveSecrets(config, env, source);
+  const trustAnchors = await loadTrustAnchors(config, source);
+  const intermediates = await loadIntermediates(config, source);
+  const directories = await createDirectories(config, secrets.bindPasswords, source);
+  const crls = await loadCrlStore(config, source, log);
   const crlTimer = crls ? setInterval(() => void crls.refreshDue(), CRL_SCHEDULE_MS).unref() : undefined;
-  const gate = new Gate({ config: options.config, directories, trustAnchors, intermediates, crls });
+  const gate = new Gate({ config, directories, trustAnchors, intermediates, crls });
   const app = createApp({
     gate,
     tokens: await createTokenChecker(secrets.apiTokens),
     metricsTokens: await createTokenChecker([...secrets.apiTokens, ...secrets.metricsTokens]),
-    directories: observedDirectories(options.config, directories),
-    maxBodyBytes: options.config.api.maxBodyBytes,
+    directories: observedDirectories(config, directories),
+    maxBodyBytes: config.api.maxBodyBytes,
     log,
   });
-  const listen = options.listen ?? options.config.api.listen;
-
-  const server = await new Promise<ServerType>((resolve, reject) => {
-    const started = serve({ fetch: app.fetch, hostname: listen.host, port: listen.port }, () => resolve(started));
-    started.once("error", reject);
-  });
-  const address = server.address() as AddressInfo;
-  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   return {
-    url: `http://${host}:${address.port}`,
+    app,
+    config,
     gate,
     directories,
     close: async () => {
       clearInterval(crlTimer);
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        // Keep-alive connections would hold close() open; the API holds no state worth waiting for.
-        (server as { closeAllConnections?: () => void }).closeAllConnections?.();
-      });
       await Promise.all(Object.values(directories).map((directory) => directory.close()));
     },
   };
+}
+
+export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
+  const source = options.source ?? "config";
+  const log = options.log ?? jsonLineLogger;
+  const env = options.env ?? process.env;
+  const first = await buildNodeRuntime(options.config, env, source, log);
+  const live = new LiveApp(first);
+  const listen = options.listen ?? options.config.api.listen;
+
+  const server = await new Promise<ServerType>((resolve, reject) => {
+    const started = serve(
+      {
+        fetch: live.fetch,
+        hostname: listen.host,
+        port: listen.port,
+        serverOptions: httpServerOptions(options.config.api),
+      },
+      () => resolve(started),
+    );
+    started.once("error", reject);
+  });
+  const http = server as Server;
+  applyHttpTimeouts(http, options.config.api);
+  const requestsInFlight = countRequestsInFlight(http);
+  const address = server.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const probe = (runtime: NodeRuntime): Promise<void> =>
+    probeDirectoriesAtStart(runtime.config, runtime.directories, log).catch((error: unknown) =>
+      log({ level: "error", msg: "directory probe failed", error: String(error) }),
+    );
+  let stopping: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${address.port}`,
+    get gate() {
+      return live.current.gate;
+    },
+    get directories() {
+      return live.current.directories;
+    },
+    probed: probe(first),
+    reload: async (config) => {
+      const previous = live.current.config;
+      const next = await buildNodeRuntime(config, env, source, log);
+      live.swap(next);
+      applyHttpTimeouts(http, config.api);
+      if (JSON.stringify(config.api.listen) !== JSON.stringify(previous.api.listen))
+        log({ level: "warn", msg: "api.listen changed: still listening on the old address until a restart" });
+      void probe(next);
+    },
+    close: () =>
+      (stopping ??= (async () => {
+        await drainHttpServer(http, requestsInFlight, live.current.config.api.shutdownGraceMs);
+        await live.close();
+      })()),
+  };
+}
+
+/** node:http's limits for slow or idle clients, from api.* (the relay's slow-client discipline, applied to the API). */
+function httpServerOptions(api: Config["api"]): ServerOptions {
+  return {
+    headersTimeout: api.headersTimeoutMs,
+    requestTimeout: api.requestTimeoutMs,
+    keepAliveTimeout: api.keepAliveTimeoutMs,
+    // Node looks for requests past their deadline this often (default 30 s, which would stretch a 10 s limit).
+    connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(api.headersTimeoutMs / 4))),
+  };
+}
+
+/** The same limits on a running server (a reload may change them; the checking interval stays). */
+function applyHttpTimeouts(server: Server, api: Config["api"]): void {
+  server.headersTimeout = api.headersTimeoutMs;
+  server.requestTimeout = api.requestTimeoutMs;
+  server.keepAliveTimeout = api.keepAliveTimeoutMs;
 }

@@ -1,11 +1,11 @@
-// Starts the real edge relay on loopback for a test, with a server certificate from the suite's PKI, pointed at
-// a test API and a sink, with its log lines captured.
+// Starts the real edge relay on loopback in this process, for a test or the demo, with a server certificate from
+// the slapd PKI, pointed at an API and a sink, with its log lines captured.
 import { readFile } from "node:fs/promises";
-import type { RelayConfigInput } from "../../edge-relay/config.ts";
-import { validateRelayConfig } from "../../edge-relay/config.ts";
-import type { LogRecord } from "../../edge-relay/log.ts";
-import { startRelay, type Relay } from "../../edge-relay/relay.ts";
-import type { ServerPki } from "./pki.ts";
+import type { RelayConfigInput } from "../edge-relay/config.ts";
+import { validateRelayConfig } from "../edge-relay/config.ts";
+import type { LogRecord } from "../edge-relay/log.ts";
+import { startRelay, type Relay } from "../edge-relay/relay.ts";
+import type { ServerPki } from "./server-pki.ts";
 
 export interface TestRelay extends Relay {
   logs: LogRecord[];

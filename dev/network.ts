@@ -1,6 +1,8 @@
-// Loopback network stand-ins for directory failures: a TCP proxy that counts what the API sends to slapd, and a
+// Loopback network stand-ins for directory failures and fronts: a TCP proxy that counts what a client sends to the
+// server behind it (and, given a certificate, terminates TLS first: an LDAPS front for a plain-LDAP slapd), and a
 // "black hole" that accepts connections and never answers (a hung directory).
 import net from "node:net";
+import tls from "node:tls";
 
 export interface CountingProxy {
   url: (scheme?: "ldap" | "ldaps") => string;
@@ -12,10 +14,18 @@ export interface CountingProxy {
   close(): Promise<void>;
 }
 
-export async function startCountingProxy(target: { host: string; port: number }): Promise<CountingProxy> {
+export interface CountingProxyOptions {
+  /** Terminate TLS with this certificate and key (PEM): clients speak TLS to the proxy, plain TCP goes on. */
+  tls?: { cert: string; key: string };
+}
+
+export async function startCountingProxy(
+  target: { host: string; port: number },
+  options: CountingProxyOptions = {},
+): Promise<CountingProxy> {
   const sockets = new Set<net.Socket>();
   const state = { bytesToServer: 0, connections: 0 };
-  const server = net.createServer((client) => {
+  const onClient = (client: net.Socket): void => {
     state.connections += 1;
     const upstream = net.connect(target);
     sockets.add(client).add(upstream);
@@ -31,12 +41,15 @@ export async function startCountingProxy(target: { host: string; port: number })
     };
     client.on("error", end).on("close", end);
     upstream.on("error", end).on("close", end);
-  });
+  };
+  const server = options.tls
+    ? tls.createServer({ ...options.tls, minVersion: "TLSv1.2" }, onClient).on("tlsClientError", () => {})
+    : net.createServer(onClient);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as net.AddressInfo).port;
   return {
     port,
-    url: (scheme = "ldap") => `${scheme}://127.0.0.1:${port}`,
+    url: (scheme = options.tls ? "ldaps" : "ldap") => `${scheme}://127.0.0.1:${port}`,
     get bytesToServer() {
       return state.bytesToServer;
     },

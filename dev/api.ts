@@ -1,9 +1,10 @@
-// Starts the real decision API (Node runtime, real ldapts, real HTTP on loopback) for a test, with its log lines
-// captured, and a small client for it.
-import { validateConfig } from "../../api/config/load.ts";
-import type { ConfigInput } from "../../api/config/schema.ts";
-import type { LogRecord } from "../../api/http/app.ts";
-import { startApiServer, type ApiServer } from "../../api/runtime/node/server.ts";
+// Starts the real decision API (Node runtime, real ldapts, real HTTP on loopback) in this process, for a
+// test or the demo, with its log lines captured, and a small client for it.
+import { validateConfig } from "../api/config/load.ts";
+import type { ConfigInput } from "../api/config/schema.ts";
+import type { LogRecord } from "../api/http/app.ts";
+import { startApiServer, type ApiServer } from "../api/runtime/node/server.ts";
+import { SEED, type SlapdInstance } from "./slapd/index.ts";
 
 export const TEST_TOKEN = "test-token-0123456789";
 export const TEST_TOKEN_NEXT = "next-token-9876543210";
@@ -35,6 +36,8 @@ export async function startTestApi(config: ConfigInput, env: Record<string, stri
     listen: { host: "127.0.0.1", port },
     log: (record) => logs.push(record),
   });
+  // Tests count directory traffic and read log lines: let the start-up probe finish first.
+  await server.probed;
   const post: TestApi["post"] = async (path, body, token = TEST_TOKEN) => {
     const headers: Record<string, string> = { "Content-Type": "application/json" };
     if (token !== null) headers.Authorization = `Bearer ${token}`;
@@ -72,3 +75,17 @@ export async function startTestApi(config: ConfigInput, env: Record<string, stri
 }
 
 export const API_TOKENS_CONFIG = { tokens: [{ env: "TEST_TOKEN" }, { env: "TEST_TOKEN_NEXT" }] };
+
+/**
+ * The LDAP server profile most API tests use: `slapd` over StartTLS with its CA and the seed's service bind
+ * (password from BIND_PW), plus `extra` keys.
+ */
+export function slapdDirectory(slapd: SlapdInstance, extra: Record<string, unknown> = {}) {
+  return {
+    hosts: [slapd.ldapUrl],
+    tls: { caFile: slapd.pki.caFile },
+    bind: { dn: SEED.serviceDn, password: { env: "BIND_PW" } },
+    baseDn: SEED.baseDn,
+    ...extra,
+  };
+}

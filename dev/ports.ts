@@ -1,4 +1,4 @@
-// Free TCP ports on the loopback interface, for the throw-away servers the tests start.
+// Free TCP ports on the loopback interface, for the throw-away servers of the tests, the demo and the benchmark.
 import { createServer } from "node:net";
 
 /**

@@ -34,8 +34,8 @@
 //                                 certificateExactMatch wants a "{ serialNumber …, issuer … }" assertion, not DER)
 //
 // Only uid=alice,ou=people is in cn=smtp-users (seed): the cert entries are in no group.
-import { ALICE_IDENTITY_LEAVES } from "./client-pki.ts";
-import type { ClientPki } from "./client-pki.ts";
+import { ALICE_IDENTITY_LEAVES } from "./index.ts";
+import type { ClientPki } from "./index.ts";
 
 const BASE_DN = "dc=example,dc=com";
 export const CERTS_DN = `ou=certs,${BASE_DN}`;

@@ -3,9 +3,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Client, InvalidCredentialsError, UnwillingToPerformError } from "ldapts";
 import type { ClientOptions } from "ldapts";
-import { PASSWORD_SCHEMES, SEED, startSlapd, withMemberOf } from "./slapd.ts";
-import type { SlapdInstance } from "./slapd.ts";
-import { freePort } from "./ports.ts";
+import { PASSWORD_SCHEMES, SEED, startSlapd, withMemberOf } from "./index.ts";
+import type { SlapdInstance } from "./index.ts";
+import { freePort } from "../ports.ts";
 
 async function withClient<T>(options: ClientOptions, fn: (client: Client) => Promise<T>): Promise<T> {
   const client = new Client({ timeout: 5_000, connectTimeout: 5_000, ...options });

@@ -1,19 +1,20 @@
 // The whole smtpgate stack on loopback: a private slapd (seed users plus certificate entries), a client PKI
 // with its CRL on a local HTTP server, the decision API, an upstream sink and one edge relay per listener.
-// Used by the demo, the relay's end-to-end tests and the benchmark.
+// Used by the demo and the relay's end-to-end tests (the benchmark runs the API and relay as processes of their
+// own, over directory-with-pki.ts).
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { ConfigInput } from "../../api/config/schema.ts";
+import type { ConfigInput } from "../api/config/schema.ts";
 import { API_TOKENS_CONFIG, TEST_TOKEN, startTestApi, type TestApi } from "./api.ts";
-import { CAC_SCHEMA, certUsersLdif } from "./cert-ldap.ts";
-import { generateClientPki, writeClientPki, type ClientPki } from "./client-pki.ts";
-import { serveCrls, type CrlServer } from "./crl-server.ts";
+import { writeClientPki, type ClientPki } from "./client-pki/index.ts";
+import type { CrlServer } from "./crl-server.ts";
+import { startDirectoryWithPki } from "./directory-with-pki.ts";
 import { startTestRelay, type TestRelay } from "./relay.ts";
 import { startSink, type Sink, type SunkMessage } from "./sink.ts";
-import { SEED, startSlapd, type SlapdInstance } from "./slapd.ts";
-import type { RelayConfigInput } from "../../edge-relay/config.ts";
+import { SEED, type SlapdInstance } from "./slapd/index.ts";
+import type { RelayConfigInput } from "../edge-relay/config.ts";
 
-/** The listeners of the stack, one per flow of SPEC §3. */
+/** The listeners of the stack, one per flow of docs/flows.md. */
 export const STACK_LISTENERS = {
   /** Flow A: certificate only (TLS required, client certificate verified, no AUTH). */
   certificate: "cert-only",
@@ -36,6 +37,7 @@ export function stackApiConfig(slapd: SlapdInstance, pki: ClientPki, crlBaseUrl:
     ...extra,
   });
   const everyone = ["127.0.0.0/8", "::1"];
+  const smtpUsers = `(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))`;
   return {
     directories: {
       corp: {
@@ -50,10 +52,18 @@ export function stackApiConfig(slapd: SlapdInstance, pki: ClientPki, crlBaseUrl:
         directory: "corp",
         filter: "(uid={u})",
         method: "bind",
-        allowance: { filter: `(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))` },
+        allowance: { filter: smtpUsers },
       },
     },
-    certificateQueries: { "by-mail": { directory: "corp", filter: "(mail={email})", userIdAttribute: "uid" } },
+    // One gate for both ways in: bob's valid certificate is refused like his password.
+    certificateQueries: {
+      "by-mail": {
+        directory: "corp",
+        filter: "(mail={email})",
+        userIdAttribute: "uid",
+        allowance: { filter: smtpUsers },
+      },
+    },
     crlSources: { "client-ca": { url: `${crlBaseUrl}/intermediate.crl`, refreshSeconds: 60 } },
     authProfiles: {
       corp: { type: "ldap", query: "corp" },
@@ -74,6 +84,7 @@ export function stackApiConfig(slapd: SlapdInstance, pki: ClientPki, crlBaseUrl:
         tls: "preferred",
         verifyClientCertificate: true,
         smtpAuth: "required",
+        senderLogin: "enforce",
         maxMessageBytes: 1024 * 1024,
       },
       ACCEPTED: { behaviour: "accept", tls: "preferred", smtpAuth: "off", maxMessageBytes: 1024 * 1024 },
@@ -137,13 +148,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     for (const closer of closers.reverse()) await closer().catch(() => {});
   };
   try {
-    const crls = await serveCrls();
-    closers.push(() => crls.close());
-    const pki = await generateClientPki({ crlBaseUrl: crls.baseUrl });
-    crls.set("/intermediate.crl", pki.crls.intermediateCurrent.der);
-    crls.set("/root.crl", pki.crls.rootCurrent.der);
-    const slapd = await startSlapd({ extraSchema: CAC_SCHEMA, extraLdif: certUsersLdif(pki) });
-    closers.push(() => slapd.close());
+    const directory = await startDirectoryWithPki();
+    closers.push(() => directory.close());
+    const { slapd, pki, crls } = directory;
     const apiToken = options.apiToken ?? TEST_TOKEN;
     // With a token of its own (the demo), the API accepts that token only: not the test suite's rotation token.
     const tokens: Record<string, string> = options.apiToken ? { TEST_TOKEN: apiToken, TEST_TOKEN_NEXT: apiToken } : {};

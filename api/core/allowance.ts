@@ -1,0 +1,55 @@
+/**
+ * The allowance query (docs/flows.md): after the identity is established, by password or by certificate, a filter that
+ * must find at least one entry, e.g. `(&(uid={u})(memberOf=cn=smtp-users,ou=groups,dc=example,dc=com))`. One
+ * function for both ways in, so one group gate means the same thing for a password and a certificate.
+ *
+ * Tokens: `{u}` the identity (the user ID attribute's value), `{a}`/`{d}` from it when it has a domain, `{dn}` the
+ * entry's DN, `{t}` now. What the listener does when nothing is found (reject, allow temporarily) is the caller's.
+ */
+import type { Directory } from "./directory.ts";
+import { fillFilter, userTokens } from "./ldap-filter.ts";
+
+export interface AllowanceQuery {
+  filter: string;
+  baseDn: string;
+}
+
+/** Where a query looked: logged with a deny so an operator sees what was asked (never a password). */
+export interface AskedQuery {
+  baseDn: string;
+  filter: string;
+}
+
+export type AllowanceResult =
+  | { kind: "met" }
+  | { kind: "not-met"; asked: AskedQuery }
+  /** A token has no value: the query cannot be asked, which fails closed whatever the listener allows. */
+  | { kind: "not-askable"; detail: string }
+  | { kind: "unavailable"; detail: string };
+
+export async function askAllowance(
+  directory: Directory,
+  allowance: AllowanceQuery,
+  subject: { identity: string; dn: string },
+  now: Date,
+): Promise<AllowanceResult> {
+  const filled = fillFilter(allowance.filter, { ...userTokens(subject.identity, now), dn: subject.dn });
+  if (!filled.ok)
+    return {
+      kind: "not-askable",
+      detail: `allowance token ${filled.missing.map((t) => `{${t}}`).join(", ")} has no value`,
+    };
+  const found = await directory.search({
+    baseDn: allowance.baseDn,
+    filter: filled.filter,
+    attributes: [],
+    sizeLimit: 1,
+  });
+  if (!found.ok) return { kind: "unavailable", detail: found.error.detail };
+  return found.value.length > 0
+    ? { kind: "met" }
+    : { kind: "not-met", asked: { baseDn: allowance.baseDn, filter: filled.filter } };
+}
+
+/** The detail of an allow the listener grants although the allowance query found nothing. */
+export const ALLOWED_TEMPORARILY = "allowance query found no entry; listener allows temporarily";
