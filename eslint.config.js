@@ -103,6 +103,11 @@ const SOURCES = ["api", "lib", "contract", "edge-relay", "mail-flow", "fronts", 
 export default tseslint.config(
   { ignores: ["node_modules/", ".toolchain/", "dist/", ".wrangler/", "coverage/", ".demo/", ".scratch/"] },
   js.configs.recommended,
+  {
+    // The package's bin shim: plain JavaScript for Node.js (it must parse on old versions to tell them apart).
+    files: ["bin/*.js"],
+    languageOptions: { globals: { process: "readonly", URL: "readonly" } },
+  },
   ...tseslint.configs.recommended,
   {
     files: ["**/*.ts"],

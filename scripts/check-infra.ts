@@ -10,14 +10,14 @@
  *   schemas (and, for wrangler.toml, the Workers limits);
  * - Dockerfiles (infra/docker/): syntax (dockerfile-utils, the VS Code Dockerfile linter), a Node 24 base, a
  *   non-root USER, a HEALTHCHECK, `npm ci --omit=dev`, and that what they COPY and run exists;
- * - systemd units (infra/systemd/): hardening keys and the entry file, then `systemd-analyze verify` when the
- *   machine has it;
+ * - systemd units (infra/systemd/): hardening keys, then `systemd-analyze verify` when the machine has it;
+ * - both: they run the built package's `smtpgate api` / `smtpgate relay` (the bin in package.json "files").
  * - the compose file (infra/compose/compose.yaml): see scripts/check-compose.ts.
  *
  *   node scripts/check-infra.ts        exit 1 when any problem is found
  */
 import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -402,7 +402,7 @@ async function checkDockerfiles(): Promise<void> {
     check(
       stages.length > 0 && stages.every((stage) => /^node:24[-.\w]*(\s|$)/.test(stage.args)),
       where,
-      "every stage FROM node:24-* (Node >= 22.18 runs the .ts sources)",
+      "every stage FROM node:24-* (the Node.js the package is built and tested with)",
     );
     const finalStage = all.slice(all.lastIndexOf(stages.at(-1) as Instruction));
     const user = finalStage
@@ -415,11 +415,22 @@ async function checkDockerfiles(): Promise<void> {
       where,
       "a HEALTHCHECK in the final stage",
     );
-    const npmCi = all.filter((instruction) => instruction.keyword === "RUN" && /\bnpm ci\b/.test(instruction.args));
+    // A build stage may install the dev dependencies (TypeScript); what the image ships holds production ones only.
+    const npmCi = finalStage.filter(
+      (instruction) => instruction.keyword === "RUN" && /\bnpm ci\b/.test(instruction.args),
+    );
     check(
       npmCi.length > 0 && npmCi.every((instruction) => instruction.args.includes("--omit=dev")),
       where,
-      "dependencies with npm ci --omit=dev",
+      "the final stage's dependencies with npm ci --omit=dev",
+    );
+    check(
+      all.some((instruction) => instruction.keyword === "RUN" && /\bnpm pack\b/.test(instruction.args)) &&
+        finalStage.some(
+          (instruction) => instruction.keyword === "RUN" && /\btar\b.*smtpgate\.tgz/.test(instruction.args),
+        ),
+      where,
+      "the image runs the built package: npm pack in a build stage, its tarball unpacked in the final stage",
     );
     for (const copy of all.filter((instruction) => instruction.keyword === "COPY" || instruction.keyword === "ADD")) {
       const parts = words(copy.args);
@@ -433,12 +444,7 @@ async function checkDockerfiles(): Promise<void> {
         );
     }
     const entrypoint = words(finalStage.find((instruction) => instruction.keyword === "ENTRYPOINT")?.args ?? "[]");
-    const script = entrypoint.find((part) => part.endsWith(".ts") || part.endsWith(".js"));
-    check(
-      script !== undefined && existsSync(join(root, script)),
-      where,
-      `ENTRYPOINT runs ${script ?? "(nothing)"}, which does not exist in the repository`,
-    );
+    checkPackageCommand(entrypoint, "", where, "ENTRYPOINT");
     check(
       existsSync(`${file}.dockerignore`),
       where,
@@ -448,6 +454,47 @@ async function checkDockerfiles(): Promise<void> {
   notes.push(
     "Dockerfiles: not built (no Docker engine here); syntax, base image, user, health check, COPY sources and entry point checked statically",
   );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The built package, as images and units run it
+
+/** Where the systemd units expect the package: `npm install --prefix /opt/smtpgate smtpgate`. */
+const INSTALLED_PACKAGE = "/opt/smtpgate/node_modules/smtpgate/";
+const PACKAGE_COMMANDS = ["api", "relay"];
+
+/**
+ * A command line must run the package's `smtpgate` bin (under `installedAt`) with the API's or the relay's
+ * subcommand: the compiled package, never the checkout's .ts files (Node refuses to strip types under
+ * node_modules, and an older Node.js reaches the bin's version check instead of failing on a .ts extension).
+ */
+function checkPackageCommand(command: readonly string[], installedAt: string, where: string, key: string): void {
+  const manifest = packageManifest();
+  const bin = manifest.bin?.smtpgate;
+  const index = command.findIndex((part) => bin !== undefined && part === `${installedAt}${bin}`);
+  check(
+    index >= 0,
+    where,
+    `${key} runs ${command.join(" ") || "(nothing)"}: it must run the package's bin ${installedAt}${bin ?? "(no bin.smtpgate in package.json)"}`,
+  );
+  if (index < 0 || bin === undefined) return;
+  check(existsSync(join(root, bin)), where, `${key}: ${bin} does not exist in the repository`);
+  check(
+    (manifest.files ?? []).some((entry) => bin.startsWith(entry.replace(/\/?$/, "/")) || bin === entry),
+    where,
+    `${key}: ${bin} is not in package.json "files", so the package lacks it`,
+  );
+  check(
+    PACKAGE_COMMANDS.includes(command[index + 1] ?? ""),
+    where,
+    `${key}: the subcommand after ${bin} must be one of ${PACKAGE_COMMANDS.join(", ")}`,
+  );
+}
+
+let manifestCache: { bin?: Record<string, string>; files?: string[] } | undefined;
+function packageManifest(): { bin?: Record<string, string>; files?: string[] } {
+  manifestCache ??= JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as typeof manifestCache;
+  return manifestCache ?? {};
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -481,13 +528,7 @@ async function checkSystemdUnits(): Promise<void> {
       check(value(key) === wanted, where, `${key}=${wanted}`);
     }
     check(settings.has("EnvironmentFile"), where, "secrets from an EnvironmentFile");
-    const exec = value("ExecStart")?.split(/\s+/) ?? [];
-    const script = exec.find((part) => part.startsWith("/opt/smtpgate/"));
-    check(
-      script !== undefined && existsSync(join(root, script.slice("/opt/smtpgate/".length))),
-      where,
-      `ExecStart runs ${script ?? "(nothing under /opt/smtpgate)"}, which does not exist in the repository`,
-    );
+    checkPackageCommand(value("ExecStart")?.split(/\s+/) ?? [], INSTALLED_PACKAGE, where, "ExecStart");
   }
 
   try {

@@ -14,7 +14,7 @@
 import { parseChain, type ChainLimits } from "../pki/certificate-chain.ts";
 import { certificateTokens } from "../pki/certificate-tokens.ts";
 import type { RevocationStatus } from "../pki/crl-store.ts";
-import { validatePath } from "../pki/path-validation.ts";
+import { validatePath, type PathResult } from "../pki/path-validation.ts";
 import type { X509Certificate } from "../pki/x509.ts";
 import { ALLOWED_TEMPORARILY, askAllowance, type AllowanceQuery, type AskedQuery } from "./allowance.ts";
 import type { Directory } from "./directory.ts";
@@ -54,6 +54,15 @@ export interface CertificateProfile {
   /** The ldap profile SMTP AUTH falls back to, if any. */
   allowAuthFallback: string | undefined;
   onInvalidCertificate: "reject" | "fallback";
+  /** Told what each certificate check found, for a caller that shows the steps (smtpgate test-cert). */
+  observer?: CertificateObserver | undefined;
+}
+
+export interface CertificateObserver {
+  /** The path built from the presented chain (and the profile's intermediates) to an anchor, or why none is valid. */
+  path(result: PathResult): void;
+  /** The revocation status of `certificate` (the leaf, then each intermediate CA) issued by `issuer`. */
+  revocation(certificate: X509Certificate, issuer: X509Certificate, status: RevocationStatus): void;
 }
 
 /**
@@ -113,6 +122,7 @@ export async function evaluateCertificate(
       allowNoExtendedKeyUsage: profile.allowNoExtendedKeyUsage,
     },
   );
+  profile.observer?.path(path);
   // A chain that fails validation fails again for the same anchors (an expired one stays expired); the TTL bounds
   // the one case that changes with time, a certificate not yet valid.
   if (!path.ok) return { kind: "invalid", reason: path.reason, detail: path.detail, reusableUntil: FOREVER };
@@ -122,6 +132,7 @@ export async function evaluateCertificate(
   let revocationNote: string | undefined;
   if (profile.revocation) {
     const status = await profile.revocation.check(leaf.certificate, path.path[1] as X509Certificate);
+    profile.observer?.revocation(leaf.certificate, path.path[1] as X509Certificate, status);
     if (status.status === "revoked")
       return { kind: "invalid", reason: "certificate-revoked", detail: status.detail, reusableUntil: FOREVER };
     if (status.status === "unknown") {
@@ -141,6 +152,11 @@ export async function evaluateCertificate(
       const intermediate = await profile.revocation.check(
         path.path[index] as X509Certificate,
         path.path[index + 1] as X509Certificate,
+      );
+      profile.observer?.revocation(
+        path.path[index] as X509Certificate,
+        path.path[index + 1] as X509Certificate,
+        intermediate,
       );
       if (intermediate.status === "revoked")
         return {

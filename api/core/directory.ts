@@ -15,6 +15,8 @@ export interface SearchRequest {
   baseDn: string;
   /** An already-escaped RFC 4515 filter. */
   filter: string;
+  /** `sub` (the default) searches the whole subtree; `base` reads the base entry alone. */
+  scope?: "base" | "sub";
   /** Attributes to return; `[]` for none. */
   attributes: readonly string[];
   /** Attributes whose values must come back as bytes (password hashes). */

@@ -29,6 +29,7 @@ import {
   allowanceStanding,
   evaluateCertificate,
   tlsVerdict,
+  type CertificateObserver,
   type CertificateOutcome,
   type CertificateProfile,
 } from "../core/certificate-auth.ts";
@@ -79,6 +80,8 @@ export interface GateOptions {
   intermediates?: Readonly<Record<string, readonly X509Certificate[]>>;
   crls?: CrlStore | null;
   now?: () => Date;
+  /** Told what each certificate check found (smtpgate test-cert); decisions do not depend on it. */
+  certificateObserver?: CertificateObserver;
 }
 
 interface LdapProfile {
@@ -190,6 +193,7 @@ export class Gate {
         directory: directory(query.directory),
         allowAuthFallback: profile.allowAuthFallback,
         onInvalidCertificate: profile.onInvalidCertificate,
+        observer: options.certificateObserver,
       });
       const cache = cacheFor<CertificateOutcome>(name, "certificate", profile.cache);
       if (cache) this.#certificateCaches.set(name, cache);

@@ -26,6 +26,17 @@ export interface LdapDirectoryOptions {
   serviceBind?: { dn: string; password: string } | undefined;
   maxConnections: number;
   now?: () => number;
+  /** Told of every try on a host, with its time and, when it failed, the error as thrown (smtpgate test-auth). */
+  onHostAttempt?: (attempt: HostAttempt) => void;
+}
+
+/** One operation's try on one host. */
+export interface HostAttempt {
+  host: string;
+  pool: "service" | "userBind";
+  ms: number;
+  /** Absent when the host answered. */
+  error?: unknown;
 }
 
 /** One host's answer to the start-up probe: `error` is what failed (null: it answered). */
@@ -47,8 +58,10 @@ export class LdapDirectory implements Directory {
   readonly #hosts: Host[];
   readonly #urls: readonly string[];
   readonly #timeLimitSeconds: number;
+  readonly #options: LdapDirectoryOptions;
 
   constructor(options: LdapDirectoryOptions) {
+    this.#options = options;
     this.name = options.name;
     this.selector = new HostSelector(options.hosts.length, options);
     this.#urls = options.hosts;
@@ -95,6 +108,11 @@ export class LdapDirectory implements Directory {
     });
   }
 
+  /** The same profile once per host, each with that host alone: to check every host, not just the first that answers. */
+  perHost(): LdapDirectory[] {
+    return this.#options.hosts.map((host) => new LdapDirectory({ ...this.#options, hosts: [host], maxConnections: 1 }));
+  }
+
   /**
    * Asks every host once, each on its own (a healthy second host must not hide a broken first one), for the
    * start-up probe. Bounded by the connect and operation timeouts; the host selector is left alone.
@@ -121,8 +139,24 @@ export class LdapDirectory implements Directory {
     pool: "service" | "userBind",
     operation: (connection: LdapConnection) => Promise<T>,
   ): Promise<DirectoryResult<T>> {
-    return await onSomeHost(this.name, this.selector, this.#urls, (index) =>
-      (this.#hosts[index] as Host)[pool].use(operation),
-    );
+    return await onSomeHost(this.name, this.selector, this.#urls, async (index) => {
+      const host = this.#hosts[index] as Host;
+      const started = performance.now();
+      const attempted = (error?: unknown): void =>
+        this.#options.onHostAttempt?.({
+          host: host.endpoint.url,
+          pool,
+          ms: performance.now() - started,
+          ...(error === undefined ? {} : { error }),
+        });
+      try {
+        const value = await host[pool].use(operation);
+        attempted();
+        return value;
+      } catch (error) {
+        attempted(error);
+        throw error;
+      }
+    });
   }
 }

@@ -33,14 +33,14 @@ export async function onSomeHost<T>(
   return { ok: false, error: { kind: "unavailable", detail: `directory ${directory}: ${failures.join("; ")}` } };
 }
 
-/** A subtree search with aliases not dereferenced and no more entries than asked for. */
+/** A search (subtree unless asked otherwise) with aliases not dereferenced and no more entries than asked for. */
 export async function searchEntries(
   client: Client,
   request: SearchRequest,
   timeLimitSeconds: number,
 ): Promise<DirectoryEntry[]> {
   const result = await client.search(request.baseDn, {
-    scope: "sub",
+    scope: request.scope ?? "sub",
     filter: request.filter,
     derefAliases: "never",
     attributes: request.attributes.length === 0 ? ["1.1"] : [...request.attributes],

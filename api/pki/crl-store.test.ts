@@ -56,7 +56,7 @@ describe("CrlStore", () => {
     const nextUpdate = crls.status()[0]?.crl?.nextUpdate?.getTime() as number;
     expect(
       await crls.check(pki.leaves.alice.certificate, pki.intermediate.certificate, { ...options, sources: ["int"] }),
-    ).toEqual({ status: "good", usableUntil: new Date(nextUpdate) });
+    ).toEqual({ status: "good", usableUntil: new Date(nextUpdate), source: "int" });
     expect(
       await crls.check(pki.leaves.alice.certificate, pki.intermediate.certificate, {
         ...options,
@@ -66,6 +66,7 @@ describe("CrlStore", () => {
     ).toEqual({
       status: "good",
       usableUntil: new Date(nextUpdate + 60_000),
+      source: "int",
     });
   });
 

@@ -32,9 +32,14 @@ export interface CrlStoreOptions {
   maxDistributionPoints?: number;
 }
 
-/** `good` says until when the CRL that vouched for the certificate may be relied on (its nextUpdate plus the grace). */
+/**
+ * `good` says until when the CRL that vouched for the certificate may be relied on (its nextUpdate plus the grace);
+ * `source` names the CRL source that answered.
+ */
 export type RevocationStatus =
-  { status: "good"; usableUntil: Date } | { status: "revoked"; detail: string } | { status: "unknown"; detail: string };
+  | { status: "good"; usableUntil: Date; source: string }
+  | { status: "revoked"; detail: string; source: string }
+  | { status: "unknown"; detail: string };
 
 export interface SourceState {
   name: string;
@@ -149,8 +154,13 @@ export class CrlStore {
         return {
           status: "revoked",
           detail: `serial ${serial.toUpperCase()} revoked ${entry.revocationDate.toISOString()} (${source.options.name})`,
+          source: source.options.name,
         };
-      return { status: "good", usableUntil: new Date(nextUpdate.getTime() + options.staleGraceSeconds * 1000) };
+      return {
+        status: "good",
+        usableUntil: new Date(nextUpdate.getTime() + options.staleGraceSeconds * 1000),
+        source: source.options.name,
+      };
     }
     return {
       status: "unknown",

@@ -69,40 +69,14 @@ export async function composeApi<D extends Directory & { selector: HostSelector 
 ): Promise<ComposedApi<D>> {
   const secrets = resolveSecrets(config, adapter.env, adapter.source, adapter.unsetSecret);
   const problems: ConfigProblem[] = [];
-  const read = async (file: string, configPath: string): Promise<string | undefined> => {
-    const named = adapter.readNamedFile
-      ? await adapter.readNamedFile(file, configPath)
-      : { ok: false as const, problem: { path: configPath, message: "this runtime has no files" } };
-    if (!named.ok) problems.push(named.problem);
-    return named.ok ? named.text : undefined;
-  };
-
+  const read = namedFileReader(adapter, problems);
   const trustAnchors = await profileCertificates(config, "trustAnchors", read, problems);
   const intermediates = await profileCertificates(config, "intermediates", read, problems);
-  const directories: Record<string, D> = {};
-  for (const [name, directory] of Object.entries(config.directories)) {
-    const caPath = `directories.${name}.tls.caFile`;
-    const ca = directory.tls.caFile === undefined ? undefined : await read(directory.tls.caFile, caPath);
-    if (ca !== undefined && !ca.includes("-----BEGIN CERTIFICATE-----"))
-      problems.push({ path: caPath, message: `${directory.tls.caFile} holds no PEM certificate` });
-    directories[name] = adapter.createDirectory(name, directory, { bindPassword: secrets.bindPasswords[name], ca });
-  }
+  const directories = await createDirectories(config, adapter, secrets.bindPasswords, read, problems);
   if (problems.length > 0) await Promise.all(Object.values(directories).map((directory) => directory.close()));
   throwIfProblems(adapter.source, problems);
 
-  const crlSources = Object.entries(config.crlSources).map(([name, crl]) => ({
-    name,
-    url: crl.url,
-    file: crl.file,
-    refreshSeconds: crl.refreshSeconds,
-  }));
-  const usesRevocation = Object.values(config.authProfiles).some(
-    (profile) => profile.type === "certificate" && profile.revocation,
-  );
-  const crls =
-    usesRevocation || crlSources.length > 0
-      ? new CrlStore({ sources: crlSources, ...adapter.crlTransport, log: adapter.log })
-      : null;
+  const crls = createCrlStore(config, adapter);
   const gate = new Gate({ config, directories, trustAnchors, intermediates, crls });
   const app = createApp({
     gate,
@@ -115,11 +89,65 @@ export async function composeApi<D extends Directory & { selector: HostSelector 
   return { app, gate, directories, crls };
 }
 
+/** Reads a file the configuration names, or records the problem with it (and answers undefined). */
+export type ConfigFileReader = (file: string, configPath: string) => Promise<string | undefined>;
+
+export function namedFileReader(
+  adapter: Pick<RuntimeAdapter<never>, "readNamedFile">,
+  problems: ConfigProblem[],
+): ConfigFileReader {
+  return async (file, configPath) => {
+    const named = adapter.readNamedFile
+      ? await adapter.readNamedFile(file, configPath)
+      : { ok: false as const, problem: { path: configPath, message: "this runtime has no files" } };
+    if (!named.ok) problems.push(named.problem);
+    return named.ok ? named.text : undefined;
+  };
+}
+
+/** One directory adapter per LDAP server profile, with its CA bundle read. */
+export async function createDirectories<D extends Directory>(
+  config: Config,
+  adapter: Pick<RuntimeAdapter<D & { selector: HostSelector }>, "createDirectory">,
+  bindPasswords: Readonly<Record<string, string>>,
+  read: ConfigFileReader,
+  problems: ConfigProblem[],
+): Promise<Record<string, D>> {
+  const directories: Record<string, D> = {};
+  for (const [name, directory] of Object.entries(config.directories)) {
+    const caPath = `directories.${name}.tls.caFile`;
+    const ca = directory.tls.caFile === undefined ? undefined : await read(directory.tls.caFile, caPath);
+    if (ca !== undefined && !ca.includes("-----BEGIN CERTIFICATE-----"))
+      problems.push({ path: caPath, message: `${directory.tls.caFile} holds no PEM certificate` });
+    directories[name] = adapter.createDirectory(name, directory, { bindPassword: bindPasswords[name], ca });
+  }
+  return directories;
+}
+
+/** The CRL store of the configured sources (nothing loaded yet); null when no profile checks revocation. */
+export function createCrlStore(
+  config: Config,
+  adapter: Pick<RuntimeAdapter<never>, "crlTransport" | "log">,
+): CrlStore | null {
+  const crlSources = Object.entries(config.crlSources).map(([name, crl]) => ({
+    name,
+    url: crl.url,
+    file: crl.file,
+    refreshSeconds: crl.refreshSeconds,
+  }));
+  const usesRevocation = Object.values(config.authProfiles).some(
+    (profile) => profile.type === "certificate" && profile.revocation,
+  );
+  return usesRevocation || crlSources.length > 0
+    ? new CrlStore({ sources: crlSources, ...adapter.crlTransport, log: adapter.log })
+    : null;
+}
+
 /** Each certificate profile's PEM bundle under `key`: a file (read with `read`) or inline PEM. */
-async function profileCertificates(
+export async function profileCertificates(
   config: Config,
   key: "trustAnchors" | "intermediates",
-  read: (file: string, configPath: string) => Promise<string | undefined>,
+  read: ConfigFileReader,
   problems: ConfigProblem[],
 ): Promise<Record<string, X509Certificate[]>> {
   const bundles: Record<string, X509Certificate[]> = {};

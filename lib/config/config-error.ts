@@ -27,10 +27,14 @@ export function throwIfProblems(source: string, problems: readonly ConfigProblem
   if (problems.length > 0) throw new ConfigError(source, problems);
 }
 
-/** `  path: message`, the path left out where it is the whole document; further lines (an excerpt) indented. */
+/** `path: message`, the path left out where it is the whole document. */
+export function problemText(problem: ConfigProblem): string {
+  return problem.path === TOP_LEVEL ? problem.message : `${problem.path}: ${problem.message}`;
+}
+
+/** `  path: message`; further lines (an excerpt) indented. */
 function renderProblem(problem: ConfigProblem): string {
-  const text = problem.path === TOP_LEVEL ? problem.message : `${problem.path}: ${problem.message}`;
-  return text
+  return problemText(problem)
     .split("\n")
     .map((line, index) => (index === 0 ? `  ${line}` : line === "" ? "" : `    ${line}`))
     .join("\n");

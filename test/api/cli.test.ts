@@ -93,7 +93,7 @@ describe("npm start (api/runtime/node/main.ts)", () => {
     const result = await start([]);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain("smtpgate: no configuration file given");
-    expect(result.stderr).toContain("usage: smtpgate-api --config FILE");
+    expect(result.stderr).toContain("usage: smtpgate api --config FILE");
   });
 
   it("exits 2 naming a file that does not exist", async () => {

@@ -4,19 +4,18 @@
  * keepAliveTimeoutMs), a probe of every directory host at start, reloads (live-app.ts) and a graceful stop.
  * Used by the CLI entry point (main.ts), the demo and the tests.
  */
-import { readFile } from "node:fs/promises";
 import type { Server, ServerOptions } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve, type ServerType } from "@hono/node-server";
-import { ConfigError } from "../../../lib/config/config-error.ts";
 import { createJsonLineLogger, writeToStdout } from "../../../lib/json-lines.ts";
-import { readConfigText, readNamedFile } from "../../../lib/node/read-config-file.ts";
+import { readConfigText } from "../../../lib/node/read-config-file.ts";
 import { parseConfig } from "../../config/load.ts";
 import type { Config } from "../../config/schema.ts";
 import type { Gate } from "../../gate/gate.ts";
 import type { Logger } from "../../http/app.ts";
-import { LdapDirectory } from "../../ldap/ldap-directory.ts";
+import type { LdapDirectory } from "../../ldap/ldap-directory.ts";
 import { composeApi } from "../compose.ts";
+import { loadCrls, NODE_FILES, nodeDirectory } from "./loaders.ts";
 import { countRequestsInFlight, drainHttpServer, LiveApp } from "./live-app.ts";
 import { probeDirectoriesAtStart } from "./startup-probe.ts";
 
@@ -75,36 +74,10 @@ async function buildNodeRuntime(
     source,
     env,
     log,
-    readNamedFile,
-    crlTransport: { readFile: (path) => readFile(path) },
-    createDirectory: (name, directory, access) =>
-      new LdapDirectory({
-        name,
-        hosts: directory.hosts,
-        mode: directory.mode,
-        failbackAfterMs: directory.failbackAfterMs,
-        hostDownForMs: directory.hostDownForMs,
-        security: {
-          startTls: directory.startTls,
-          ca: access.ca,
-          serverName: directory.tls.serverName,
-          connectTimeoutMs: directory.connectTimeoutMs,
-          operationTimeoutMs: directory.operationTimeoutMs,
-        },
-        serviceBind: directory.bind ? { dn: directory.bind.dn, password: access.bindPassword as string } : undefined,
-        maxConnections: directory.maxConnections,
-      }),
+    ...NODE_FILES,
+    createDirectory: (name, directory, access) => nodeDirectory(name, directory, access),
   });
-  await crls?.refreshAll();
-  // A CRL file that cannot be read is a configuration error (a URL may just be down for now).
-  const unreadable = (crls?.status() ?? []).filter(
-    (state) => config.crlSources[state.name]?.file !== undefined && state.crl === null,
-  );
-  if (unreadable.length > 0)
-    throw new ConfigError(
-      source,
-      unreadable.map((state) => ({ path: `crlSources.${state.name}.file`, message: state.error ?? "not loaded" })),
-    );
+  await loadCrls(crls, config, source);
   const crlTimer = crls ? setInterval(() => void crls.refreshDue(), CRL_SCHEDULE_MS).unref() : undefined;
   return {
     app,
