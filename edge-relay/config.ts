@@ -63,6 +63,13 @@ export const relayConfigSchema = z.strictObject({
       .default({ rejectUnauthorized: true }),
     maxConnections: z.number().int().min(1).max(256).default(8),
     timeoutMs: z.number().int().min(1000).max(600_000).default(60_000),
+    probeIntervalSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(3_600)
+      .default(15)
+      .describe("how often /healthz's upstream probe connects (EHLO, QUIT); 0: never"),
   }),
   limits: z
     .strictObject({

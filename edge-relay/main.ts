@@ -3,16 +3,19 @@
  *
  *   npm run relay -- --config /etc/smtpgate/relay.yaml
  *
- * Needs the decision API running (it loads the listener's policy from it at start) and the API token in the
- * environment variable the config names. Exits 2 with a message for a bad config or an unreachable API.
+ * Needs the API token in the environment variable the config names. Does not listen until it has loaded the
+ * listener's policy from the decision API, retrying while the API cannot answer (edge-relay/startup.ts). Exits 2
+ * with a message for a configuration error (bad file, a token the API refuses, an unknown listener), which the
+ * systemd unit does not restart; 0 when stopped (SIGTERM, SIGINT), also while still waiting for the API.
+ * SIGHUP reloads the configuration file and the TLS key and certificate (settings.ts, Relay.reload).
  */
-import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { ConfigError, resolveSecretRef } from "../api/config/load.ts";
+import { ConfigError } from "../api/config/load.ts";
 import { stopOnSignals } from "../api/runtime/node/signals.ts";
-import { readRelayConfig } from "./config.ts";
 import { jsonLines } from "./log.ts";
 import { startRelay } from "./relay.ts";
+import { readRelaySettings, reloadFromFile } from "./settings.ts";
+import { PolicyConfigurationError } from "./startup.ts";
 
 const USAGE = "usage: smtpgate-relay --config FILE   (or set SMTPGATE_RELAY_CONFIG)";
 
@@ -36,34 +39,42 @@ if (values.help) {
 const path = values.config ?? process.env.SMTPGATE_RELAY_CONFIG;
 if (!path) fail(`no configuration file given\n${USAGE}`);
 
+// Until the relay runs, SIGINT/SIGTERM end the wait for the listener policy (exit 0: asked to stop, not a failure)
+// and SIGHUP has nothing to reload yet (without a listener it would kill the process).
+const stopWaiting = new AbortController();
+const beforeStart = (signal: NodeJS.Signals): void => {
+  jsonLines({ level: "info", msg: "stopping before the relay started (the listener policy was not loaded)", signal });
+  stopWaiting.abort();
+};
+const reloadBeforeStart = (): void =>
+  jsonLines({ level: "info", msg: "SIGHUP ignored: the relay has not started yet (it reads its files when it does)" });
+process.once("SIGINT", beforeStart);
+process.once("SIGTERM", beforeStart);
+process.on("SIGHUP", reloadBeforeStart);
+
 try {
-  const config = await readRelayConfig(path);
-  const apiToken = resolveSecretRef(config.api.token, process.env, "api.token", path);
-  const read = async (file: string, key: string): Promise<string> => {
-    try {
-      return await readFile(file, "utf8");
-    } catch (error) {
-      throw new ConfigError(path, [
-        `${key}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
-      ]);
-    }
-  };
-  const relay = await startRelay({
-    config,
-    apiToken,
-    tls: { key: await read(config.tls.keyFile, "tls.keyFile"), cert: await read(config.tls.certFile, "tls.certFile") },
-    upstreamCa: config.upstream.tls.caFile ? await read(config.upstream.tls.caFile, "upstream.tls.caFile") : undefined,
-  });
+  const settings = await readRelaySettings(path);
+  const relay = await startRelay({ ...settings, signal: stopWaiting.signal });
+  if (stopWaiting.signal.aborted) {
+    // Asked to stop just as the policy arrived.
+    await relay.close();
+    process.exit(0);
+  }
+  process.off("SIGINT", beforeStart);
+  process.off("SIGTERM", beforeStart);
+  process.off("SIGHUP", reloadBeforeStart);
   stopOnSignals(relay.close, (signal) =>
     jsonLines({
       level: "info",
       msg: "stopping: no new connections; open sessions get the grace period",
       signal,
-      graceMs: config.limits.shutdownGraceMs,
+      graceMs: settings.config.limits.shutdownGraceMs,
     }),
   );
+  process.on("SIGHUP", () => void reloadFromFile(relay, path));
 } catch (error) {
-  if (error instanceof ConfigError) fail(error.message);
+  if (stopWaiting.signal.aborted) process.exit(0);
+  if (error instanceof ConfigError || error instanceof PolicyConfigurationError) fail(error.message);
   const code = (error as NodeJS.ErrnoException).code;
   if (code === "EADDRINUSE" || code === "EACCES") fail(`cannot listen: ${(error as Error).message}`);
   fail((error as Error).message);

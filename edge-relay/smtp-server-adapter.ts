@@ -152,6 +152,12 @@ export class AdaptedSmtpServer extends EnhancedCodeSmtpServer {
     return this.connections.size;
   }
 
+  /** smtp-server reads these options at each use: new values count from the next connection (and idle wait). */
+  applyLimits(limits: { maxClients: number; socketTimeoutMs: number }): void {
+    this.options.maxClients = limits.maxClients;
+    this.options.socketTimeout = limits.socketTimeoutMs;
+  }
+
   /** Stops accepting connections without touching the open ones (smtp-server's close() answers them 421 at once). */
   stopListening(): void {
     this.server.close();

@@ -5,6 +5,7 @@ import type { RelayConfigInput } from "../../edge-relay/config.ts";
 import { validateRelayConfig } from "../../edge-relay/config.ts";
 import type { LogRecord } from "../../edge-relay/log.ts";
 import { startRelay, type Relay } from "../../edge-relay/relay.ts";
+import type { StartupBackoff } from "../../edge-relay/startup.ts";
 import type { ServerPki } from "./pki.ts";
 
 export interface TestRelay extends Relay {
@@ -18,6 +19,8 @@ export async function startTestRelay(options: {
   upstreamPort: number;
   serverPki: ServerPki;
   overrides?: Partial<RelayConfigInput>;
+  /** Passed to startRelay: how the policy load is retried while the API cannot answer. */
+  startupBackoff?: StartupBackoff;
 }): Promise<TestRelay> {
   const logs: LogRecord[] = [];
   const config = validateRelayConfig(
@@ -45,6 +48,7 @@ export async function startTestRelay(options: {
       cert: await readFile(options.serverPki.certFile, "utf8"),
     },
     log: (record) => logs.push(record),
+    ...(options.startupBackoff ? { startupBackoff: options.startupBackoff } : {}),
   });
   return { ...relay, logs };
 }
