@@ -12,6 +12,7 @@ import type { LogRecord } from "../../edge-relay/log.ts";
 import { startRelay, type Relay } from "../../edge-relay/relay.ts";
 import { readRelaySettings, reloadFromFile } from "../../edge-relay/settings.ts";
 import { generateServerPki, type ServerPki } from "../harness/pki.ts";
+import { testRelayConfig } from "../harness/relay.ts";
 import { eventually, RawSmtp, sleep } from "./clients.ts";
 import { FakeListenerApi, LISTENER, listenerPolicy } from "./fake-listener-api.ts";
 import { startTestUpstream, type TestUpstream } from "./upstream.ts";
@@ -44,22 +45,15 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-/** A relay configuration as a file would hold it (listen ports 0, health on). */
+/** The test relay's configuration with `pki`, its API token from TOKEN_ENV, as a file would hold it. */
 function configFor(pki: ServerPki, changes: Partial<RelayConfigInput> = {}): RelayConfigInput {
-  return {
+  return testRelayConfig({
+    apiUrl: fake.url,
     listener: LISTENER,
-    hostname: "relay.test",
-    api: { url: fake.url, token: { env: TOKEN_ENV }, timeoutMs: 1_000 },
-    tls: { keyFile: pki.keyFile, certFile: pki.certFile },
-    listen: {
-      starttls: { host: "127.0.0.1", port: 0 },
-      implicitTls: { host: "127.0.0.1", port: 0 },
-      health: { host: "127.0.0.1", port: 0 },
-    },
-    upstream: { host: "127.0.0.1", port: upstream.port, timeoutMs: 2_000 },
-    limits: { authFailureDelayMs: 0 },
-    ...changes,
-  };
+    upstreamPort: upstream.port,
+    serverPki: pki,
+    overrides: { api: { url: fake.url, token: { env: TOKEN_ENV }, timeoutMs: 1_000 }, ...changes },
+  });
 }
 
 async function writeConfig(name: string, config: unknown): Promise<string> {
