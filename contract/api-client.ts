@@ -18,6 +18,13 @@ export interface ApiClientOptions {
 
 export class ApiError extends Error {
   override name = "ApiError";
+  /** The API's HTTP status, when it answered with one (a 200 whose body is unusable included); null otherwise. */
+  readonly status: number | null;
+
+  constructor(message: string, status: number | null = null) {
+    super(message);
+    this.status = status;
+  }
 }
 
 export type PolicyFetch =
@@ -63,9 +70,12 @@ export class ApiClient implements Decider {
     }
     const text = await response.body.text();
     if (response.statusCode !== 200)
-      throw new ApiError(`GET /v1/listeners/${name}: HTTP ${response.statusCode}: ${text.slice(0, 200)}`);
+      throw new ApiError(
+        `GET /v1/listeners/${name}: HTTP ${response.statusCode}: ${text.slice(0, 200)}`,
+        response.statusCode,
+      );
     const parsed = listenerPolicySchema.safeParse(parseJson(text, `GET /v1/listeners/${name}`));
-    if (!parsed.success) throw new ApiError(`GET /v1/listeners/${name}: not a listener policy`);
+    if (!parsed.success) throw new ApiError(`GET /v1/listeners/${name}: not a listener policy`, response.statusCode);
     const policy: ListenerPolicy = parsed.data;
     const header = response.headers.etag;
     return { status: "changed", policy, etag: typeof header === "string" ? header : null };

@@ -41,6 +41,10 @@ export const SMTP_REPLIES = {
   upstreamUnavailable: { code: 451, enhanced: "4.4.1", text: "Upstream server unavailable, try again later" },
   upstreamFailed: { code: 451, enhanced: "4.4.2", text: "Upstream server failed during delivery, try again later" },
   shuttingDown: { code: 421, enhanced: "4.3.2", text: "Service shutting down, try again later" },
+  // Slow clients (docs/edge-relay.md): a command line, DATA or the session past its deadline; the connection is closed.
+  commandDeadline: { code: 421, enhanced: "4.4.2", text: "Command line not completed in time, closing connection" },
+  dataDeadline: { code: 421, enhanced: "4.4.2", text: "Message data too slow, closing connection" },
+  sessionDeadline: { code: 421, enhanced: "4.4.2", text: "Session lasted too long, closing connection" },
 } as const satisfies Record<string, SmtpReply>;
 
 /** Replies that carry a value. The value is the server's own (an identity from the directory), never client text. */

@@ -30,3 +30,11 @@ export async function waitFor(predicate: () => boolean | Promise<boolean>, optio
     await delay(Math.min(options.intervalMs ?? DEFAULT_INTERVAL_MS, left));
   }
 }
+
+/**
+ * A fixed pause, only where the time itself is the point: pacing a deliberately slow client, or giving something
+ * that must NOT happen the chance to happen. Waiting for an event is waitFor's job.
+ */
+export function sleep(ms: number): Promise<void> {
+  return delay(ms);
+}

@@ -62,6 +62,13 @@ export const relayConfigSchema = z.strictObject({
       .default({ rejectUnauthorized: true }),
     maxConnections: z.number().int().min(1).max(256).default(8),
     timeoutMs: z.number().int().min(1000).max(600_000).default(60_000),
+    probeIntervalSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(3_600)
+      .default(15)
+      .describe("how often /healthz's upstream probe connects (EHLO, QUIT); 0: never"),
   }),
   limits: z
     .strictObject({
@@ -88,6 +95,35 @@ export const relayConfigSchema = z.strictObject({
         .max(600_000)
         .default(10_000)
         .describe("on stop, how long sessions may finish their mail transaction before 421 4.3.2"),
+      // Slow clients (docs/edge-relay.md; edge-relay/slow-clients.ts): past any of these, 421 4.4.2 and close.
+      commandDeadlineMs: z
+        .number()
+        .int()
+        .min(100)
+        .max(600_000)
+        .default(30_000)
+        .describe("a command line must be complete this long after its first byte"),
+      dataDeadlineMs: z
+        .number()
+        .int()
+        .min(100)
+        .max(3_600_000)
+        .default(60_000)
+        .describe("DATA must end this long after the 354, plus the time minDataBytesPerSecond earns"),
+      minDataBytesPerSecond: z
+        .number()
+        .int()
+        .min(0)
+        .max(1_000_000_000)
+        .default(500)
+        .describe("every this many bytes of DATA push its deadline back by a second (0: a fixed deadline)"),
+      maxSessionMs: z
+        .number()
+        .int()
+        .min(1_000)
+        .max(86_400_000)
+        .default(600_000)
+        .describe("a session lasts at most this long (a reply owed or a message in DATA is finished first)"),
     })
     .default({
       authFailureDelayMs: 2_000,
@@ -95,6 +131,10 @@ export const relayConfigSchema = z.strictObject({
       maxClients: 1_000,
       socketTimeoutMs: 60_000,
       shutdownGraceMs: 10_000,
+      commandDeadlineMs: 30_000,
+      dataDeadlineMs: 60_000,
+      minDataBytesPerSecond: 500,
+      maxSessionMs: 600_000,
     }),
 });
 

@@ -21,8 +21,13 @@ export interface ListenerPolicyHooks {
   onRefreshFailure?(stage: "fetch" | "install", error: Error): void;
 }
 
+/** The API served a policy the relay cannot enforce (a sender group naming no policy, an empty table). */
+export class UnusablePolicyError extends Error {
+  override name = "UnusablePolicyError";
+}
+
 export class ListenerPolicyHolder {
-  readonly #api: ApiClient;
+  #api: ApiClient;
   readonly #listener: string;
   readonly #log: (record: Record<string, unknown>) => void;
   readonly #hooks: ListenerPolicyHooks;
@@ -50,10 +55,20 @@ export class ListenerPolicyHolder {
     if (fetched.status !== "changed") throw new Error("the API answered 304 to an unconditional request");
     this.#install(fetched.policy, fetched.etag);
     if (this.#compiled?.groups.length === 0)
-      throw new Error(`listener ${this.#listener} has an empty host access table: every connection would be refused`);
+      throw new UnusablePolicyError(
+        `listener ${this.#listener} has an empty host access table: every connection would be refused`,
+      );
+  }
+
+  /** From now on, fetch from this API client (a reload changed the API's address or token), unconditionally first. */
+  useApi(api: ApiClient): void {
+    this.#api = api;
+    // Another API's ETags need not name the same documents.
+    this.#etag = null;
   }
 
   startRefreshing(everySeconds: number): void {
+    this.stopRefreshing();
     this.#timer = setInterval(() => void this.refresh(), everySeconds * 1000).unref();
   }
 
@@ -124,7 +139,8 @@ export class ListenerPolicyHolder {
         else blocks.addSubnet(address, Number(prefix), family);
       }
       const mailFlowPolicy = policy.mailFlowPolicies[group.policy];
-      if (!mailFlowPolicy) throw new Error(`sender group ${group.name} names an unknown policy ${group.policy}`);
+      if (!mailFlowPolicy)
+        throw new UnusablePolicyError(`sender group ${group.name} names an unknown policy ${group.policy}`);
       return { group, blocks, policy: mailFlowPolicy };
     });
     this.#compiled = {

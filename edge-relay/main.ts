@@ -3,17 +3,19 @@
  *
  *   smtpgate relay --config /etc/smtpgate/relay.yaml
  *
- * Needs the decision API running (it loads the listener's policy from it at start) and the API token in the
- * environment variable the config names. Exits 2 with a message for a bad config or an unreachable API.
+ * Needs the API token in the environment variable the config names. Does not listen until it has loaded the
+ * listener's policy from the decision API, retrying while the API cannot answer (edge-relay/startup.ts). Exits 2
+ * with a message for a configuration error (bad file, a token the API refuses, an unknown listener), which the
+ * systemd unit does not restart; 0 when stopped (SIGTERM, SIGINT), also while still waiting for the API.
+ * SIGHUP reloads the configuration file and the TLS key and certificate (settings.ts, Relay.reload).
  */
 import { parseArgs } from "node:util";
-import { ConfigError, throwIfProblems } from "../lib/config/config-error.ts";
-import { resolveSecretRef } from "../lib/config/secret-ref.ts";
-import { readNamedFile } from "../lib/node/read-config-file.ts";
+import { ConfigError } from "../lib/config/config-error.ts";
 import { stopOnSignals } from "../lib/node/graceful-stop.ts";
-import { readRelayConfig } from "./config.ts";
 import { jsonLines } from "./log.ts";
 import { startRelay } from "./relay.ts";
+import { readRelaySettings, reloadFromFile } from "./settings.ts";
+import { PolicyConfigurationError } from "./startup.ts";
 
 const USAGE = "usage: smtpgate relay --config FILE   (or set SMTPGATE_RELAY_CONFIG)";
 
@@ -27,8 +29,11 @@ Options:
   -c, --config FILE   the relay's configuration (relay.yaml); default: $SMTPGATE_RELAY_CONFIG
   -h, --help          this help
 
-Exit status: 0 stopped by a signal; 2 invalid configuration, unset token, unreadable key or certificate, the API
-unreachable at start, or the address not available.
+It does not listen until the policy has loaded: while the API cannot answer it retries with backoff. SIGHUP
+reloads the file and the TLS key and certificate (an invalid new configuration is refused and the old one kept).
+
+Exit status: 0 stopped by a signal (also while still waiting for the API); 2 invalid configuration, unset token,
+unreadable key or certificate, a token the API refuses, an unknown listener, or the address not available.
 `;
 
 function fail(message: string): number {
@@ -54,36 +59,46 @@ export async function main(argv: string[]): Promise<number> {
   const path = values.config ?? process.env.SMTPGATE_RELAY_CONFIG;
   if (!path) return fail(`no configuration file given\n${USAGE}`);
 
-  try {
-    const config = await readRelayConfig(path);
-    const apiToken = resolveSecretRef(config.api.token, process.env, "api.token", path);
-    const files = await Promise.all([
-      readNamedFile(config.tls.keyFile, "tls.keyFile"),
-      readNamedFile(config.tls.certFile, "tls.certFile"),
-      config.upstream.tls.caFile ? readNamedFile(config.upstream.tls.caFile, "upstream.tls.caFile") : undefined,
-    ]);
-    throwIfProblems(
-      path,
-      files.flatMap((file) => (file?.ok === false ? [file.problem] : [])),
-    );
-    const [key, cert, upstreamCa] = files.map((file) => (file?.ok ? file.text : undefined));
-    const relay = await startRelay({
-      config,
-      apiToken,
-      tls: { key: key as string, cert: cert as string },
-      upstreamCa,
+  // Until the relay runs, SIGINT/SIGTERM end the wait for the listener policy (exit 0: asked to stop, not a
+  // failure) and SIGHUP has nothing to reload yet (without a listener it would kill the process).
+  const stopWaiting = new AbortController();
+  const beforeStart = (signal: NodeJS.Signals): void => {
+    jsonLines({ level: "info", msg: "stopping before the relay started (the listener policy was not loaded)", signal });
+    stopWaiting.abort();
+  };
+  const reloadBeforeStart = (): void =>
+    jsonLines({
+      level: "info",
+      msg: "SIGHUP ignored: the relay has not started yet (it reads its files when it does)",
     });
+  process.once("SIGINT", beforeStart);
+  process.once("SIGTERM", beforeStart);
+  process.on("SIGHUP", reloadBeforeStart);
+
+  try {
+    const settings = await readRelaySettings(path);
+    const relay = await startRelay({ ...settings, signal: stopWaiting.signal });
+    if (stopWaiting.signal.aborted) {
+      // Asked to stop just as the policy arrived.
+      await relay.close();
+      return 0;
+    }
+    process.off("SIGINT", beforeStart);
+    process.off("SIGTERM", beforeStart);
+    process.off("SIGHUP", reloadBeforeStart);
     stopOnSignals(relay.close, (signal) =>
       jsonLines({
         level: "info",
         msg: "stopping: no new connections; open sessions get the grace period",
         signal,
-        graceMs: config.limits.shutdownGraceMs,
+        graceMs: settings.config.limits.shutdownGraceMs,
       }),
     );
+    process.on("SIGHUP", () => void reloadFromFile(relay, path));
     return 0;
   } catch (error) {
-    if (error instanceof ConfigError) return fail(error.message);
+    if (stopWaiting.signal.aborted) return 0;
+    if (error instanceof ConfigError || error instanceof PolicyConfigurationError) return fail(error.message);
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "EADDRINUSE" || code === "EACCES") return fail(`cannot listen: ${(error as Error).message}`);
     return fail((error as Error).message);

@@ -74,6 +74,11 @@ export function createRelayMetrics() {
       "smtpgate_relay_policy_refresh_failures_total",
       "Failed refreshes of the listener policy (the last good copy stays in force)",
     ),
+    deadlineCloses: registry.counter<"deadline">(
+      "smtpgate_relay_deadline_closes_total",
+      "Sessions closed with 421 4.4.2 for passing a slow-client deadline: command (line), data, session",
+      ["deadline"],
+    ),
     decisionSeconds: registry.histogram<"call">(
       "smtpgate_relay_decision_seconds",
       "Latency of decision API calls in seconds, failures included",
@@ -88,6 +93,7 @@ export function createRelayMetrics() {
   for (const result of ["sent", "failed", "refused", "suppressed"]) metrics.dsn.inc({ result }, 0);
   for (const call of ["tls", "auth", "policy"]) metrics.apiErrors.inc({ call }, 0);
   for (const call of ["tls", "auth"]) metrics.decisionSeconds.touch({ call });
+  for (const deadline of ["command", "data", "session"]) metrics.deadlineCloses.inc({ deadline }, 0);
   metrics.messageBytes.inc(undefined, 0);
   metrics.upstreamErrors.inc(undefined, 0);
   metrics.policyRefreshFailures.inc(undefined, 0);

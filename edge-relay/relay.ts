@@ -12,11 +12,15 @@
  *
  * Per session (docs/edge-relay.md): the sender group is chosen at connect time from the host access table and its
  * mail-flow policy governs the session. Every answer the API cannot give in time is a 454, never an accept.
- * GET /healthz and /metrics on the health port. close() stops accepting at once and gives open sessions
- * limits.shutdownGraceMs to finish their transaction.
+ * GET /healthz and /metrics on the health port (health.ts: 503 when the upstream is unreachable). The start
+ * waits for the listener policy (startup.ts). reload() takes a new configuration and TLS key/certificate without
+ * dropping sessions. close() stops accepting at once and gives open sessions limits.shutdownGraceMs to finish
+ * their transaction.
  */
-import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import type { Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { createSecureContext } from "node:tls";
+import { isDeepStrictEqual } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ApiClient } from "../contract/api-client.ts";
 import type { Decider } from "../contract/decider.ts";
@@ -25,9 +29,12 @@ import type { RelayContext } from "./context.ts";
 import { Delivery } from "./delivery.ts";
 import { ListenerPolicyHolder } from "./listener-policy.ts";
 import { jsonLines, type Logger } from "./log.ts";
-import { createRelayMetrics, METRICS_CONTENT_TYPE, type RelayMetrics } from "./metrics.ts";
+import { createHealthServer, logUpstreamChange, UpstreamProbe } from "./health.ts";
+import { createRelayMetrics, type RelayMetrics } from "./metrics.ts";
 import { startSmtpListener } from "./server.ts";
 import { SessionRegistry } from "./session.ts";
+import type { RelaySettings } from "./settings.ts";
+import { loadPolicyWhenAvailable, type StartupBackoff } from "./startup.ts";
 import type { AdaptedSmtpServer } from "./smtp-server-adapter.ts";
 import { createUpstreamTransport } from "./upstream.ts";
 
@@ -44,6 +51,10 @@ export interface RelayOptions {
    * policy, whatever decides). Tests give a fake one.
    */
   decider?: Decider;
+  /** Aborts the wait for the listener policy at start (startRelay then rejects with the signal's reason). */
+  signal?: AbortSignal;
+  /** How the policy load is retried while the API cannot answer (default: 500 ms doubling up to 30 s). */
+  startupBackoff?: StartupBackoff;
 }
 
 export interface Relay {
@@ -57,18 +68,47 @@ export interface Relay {
    * promise.
    */
   close(): Promise<void>;
+  /**
+   * Takes a new configuration and TLS key/certificate (SIGHUP: settings.ts) without dropping a session. Refused
+   * (rejects, nothing changed) when the key and certificate make no TLS context, or while stopping. In force at
+   * once: `tls` (new handshakes; sessions already in TLS keep theirs), `api` (a new client; requests in flight
+   * finish on the old one), `limits` (new sessions; smtp-server's maxClients and idle timeout at once). The
+   * RELOAD_NEEDS_RESTART settings keep their running value and are named in the outcome. The listener policy is
+   * fetched again at once.
+   */
+  reload(settings: RelaySettings): Promise<ReloadOutcome>;
+}
+
+/** Settings a running relay cannot change: its sockets, its name in greetings, its upstream transport. */
+export const RELOAD_NEEDS_RESTART = ["listener", "hostname", "listen", "upstream"] as const;
+
+export interface ReloadOutcome {
+  /** The sections whose new values are in force: "tls", "api", "limits". */
+  applied: string[];
+  /** RELOAD_NEEDS_RESTART keys that differ in the new configuration: still the old values. */
+  needRestart: string[];
 }
 
 export async function startRelay(options: RelayOptions): Promise<Relay> {
-  const { config } = options;
+  // The configuration in force, the relay's own copy: reload() replaces its reloadable sections in place, so every
+  // part that reads `config.limits.x` or `config.api.x` at its moment of use sees the new value from then on.
+  const config: RelayConfig = { ...options.config };
   const log = options.log ?? jsonLines;
   const metrics = createRelayMetrics();
-  const api = new ApiClient({
-    url: config.api.url,
-    token: options.apiToken,
-    timeoutMs: config.api.timeoutMs,
-    connections: config.api.connections,
-  });
+  let apiToken = options.apiToken;
+  const apiClient = (): ApiClient =>
+    new ApiClient({
+      url: config.api.url,
+      token: apiToken,
+      timeoutMs: config.api.timeoutMs,
+      connections: config.api.connections,
+    });
+  let api = apiClient();
+  // What the hooks call: the API client in force (a reload may replace it), unless a test gave its own Decider.
+  const decider: Decider = options.decider ?? {
+    decideTls: (request, context) => api.decideTls(request, context),
+    decideAuth: (request, context) => api.decideAuth(request, context),
+  };
   const policy = new ListenerPolicyHolder(api, config.listener, log, {
     onRefreshFailure: (stage) => {
       metrics.policyRefreshFailures.inc();
@@ -76,13 +116,13 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     },
   });
   try {
-    await policy.load();
+    await loadPolicyWhenAvailable(policy, { listener: config.listener, apiUrl: config.api.url }, log, {
+      signal: options.signal,
+      backoff: options.startupBackoff,
+    });
   } catch (error) {
     await api.close();
-    throw new Error(
-      `cannot load the policy of listener "${config.listener}" from ${config.api.url}: ${(error as Error).message}`,
-      { cause: error },
-    );
+    throw error;
   }
   policy.startRefreshing(config.api.policyRefreshSeconds);
 
@@ -93,7 +133,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const relay: RelayContext = {
     config,
     policy,
-    decider: options.decider ?? api,
+    decider,
     metrics,
     sessions: new SessionRegistry(),
     delivery: new Delivery({ transport, config, metrics }),
@@ -114,28 +154,17 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     ports.implicitTls = port;
   }
 
+  const upstreamName = `${config.upstream.host}:${config.upstream.port}`;
+  const upstream = new UpstreamProbe(() => transport.verify(), logUpstreamChange(log, upstreamName));
+  upstream.start(config.upstream.probeIntervalSeconds);
   let health: HttpServer | undefined;
   if (config.listen.health) {
-    health = createHttpServer(function onHealthRequest(request, response) {
-      const path = (request.url ?? "").split("?")[0];
-      if (request.method === "GET" && path === "/healthz") {
-        // 503 while stopping: a load balancer stops sending new clients during the grace period.
-        response.writeHead(shuttingDown ? 503 : 200, { "content-type": "application/json" });
-        response.end(
-          JSON.stringify({
-            status: shuttingDown ? "stopping" : "ok",
-            listener: config.listener,
-            policyRefreshError: policy.lastError,
-          }),
-        );
-        return;
-      }
-      if (request.method === "GET" && path === "/metrics") {
-        response.writeHead(200, { "content-type": METRICS_CONTENT_TYPE });
-        response.end(metrics.registry.render());
-        return;
-      }
-      response.writeHead(404).end();
+    health = createHealthServer({
+      listener: config.listener,
+      policy,
+      upstream,
+      metrics,
+      isShuttingDown: () => shuttingDown,
     });
     const address = config.listen.health;
     await new Promise<void>((resolve) => health?.listen(address.port, address.host, resolve));
@@ -147,7 +176,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     msg: "relay listening",
     listener: config.listener,
     ports,
-    upstream: `${config.upstream.host}:${config.upstream.port}`,
+    upstream: upstreamName,
   });
 
   const openSessions = (): number => servers.reduce((count, server) => count + server.openSessions, 0);
@@ -155,6 +184,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const shutdown = async (): Promise<void> => {
     shuttingDown = true;
     policy.stopRefreshing();
+    upstream.stop();
     const graceMs = config.limits.shutdownGraceMs;
     log({
       level: "info",
@@ -188,11 +218,63 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     log({ level: "info", msg: "relay stopped", listener: config.listener });
   };
 
+  let tlsInForce = options.tls;
+  const reload = async (next: RelaySettings): Promise<ReloadOutcome> => {
+    if (shuttingDown) throw new Error("the relay is stopping");
+    // Refused before anything changes: a key that does not match its certificate, or no PEM at all.
+    createSecureContext({ ...next.tls, minVersion: next.config.tls.minVersion });
+    const applied: string[] = [];
+    const needRestart = RELOAD_NEEDS_RESTART.filter((key) => !isDeepStrictEqual(config[key], next.config[key]));
+    if (!isDeepStrictEqual(tlsInForce, next.tls) || !isDeepStrictEqual(config.tls, next.config.tls)) {
+      for (const server of servers) server.updateSecureContext({ ...next.tls, minVersion: next.config.tls.minVersion });
+      tlsInForce = next.tls;
+      applied.push("tls");
+    }
+    if (!isDeepStrictEqual(config.api, next.config.api) || apiToken !== next.apiToken) {
+      const { policyRefreshSeconds, ...client } = next.config.api;
+      const { policyRefreshSeconds: runningRefresh, ...runningClient } = config.api;
+      config.api = next.config.api;
+      if (!isDeepStrictEqual(client, runningClient) || apiToken !== next.apiToken) {
+        const previous = api;
+        apiToken = next.apiToken;
+        api = apiClient();
+        policy.useApi(api);
+        void previous.close();
+      }
+      if (policyRefreshSeconds !== runningRefresh) policy.startRefreshing(policyRefreshSeconds);
+      applied.push("api");
+    }
+    if (!isDeepStrictEqual(config.limits, next.config.limits)) {
+      config.limits = next.config.limits;
+      for (const server of servers) server.applyLimits(config.limits);
+      applied.push("limits");
+    }
+    config.tls = next.config.tls;
+    const outcome = { applied, needRestart };
+    log({ level: "info", msg: "configuration reloaded", listener: config.listener, ...outcome });
+    if (needRestart.length > 0)
+      log({
+        level: "warn",
+        msg: "configuration reloaded, but these settings changed and need a restart: the running values stay",
+        listener: config.listener,
+        settings: needRestart,
+      });
+    await policy.refresh();
+    return outcome;
+  };
+  let reloading = Promise.resolve<unknown>(undefined);
+
   let stopped: Promise<void> | undefined;
   return {
     ports,
     policy,
     metrics,
     close: () => (stopped ??= shutdown()),
+    // One reload at a time, in the order asked.
+    reload(next) {
+      const done = reloading.then(() => reload(next));
+      reloading = done.catch(() => undefined);
+      return done;
+    },
   };
 }

@@ -15,6 +15,7 @@ import { sessionLog } from "./log.ts";
 import type { SessionResult } from "./metrics.ts";
 import { printable } from "./printable.ts";
 import { runStage, sessionFacts, type SessionState } from "./session.ts";
+import { DEADLINE_WORDS } from "./slow-clients.ts";
 import { AdaptedSmtpServer, COMMANDS_NEEDING_TLS, replyError } from "./smtp-server-adapter.ts";
 
 /** Per check that refuses a connection: the session metric's result, and AsyncOS's own line (operators grep it). */
@@ -180,6 +181,22 @@ export async function startSmtpListener(
     refused(session, check, reply) {
       const state = sessions.find(session);
       state?.log("info", `ICID ${state.icid} SMTP rejected (${check}): ${printable(reply, 300)}`, { check, reply });
+    },
+    slowClients: {
+      limits: () => relay.config.limits,
+      expired(session, deadline, limits) {
+        metrics.deadlineCloses.inc({ deadline });
+        const state = sessions.find(session);
+        const limitMs =
+          deadline === "command"
+            ? limits.commandDeadlineMs
+            : deadline === "data"
+              ? limits.dataDeadlineMs
+              : limits.maxSessionMs;
+        const text = `${DEADLINE_WORDS[deadline]} (${limitMs} ms) passed: 421 4.4.2, closing`;
+        if (state) state.log("warn", `ICID ${state.icid} ${text}`, { deadline });
+        else relay.log({ level: "warn", msg: text, deadline, client: session.remoteAddress });
+      },
     },
   });
   // tcprefuse: closed before smtp-server even greets (AsyncOS's TCPREFUSE), decided on the raw socket.

@@ -25,17 +25,24 @@
  *    The initial response on the AUTH line and every continuation line (each SASL step smtp-server stores in
  *    `_nextHandler`) must be canonical base64 of UTF-8 first: else `501 5.5.2`, the exchange ends, no onAuth.
  *    `*` still cancels (501 5.7.0).
+ * 7. Slow clients (docs/edge-relay.md). smtp-server has only an idle timeout, which every byte restarts; slow-clients.ts adds
+ *    a deadline per command line, a DATA deadline with a minimum rate and a maximum session duration, fed here
+ *    with every chunk as the parser is handed it and with the parser's DATA boundaries; past one, `421 4.4.2` and
+ *    close.
  *
  * smtp-server internals relied on (checked by the relay's end-to-end tests, which read the exact reply lines):
  * SMTPServer#connect/connections/server/_onError/_onClientConnect, SMTPConnection#send/handler_AUTH/_nextHandler,
- * and that only the SASL steps use `_nextHandler`.
+ * and that only the SASL steps use `_nextHandler`; for 7, SMTPConnection#_parser/_createParser (a new parser after
+ * STARTTLS)/_onClose/_handlerPending/_dataStream and SMTPStream#write/startDataMode/_endDataMode/_dataMode.
  */
 import type { AddressInfo, Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from "smtp-server";
 import { SMTPConnection } from "smtp-server/lib/smtp-connection.js";
+import type { SMTPStream } from "smtp-server/lib/smtp-stream.js";
 import { SMTP_REPLIES, type SmtpReply } from "../contract/smtp-replies.ts";
 import { decodeInitialResponse, decodeSaslResponse } from "../mail-flow/sasl-response.ts";
+import { SessionDeadlines, type DeadlineName, type SlowClientPolicy } from "./slow-clients.ts";
 
 /** What the relay tells the adapter about each session (all read at the moment smtp-server needs them). */
 export interface SessionAdjustments {
@@ -50,12 +57,21 @@ export interface SessionAdjustments {
    * "tls-required") or smtp-server's own ("smtp-server"), as sent.
    */
   refused(session: SMTPServerSession, check: string, reply: string): void;
+  /** The slow-client limits and what to do when a session passes one (7). */
+  slowClients: SlowClientPolicy;
 }
 
 /** Commands a TLS-required session may not use before STARTTLS (MAIL, RCPT, DATA and AUTH are judged in hooks). */
 export const COMMANDS_NEEDING_TLS = ["VRFY", "EXPN", "HELP", "ETRN", "WIZ", "SHELL", "KILL"] as const;
 
 const OWN_CODE = /^[245]\.\d{1,3}\.\d{1,3} /;
+
+/** The reply to a session past one of its deadlines (7). */
+const DEADLINE_REPLIES: Readonly<Record<DeadlineName, SmtpReply>> = {
+  command: SMTP_REPLIES.commandDeadline,
+  data: SMTP_REPLIES.dataDeadline,
+  session: SMTP_REPLIES.sessionDeadline,
+};
 
 /** smtp-server's own texts that docs/api.md#smtp-replies words differently, keyed by "code text". */
 const REWRITES: ReadonlyMap<string, SmtpReply> = new Map<string, SmtpReply>([
@@ -109,7 +125,7 @@ export class EnhancedCodeSmtpServer extends SMTPServer {
   }
 }
 
-/** The relay's smtp-server: overrides 1 to 6 (see the top of this file). */
+/** The relay's smtp-server: overrides 1 to 7 (see the top of this file). */
 export class AdaptedSmtpServer extends EnhancedCodeSmtpServer {
   readonly #adjustments: SessionAdjustments;
   readonly #connections = new WeakMap<SMTPServerSession, SMTPConnection>();
@@ -122,6 +138,7 @@ export class AdaptedSmtpServer extends EnhancedCodeSmtpServer {
   protected override adjustConnection(connection: SMTPConnection): void {
     super.adjustConnection(connection);
     adjust(connection, this.#adjustments);
+    enforceDeadlines(connection, this.#adjustments.slowClients);
     this.#connections.set(connection.session, connection);
   }
 
@@ -138,6 +155,12 @@ export class AdaptedSmtpServer extends EnhancedCodeSmtpServer {
 
   get openSessions(): number {
     return this.connections.size;
+  }
+
+  /** smtp-server reads these options at each use: new values count from the next connection (and idle wait). */
+  applyLimits(limits: { maxClients: number; socketTimeoutMs: number }): void {
+    this.options.maxClients = limits.maxClients;
+    this.options.socketTimeout = limits.socketTimeoutMs;
   }
 
   /** Stops accepting connections without touching the open ones (smtp-server's close() answers them 421 at once). */
@@ -235,4 +258,54 @@ function adjust(connection: SMTPConnection, adjustments: SessionAdjustments): vo
       step(line, callback);
     };
   }
+}
+
+/** Override 7: the session's deadlines, fed from the parser (the current one, and each one after STARTTLS). */
+function enforceDeadlines(connection: SMTPConnection, policy: SlowClientPolicy): void {
+  const limits = policy.limits();
+  const deadlines = new SessionDeadlines(limits, {
+    onExpired(deadline) {
+      policy.expired(connection.session, deadline, limits);
+      // A 421 makes smtp-server close the connection once it is written.
+      const reply = DEADLINE_REPLIES[deadline];
+      connection.send(reply.code, replyText(reply));
+    },
+    // As smtp-server's own idle timeout has it: a hook has not answered, or the message is in and onData has not.
+    isWaitingForServer: () =>
+      connection._handlerPending ||
+      Boolean(connection._dataStream && connection._parser && !connection._parser._dataMode),
+  });
+  const watch = (parser: SMTPStream): SMTPStream => {
+    const stockWrite = parser.write.bind(parser) as (chunk: Buffer) => boolean;
+    parser.write = function timedWrite(chunk: Buffer) {
+      deadlines.arrived(chunk);
+      const reading = stockWrite(chunk);
+      if (!reading) {
+        // The pipe stops reading the socket until the parser drains: the client is held up by the relay.
+        deadlines.pause();
+        parser.once("drain", () => deadlines.resume());
+      }
+      return reading;
+    } as SMTPStream["write"];
+    const stockStartData = parser.startDataMode.bind(parser);
+    parser.startDataMode = function timedStartDataMode(maxBytes) {
+      const stream = stockStartData(maxBytes);
+      deadlines.dataStarted();
+      return stream;
+    };
+    const stockEndData = parser._endDataMode.bind(parser);
+    parser._endDataMode = function timedEndDataMode(chunk, remainder, callback) {
+      deadlines.dataEnded(remainder);
+      stockEndData(chunk, remainder, callback);
+    };
+    return parser;
+  };
+  if (connection._parser) watch(connection._parser);
+  const stockCreateParser = connection._createParser.bind(connection);
+  connection._createParser = () => watch(stockCreateParser());
+  const stockOnClose = connection._onClose.bind(connection);
+  connection._onClose = function closeWithDeadlines() {
+    deadlines.stop();
+    stockOnClose();
+  };
 }

@@ -1,6 +1,7 @@
 // The relay when its neighbours fail, and when clients guess: decision API down (454, never an accept), upstream
 // down or refusing (4xx/5xx with the reason, never a 250 for mail the upstream does not have), the failed-AUTH
-// delay and limit, and start-up refusals (no policy, no relay).
+// delay and limit, and the start (no policy, no listening: it waits for the API; a configuration error exits 2).
+import { spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -10,7 +11,8 @@ import { startTestRelay, type TestRelay } from "../../dev/relay.ts";
 import { startSink, type Sink } from "../../dev/sink.ts";
 import { SEED } from "../../dev/slapd/index.ts";
 import { stackApiConfig } from "../../dev/stack.ts";
-import { RawSmtp, run, swaks, type ToolResult } from "./clients.ts";
+import { RawSmtp, swaks, type ToolResult } from "./clients.ts";
+import { sleep } from "../../dev/wait.ts";
 import { ALICE, STACK_LISTENERS, startRelayFixture, type RelayFixture } from "./fixture.ts";
 
 let fx: RelayFixture;
@@ -233,29 +235,82 @@ describe("failed AUTH: delay and limit", () => {
   });
 });
 
-describe("start-up refusals", () => {
-  it("refuses to start when the API is unreachable, naming the listener and the URL", async () => {
+describe("start-up: waiting for the API, refusing a configuration error", () => {
+  it("does not listen while the API is not listening yet, retries with backoff (each retry a warn with the reason), and starts once it answers", async () => {
     const port = await freePort();
-    await expect(extraRelay(PASSWORD, { apiUrl: `http://127.0.0.1:${port}` })).rejects.toThrow(
-      new RegExp(
-        `^cannot load the policy of listener "password" from http://127\\.0\\.0\\.1:${port}: .*(ECONNREFUSED|connect)`,
-      ),
+    const starting = startTestRelay({
+      apiUrl: `http://127.0.0.1:${port}`,
+      apiToken: TEST_TOKEN,
+      listener: PASSWORD,
+      upstreamPort: fx.stack.sink.port,
+      serverPki: fx.stack.slapd.pki,
+      startupBackoff: { firstDelayMs: 100, maxDelayMs: 400 },
+    });
+    let started = false;
+    void starting.then(() => (started = true));
+    await sleep(1_200);
+    expect(started).toBe(false);
+    // The API comes up on the port the relay was told about (systemd started both at once).
+    const api = await startTestApi(
+      stackApiConfig(fx.stack.slapd, fx.stack.pki, fx.stack.crls.baseUrl),
+      { BIND_PW: SEED.servicePassword },
+      port,
     );
+    try {
+      const relay = await starting;
+      try {
+        const retries = relay.logs.filter(
+          (record) => record.msg === "cannot load the listener policy yet; not listening until it loads",
+        );
+        // 100, 200, 400, 400 ... ms: at least four failures in the 1.2 s before the API came up.
+        expect(retries.length).toBeGreaterThanOrEqual(4);
+        expect(retries.map((record) => record.retryInMs).slice(0, 4)).toEqual([100, 200, 400, 400]);
+        expect(retries[0]).toMatchObject({
+          level: "warn",
+          listener: PASSWORD,
+          apiUrl: `http://127.0.0.1:${port}`,
+          attempt: 1,
+          error: expect.stringMatching(/ECONNREFUSED|connect/),
+        });
+        expect(relay.logs).toContainEqual(expect.objectContaining({ level: "info", msg: "listener policy loaded" }));
+        const client = await RawSmtp.connect(relay.ports.starttls!);
+        expect(client.greeting.last).toMatch(/^220 relay\.test ESMTP/);
+        await client.quit();
+      } finally {
+        await relay.close();
+      }
+    } finally {
+      await api.close();
+    }
   });
 
   it("refuses to start for a listener the API does not know", async () => {
     await expect(extraRelay("no-such-listener")).rejects.toThrow(
-      /^cannot load the policy of listener "no-such-listener" from http:\/\/127\.0\.0\.1:\d+: GET \/v1\/listeners\/no-such-listener: HTTP 404/,
+      /^cannot load the policy of listener "no-such-listener" from http:\/\/127\.0\.0\.1:\d+: GET \/v1\/listeners\/no-such-listener: HTTP 404.*; set listener to one of the API's listeners, or fix api\.url$/,
     );
   });
 
-  it("the relay command exits 2 with a clear message when the API is unreachable", async () => {
+  it("the relay command keeps waiting while the API is unreachable, never exits 2 for it, and exits 0 on SIGTERM during the wait", async () => {
     const port = await freePort();
-    const result = await relayCommand(port, PASSWORD);
-    expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(
-      new RegExp(`^smtpgate-relay: cannot load the policy of listener "password" from http://127\\.0\\.0\\.1:${port}`),
+    const result = await relayCommand(port, PASSWORD, {
+      stopWhen: (stdout) => stdout.split("\n").filter((line) => line.includes('"attempt":')).length >= 2,
+    });
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe("");
+    const lines = result.stdout
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        level: "warn",
+        msg: "cannot load the listener policy yet; not listening until it loads",
+        attempt: 1,
+        retryInMs: 500,
+        error: expect.stringMatching(/ECONNREFUSED|connect/),
+      }),
     );
+    expect(lines.at(-1)).toMatchObject({ level: "info", signal: "SIGTERM" });
   });
 
   it("the relay command exits 2 with a clear message for an unknown listener", async () => {
@@ -263,10 +318,23 @@ describe("start-up refusals", () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/^smtpgate-relay: cannot load the policy of listener "no-such-listener" .*HTTP 404/);
   });
+
+  it("the relay command exits 2 naming api.token when the API refuses the token (401)", async () => {
+    const result = await relayCommand(Number(new URL(fx.stack.api.url).port), PASSWORD, { token: "not-a-token" });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(
+      /^smtpgate-relay: cannot load the policy of listener "password" from http:\/\/127\.0\.0\.1:\d+: GET \/v1\/listeners\/password: HTTP 401.*; set api\.token to a token the API's configuration accepts\n$/,
+    );
+    expect(result.stderr + result.stdout).not.toContain("not-a-token");
+  });
 });
 
 /** Runs `node edge-relay/main.ts --config FILE` against an API on `apiPort` and waits for it to exit. */
-async function relayCommand(apiPort: number, listener: string): Promise<ToolResult> {
+async function relayCommand(
+  apiPort: number,
+  listener: string,
+  options: { token?: string; stopWhen?: (stdout: string) => boolean } = {},
+): Promise<ToolResult> {
   const config = join(fx.dir, `relay-${listener}-${apiPort}.yaml`);
   const pki = fx.stack.slapd.pki;
   await writeFile(
@@ -288,10 +356,29 @@ async function relayCommand(apiPort: number, listener: string): Promise<ToolResu
       "",
     ].join("\n"),
   );
-  // A relay that started would run until stopped: that is a failure here (run() kills it after the timeout).
-  return run(process.execPath, ["edge-relay/main.ts", "--config", config], {
-    cwd: join(import.meta.dirname, "..", ".."),
-    env: { SMTPGATE_RELAY_TEST_TOKEN: TEST_TOKEN },
-    timeoutMs: 15_000,
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["edge-relay/main.ts", "--config", config], {
+      cwd: join(import.meta.dirname, "..", ".."),
+      env: { ...process.env, SMTPGATE_RELAY_TEST_TOKEN: options.token ?? TEST_TOKEN },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    let stopping = false;
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString("utf8");
+      if (!stopping && options.stopWhen?.(stdout)) {
+        stopping = true;
+        child.kill("SIGTERM");
+      }
+    });
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+    // A relay that started would run until stopped: that is a failure here.
+    const timer = setTimeout(() => child.kill("SIGTERM"), 15_000);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
   });
 }
