@@ -23,7 +23,10 @@ export const mailFlowPolicySchema = z.strictObject({
     .describe(
       "relay: may send anywhere; accept: only to acceptedDomains unless authenticated; reject: 554 at connect; tcprefuse: close at once",
     ),
-  tls: z.enum(["off", "preferred", "required"]).default("preferred"),
+  tls: z
+    .enum(["off", "preferred", "required"])
+    .default("preferred")
+    .describe("preferred: STARTTLS offered; required: MAIL before STARTTLS gets 530 5.7.0"),
   verifyClientCertificate: z
     .boolean()
     .default(false)
@@ -44,8 +47,15 @@ export const mailFlowPolicySchema = z.strictObject({
     .int()
     .min(1024)
     .max(1024 * 1024 * 1024)
-    .default(10 * 1024 * 1024),
-  maxRecipients: z.number().int().min(1).max(10_000).default(100),
+    .default(10 * 1024 * 1024)
+    .describe("largest message; a larger one gets 552 5.3.4 and nothing is delivered"),
+  maxRecipients: z
+    .number()
+    .int()
+    .min(1)
+    .max(10_000)
+    .default(100)
+    .describe("recipients per message; the next one gets 452 4.5.3"),
   maxConnectionsPerClient: z
     .number()
     .int()
@@ -59,7 +69,7 @@ const cidr = z.union([z.cidrv4(), z.cidrv6(), z.ipv4(), z.ipv6()], { error: "not
 
 /** A sender group: a row of the host access table, matched top-down by client IP, first match wins. */
 export const senderGroupSchema = z.strictObject({
-  name: z.string().min(1).max(64),
+  name: z.string().min(1).max(64).describe("the sender group's name, logged as the connection's range"),
   match: z.array(cidr).min(1).max(10_000).describe("client IP addresses and CIDR blocks (IPv4 and IPv6)"),
   policy: nameSchema.describe("the mail-flow policy for this group"),
 });

@@ -9,8 +9,8 @@ import { secretRef } from "../lib/config/secret-ref.ts";
 import { readConfigText } from "../lib/node/read-config-file.ts";
 
 const address = z.strictObject({
-  host: z.string().min(1).default("127.0.0.1"),
-  port: z.number().int().min(0).max(65535),
+  host: z.string().min(1).default("127.0.0.1").describe("the address to listen on"),
+  port: z.number().int().min(0).max(65535).describe("the port; 0 picks a free one (tests)"),
 });
 
 export const relayConfigSchema = z.strictObject({
@@ -31,13 +31,19 @@ export const relayConfigSchema = z.strictObject({
       .max(60_000)
       .default(3_000)
       .describe("per decision call; a slower API is a 454"),
-    connections: z.number().int().min(1).max(1024).default(32),
-    policyRefreshSeconds: z.number().int().min(1).max(86_400).default(60),
+    connections: z.number().int().min(1).max(1024).default(32).describe("HTTP connections kept to the API"),
+    policyRefreshSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(86_400)
+      .default(60)
+      .describe("how often to ask the API for the listener's policy again (new sessions get the new one)"),
   }),
   tls: z.strictObject({
-    keyFile: z.string().min(1),
+    keyFile: z.string().min(1).describe("PEM, the relay's private key"),
     certFile: z.string().min(1).describe("PEM, the relay's certificate (and chain)"),
-    minVersion: z.enum(["TLSv1.2", "TLSv1.3"]).default("TLSv1.2"),
+    minVersion: z.enum(["TLSv1.2", "TLSv1.3"]).default("TLSv1.2").describe("oldest TLS version offered to clients"),
   }),
   listen: z
     .strictObject({
@@ -49,19 +55,33 @@ export const relayConfigSchema = z.strictObject({
       message: "give starttls, implicitTls or both",
     }),
   upstream: z.strictObject({
-    host: z.string().min(1),
-    port: z.number().int().min(1).max(65535).default(25),
+    host: z.string().min(1).describe("your MTA, which receives every accepted message"),
+    port: z.number().int().min(1).max(65535).default(25).describe("its SMTP port"),
     secure: z.boolean().default(false).describe("implicit TLS to the upstream"),
     requireTls: z.boolean().default(false).describe("STARTTLS to the upstream or fail"),
     tls: z
       .strictObject({
-        caFile: z.string().min(1).optional(),
-        serverName: z.string().min(1).optional(),
-        rejectUnauthorized: z.boolean().default(true),
+        caFile: z
+          .string()
+          .min(1)
+          .optional()
+          .describe("PEM bundle of CAs for the upstream's certificate (default: the system store)"),
+        serverName: z.string().min(1).optional().describe("name checked in the upstream's certificate (default: host)"),
+        rejectUnauthorized: z
+          .boolean()
+          .default(true)
+          .describe("false: accept any upstream certificate (a trusted network only)"),
       })
-      .default({ rejectUnauthorized: true }),
-    maxConnections: z.number().int().min(1).max(256).default(8),
-    timeoutMs: z.number().int().min(1000).max(600_000).default(60_000),
+      .default({ rejectUnauthorized: true })
+      .describe("TLS towards the upstream; STARTTLS is used whenever it offers it"),
+    maxConnections: z.number().int().min(1).max(256).default(8).describe("pooled connections to the upstream"),
+    timeoutMs: z
+      .number()
+      .int()
+      .min(1000)
+      .max(600_000)
+      .default(60_000)
+      .describe("socket timeout towards the upstream; connect and greeting at most 10 s of it"),
     probeIntervalSeconds: z
       .number()
       .int()
@@ -86,8 +106,20 @@ export const relayConfigSchema = z.strictObject({
         .max(100)
         .default(3)
         .describe("close the session after this many failed AUTHs"),
-      maxClients: z.number().int().min(1).max(100_000).default(1_000),
-      socketTimeoutMs: z.number().int().min(1_000).max(3_600_000).default(60_000),
+      maxClients: z
+        .number()
+        .int()
+        .min(1)
+        .max(100_000)
+        .default(1_000)
+        .describe("concurrent client connections per listening port"),
+      socketTimeoutMs: z
+        .number()
+        .int()
+        .min(1_000)
+        .max(3_600_000)
+        .default(60_000)
+        .describe("idle timeout of a client connection"),
       shutdownGraceMs: z
         .number()
         .int()

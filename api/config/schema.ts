@@ -102,7 +102,10 @@ const allowanceSchema = z
 export const directorySchema = z
   .strictObject({
     hosts: z.array(ldapUrl).min(1).max(16).describe("LDAP servers, tried in order (failover) or spread (loadbalance)"),
-    mode: z.enum(["failover", "loadbalance"]).default("failover"),
+    mode: z
+      .enum(["failover", "loadbalance"])
+      .default("failover")
+      .describe("failover: one active host, the next on failure; loadbalance: the starting host rotates per operation"),
     failbackAfterMs: durationMs(60_000, 86_400_000).describe(
       "failover: go back to the first host this long after leaving it",
     ),
@@ -125,14 +128,19 @@ export const directorySchema = z
           .optional()
           .describe("name checked against the directory's certificate (default: the host of each URL)"),
       })
-      .default({}),
+      .default({})
+      .describe("TLS towards the directory (ldaps:// and StartTLS)"),
     bind: z
       .strictObject({ dn, password: secretRef })
       .optional()
       .describe("service identity for searches; omit for anonymous searches"),
     baseDn: dn,
-    connectTimeoutMs: durationMs(3_000, 60_000),
-    operationTimeoutMs: durationMs(3_000, 60_000),
+    connectTimeoutMs: durationMs(3_000, 60_000).describe(
+      "TCP connect timeout; opening and securing a connection must finish within connectTimeoutMs + operationTimeoutMs",
+    ),
+    operationTimeoutMs: durationMs(3_000, 60_000).describe(
+      "each LDAP operation, the wait for a free pooled connection included; sent as the search time limit (whole seconds)",
+    ),
     maxConnections: z
       .number()
       .int()
@@ -159,13 +167,21 @@ export const smtpAuthQuerySchema = z.strictObject({
   filter: filterTemplate(FILTER_TOKENS.user)
     .default("(uid={u})")
     .describe("finds the user's entry; AD: (sAMAccountName={u})"),
-  method: z.enum(["bind", "password-attribute"]).default("bind"),
+  method: z
+    .enum(["bind", "password-attribute"])
+    .default("bind")
+    .describe(
+      "bind: search the entry, then bind as its DN with the password; password-attribute: read passwordAttribute and compare locally",
+    ),
   userIdAttribute,
   addressAttributes,
   passwordAttribute: z
     .string()
     .regex(/^[A-Za-z][A-Za-z0-9-]*(;[A-Za-z0-9-]+)*$/, "not an attribute name")
-    .default("userPassword"),
+    .default("userPassword")
+    .describe(
+      "password-attribute only: the attribute holding the hashed password; the service identity must be able to read it",
+    ),
   allowPlaintextPasswords: z
     .boolean()
     .default(false)
@@ -273,13 +289,17 @@ export const decisionCacheSchema = z
 const cacheOff = { positiveTtlSeconds: 0, negativeTtlSeconds: 0, serveStaleSeconds: 0, maxEntries: 10_000 };
 
 const ldapAuthProfileSchema = z.strictObject({
-  type: z.literal("ldap"),
+  type: z.literal("ldap").describe("ldap: SMTP AUTH checked against an smtpAuthQueries entry (flow B)"),
   query: name.describe("the SMTP AUTH query"),
   cache: decisionCacheSchema.default(cacheOff).describe("reuse of this profile's SMTP AUTH decisions (off by default)"),
 });
 
 const certificateAuthProfileSchema = z.strictObject({
-  type: z.literal("certificate"),
+  type: z
+    .literal("certificate")
+    .describe(
+      "certificate: the STARTTLS client certificate (flow A), with SMTP AUTH through allowAuthFallback (flow C)",
+    ),
   query: name.describe("the certificate query"),
   trustAnchors: z
     .union([z.strictObject({ file: z.string().min(1) }), z.strictObject({ pem: z.string().min(1) })])
@@ -324,13 +344,20 @@ const certificateAuthProfileSchema = z.strictObject({
     .enum(["reject", "fallback"])
     .default("reject")
     .describe("fallback: an invalid certificate also leads to SMTP AUTH (needs allowAuthFallback)"),
-  maxChainLength: z.number().int().min(1).max(16).default(8),
+  maxChainLength: z
+    .number()
+    .int()
+    .min(1)
+    .max(16)
+    .default(8)
+    .describe("most certificates in one presented chain, the leaf included; more is certificate-malformed"),
   maxCertificateBytes: z
     .number()
     .int()
     .min(512)
     .max(64 * 1024)
-    .default(16 * 1024),
+    .default(16 * 1024)
+    .describe("largest certificate accepted, in DER bytes; larger is certificate-malformed"),
   cache: decisionCacheSchema
     .default(cacheOff)
     .describe(
@@ -348,8 +375,13 @@ const domain = z
   .transform((value) => value.toLowerCase());
 
 export const listenerSchema = z.strictObject({
-  authProfile: name,
-  onAllowanceFailure: z.enum(["reject", "allow-temporarily"]).default("reject"),
+  authProfile: name.describe("the authProfiles entry that judges this listener's certificates and AUTH (either type)"),
+  onAllowanceFailure: z
+    .enum(["reject", "allow-temporarily"])
+    .default("reject")
+    .describe(
+      "when the allowance query finds nothing, for a password or a certificate: reject denies; allow-temporarily allows with temporary: true",
+    ),
   hostAccessTable: z
     .array(senderGroupSchema)
     .default([])
@@ -372,16 +404,18 @@ export const apiSchema = z
       ),
     listen: z
       .strictObject({
-        host: z.string().min(1).default("127.0.0.1"),
-        port: z.number().int().min(0).max(65535).default(8787),
+        host: z.string().min(1).default("127.0.0.1").describe("Node: the address to listen on"),
+        port: z.number().int().min(0).max(65535).default(8787).describe("Node: the port; 0 picks a free one"),
       })
-      .default({ host: "127.0.0.1", port: 8787 }),
+      .default({ host: "127.0.0.1", port: 8787 })
+      .describe("Node: where the HTTP API listens; a change needs a restart (SIGHUP keeps the old address)"),
     maxBodyBytes: z
       .number()
       .int()
       .min(1024)
       .max(4 * 1024 * 1024)
-      .default(64 * 1024),
+      .default(64 * 1024)
+      .describe("largest request body; a larger one gets 413"),
     headersTimeoutMs: durationMs(10_000, 300_000).describe(
       "Node: a client must send a request's headers within this time, else 408 and close (slow-header clients)",
     ),

@@ -71,7 +71,7 @@ describe("link check", () => {
         "```",
         "[in a code block](nothing.md)",
         "```",
-        "`[inline code](nothing.md)`",
+        "`[inline code](nothing.md)` [no exceptions](docs/ARCHITECTURE.md)",
         "[ref]: docs/gone.md",
       ].join("\n"),
     );
@@ -83,6 +83,7 @@ describe("link check", () => {
     expect(await brokenLinks(root)).toEqual([
       "README.md:3: docs/nothing.md: no such file docs/nothing.md",
       "README.md:3: docs/page.md#nowhere: docs/page.md has no heading with the anchor #nowhere",
+      "README.md:7: docs/ARCHITECTURE.md: no such file docs/ARCHITECTURE.md",
       "README.md:8: docs/gone.md: no such file docs/gone.md",
     ]);
   });
