@@ -8,6 +8,7 @@
  *   edge relay     STARTTLS 127.0.0.1:2525, implicit TLS 127.0.0.1:4650, listener "cert-or-password" (flow C)
  *   upstream sink  writes every relayed message to .demo/mail/
  *   client PKI     .demo/pki/ (root.pem, alice.pem/.key, revoked.pem/.key, ...)
+ *   API config     .demo/smtpgate.yaml and .demo/api.env, for `smtpgate check` and `smtpgate test-auth`
  *
  * Users: alice / alice-password (in cn=smtp-users: allowed), bob / bob-password (not in the group: the
  * allowance query fails and the listener rejects, by password and by certificate alike). The relay binds the
@@ -15,6 +16,7 @@
  */
 import { rm } from "node:fs/promises";
 import { join, relative } from "node:path";
+import { writeDemoConfig } from "../dev/demo-config.ts";
 import { STACK_LISTENERS, startStack } from "../dev/stack.ts";
 
 const ROOT = join(import.meta.dirname, "..");
@@ -44,6 +46,8 @@ const stack = await startStack({
     );
   },
 });
+
+const demoConfig = await writeDemoConfig(stack, DEMO, { apiToken: TOKEN, apiPort: API_PORT, cwd: process.cwd() });
 
 // Echo the relay's AsyncOS-style lines, the parts an operator reads.
 const relay = stack.relays[STACK_LISTENERS.either];
@@ -77,6 +81,11 @@ Try it (in another terminal, from this directory); the listener is flow C, so ea
                                 (carol's certificate is valid but maps to no entry, so AUTH decides)
   implicit TLS:                 swaks --server 127.0.0.1:${IMPLICIT_PORT} --tlsc --from alice@example.com --to friend@elsewhere.example --auth PLAIN --auth-user alice --auth-password alice-password
   the API directly:             curl -s -H 'Authorization: Bearer ${TOKEN}' -d '{"listener":"password","client":{"ip":"192.0.2.10"},"mechanism":"PLAIN","username":"alice","password":"alice-password"}' ${stack.api.url}/v1/decide/auth
+
+The API's configuration is in ${show(demoConfig.config)} (secrets in ${show(demoConfig.env)}); try the smtpgate command on it:
+  check it, and every directory host:   ${demoConfig.commands.check}
+  a test query, step by step (allowed): ${demoConfig.commands.testAuth}
+  ... bob, refused by the allowance:    ${demoConfig.commands.testAuthDenied}
 
 `);
 
