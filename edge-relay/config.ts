@@ -7,6 +7,7 @@ import { z } from "zod";
 import { parseDocument, validateDocument } from "../lib/config/document.ts";
 import { secretRef } from "../lib/config/secret-ref.ts";
 import { readConfigText } from "../lib/node/read-config-file.ts";
+import { XCLIENT_MODES } from "./xclient.ts";
 
 const address = z.strictObject({
   host: z.string().min(1).default("127.0.0.1"),
@@ -62,6 +63,12 @@ export const relayConfigSchema = z.strictObject({
       .default({ rejectUnauthorized: true }),
     maxConnections: z.number().int().min(1).max(256).default(8),
     timeoutMs: z.number().int().min(1000).max(600_000).default(60_000),
+    xclient: z
+      .enum(XCLIENT_MODES)
+      .default("off")
+      .describe(
+        "tell the upstream the real client and its login (XCLIENT): auto when it offers it, required or 451; one connection per message",
+      ),
   }),
   limits: z
     .strictObject({

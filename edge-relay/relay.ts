@@ -96,7 +96,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     decider: options.decider ?? api,
     metrics,
     sessions: new SessionRegistry(),
-    delivery: new Delivery({ transport, config, metrics }),
+    delivery: new Delivery({ transport, config, metrics, upstreamCa: options.upstreamCa }),
     log,
     isShuttingDown: () => shuttingDown,
     closeSession: (session) => servers.forEach((server) => server.closeSession(session)),
