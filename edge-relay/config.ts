@@ -61,7 +61,13 @@ export const relayConfigSchema = z.strictObject({
         rejectUnauthorized: z.boolean().default(true),
       })
       .default({ rejectUnauthorized: true }),
-    maxConnections: z.number().int().min(1).max(256).default(8),
+    maxConnections: z
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .default(8)
+      .describe("connections to the upstream open at once: the pool, or with xclient one per message"),
     timeoutMs: z.number().int().min(1000).max(600_000).default(60_000),
     xclient: z
       .enum(XCLIENT_MODES)

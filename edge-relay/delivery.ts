@@ -212,7 +212,7 @@ export class Delivery {
     const reply = failure.reply ? `: ${printable(failure.reply, 200)}` : "";
     state.log(
       "warn",
-      `ICID ${state.icid} Upstream ${config.upstream.host}:${config.upstream.port}: ${failure.message}${reply}; not relayed (upstream.xclient: ${config.upstream.xclient})`,
+      `ICID ${state.icid} Upstream ${config.upstream.host}:${config.upstream.port}: ${failure.summary}${reply}; not relayed (upstream.xclient: ${config.upstream.xclient})`,
       { xclient: failure.reason },
     );
     return replyError(

@@ -12,7 +12,7 @@
  * authorization`). A pooled connection would carry one client's identity into another client's message.
  */
 import { isIPv4, isIPv6 } from "node:net";
-import type { SMTPConnectionCustomAuthContext } from "nodemailer/lib/smtp-connection";
+import type { SMTPConnectionCustomAuthContext, SMTPConnectionCustomAuthResponse } from "nodemailer/lib/smtp-connection";
 
 export const XCLIENT_MODES = ["off", "auto", "required"] as const;
 /** off: never (the upstream sees the relay); auto: when the upstream offers it; required: or 451, not relayed. */
@@ -38,6 +38,8 @@ export interface XclientClient {
 /** Why the relay could not hand the message over as the client's: the message is not relayed (451). */
 export class XclientFailure extends Error {
   readonly reason: "not-offered" | "refused" | "too-long";
+  /** What went wrong, in the relay's words (nodemailer appends the last reply to `message`). */
+  readonly summary: string;
   /** The upstream's reply to the step that failed, if there was one. */
   readonly reply: string | undefined;
 
@@ -45,6 +47,7 @@ export class XclientFailure extends Error {
     super(message);
     this.name = "XclientFailure";
     this.reason = reason;
+    this.summary = message;
     this.reply = reply;
   }
 }
@@ -78,6 +81,11 @@ export function offeredAttributes(ehloReply: string): Set<string> | null {
     if (keyword?.toUpperCase() === "XCLIENT") return new Set(names.map((name) => name.toUpperCase()));
   }
   return null;
+}
+
+/** nodemailer reads the code of a one-line reply only ("250-..." gives status 0). */
+function replyCode(reply: SMTPConnectionCustomAuthResponse): number {
+  return reply.status || Number(/^\d{3}/.exec(reply.response)?.[0] ?? 0);
 }
 
 /** A HELO name the relay can say in its own EHLO after XCLIENT: one printable ASCII word. */
@@ -135,7 +143,7 @@ export interface AnnounceOptions {
 export function announceClient(options: AnnounceOptions) {
   return async function announceXclient(connection: SMTPConnectionCustomAuthContext): Promise<void> {
     const ehlo = await connection.sendCommand(`EHLO ${options.relayName}`);
-    if (ehlo.status !== 250) throw new XclientFailure("refused", "the upstream refused EHLO", ehlo.response);
+    if (replyCode(ehlo) !== 250) throw new XclientFailure("refused", "the upstream refused EHLO", ehlo.response);
     const offered = offeredAttributes(ehlo.response);
     if (offered === null) {
       if (options.mode === "required") throw new XclientFailure("not-offered", "the upstream does not offer XCLIENT");
@@ -143,9 +151,9 @@ export function announceClient(options: AnnounceOptions) {
       return;
     }
     const reply = await connection.sendCommand(xclientCommand(options.client, offered));
-    if (reply.status !== 220) throw new XclientFailure("refused", "the upstream refused XCLIENT", reply.response);
+    if (replyCode(reply) !== 220) throw new XclientFailure("refused", "the upstream refused XCLIENT", reply.response);
     const hello = await connection.sendCommand(`EHLO ${usableHelo(options.client.helo) ?? options.relayName}`);
-    if (hello.status !== 250) {
+    if (replyCode(hello) !== 250) {
       throw new XclientFailure("refused", "the upstream refused EHLO after XCLIENT", hello.response);
     }
   };

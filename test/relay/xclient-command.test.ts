@@ -42,7 +42,17 @@ describe("xclientAddress", () => {
 
 describe("offeredAttributes", () => {
   it("reads the attribute names from the XCLIENT keyword line, and null without one", () => {
-    expect([...ALL]).toEqual(["NAME", "ADDR", "PROTO", "HELO", "REVERSE_NAME", "PORT", "LOGIN", "DESTADDR", "DESTPORT"]);
+    expect([...ALL]).toEqual([
+      "NAME",
+      "ADDR",
+      "PROTO",
+      "HELO",
+      "REVERSE_NAME",
+      "PORT",
+      "LOGIN",
+      "DESTADDR",
+      "DESTPORT",
+    ]);
     expect(offeredAttributes("250-postfix.test\n250-PIPELINING\n250 CHUNKING")).toBeNull();
     expect(offeredAttributes("250-mx.example\n250 xclient name addr")).toEqual(new Set(["NAME", "ADDR"]));
   });
@@ -95,7 +105,11 @@ describe("Slots", () => {
     const started: number[] = [];
     let running = 0;
     let most = 0;
-    const gates = [0, 1, 2, 3].map(() => Promise.withResolvers<void>());
+    const gates = [0, 1, 2, 3].map(() => {
+      let resolve = () => {};
+      const promise = new Promise<void>((done) => (resolve = done));
+      return { promise, resolve };
+    });
     const work = [0, 1, 2, 3].map((n) =>
       slots.hold(async () => {
         started.push(n);
