@@ -40,6 +40,8 @@ export const SMTP_REPLIES = {
   partlyDelivered: { code: 554, enhanced: "5.0.0", text: "Delivered to some recipients only" },
   upstreamUnavailable: { code: 451, enhanced: "4.4.1", text: "Upstream server unavailable, try again later" },
   upstreamFailed: { code: 451, enhanced: "4.4.2", text: "Upstream server failed during delivery, try again later" },
+  // upstream.xclient: required, and the upstream does not offer XCLIENT (RFC 3463 X.3.5: wrongly configured).
+  upstreamWithoutXclient: { code: 451, enhanced: "4.3.5", text: "Upstream server not configured for this relay" },
   shuttingDown: { code: 421, enhanced: "4.3.2", text: "Service shutting down, try again later" },
   // Slow clients (docs/edge-relay.md): a command line, DATA or the session past its deadline; the connection is closed.
   commandDeadline: { code: 421, enhanced: "4.4.2", text: "Command line not completed in time, closing connection" },

@@ -56,6 +56,7 @@ export async function startTestRelay(options: TestRelayOptions): Promise<TestRel
       key: await readFile(options.serverPki.keyFile, "utf8"),
       cert: await readFile(options.serverPki.certFile, "utf8"),
     },
+    ...(config.upstream.tls.caFile ? { upstreamCa: await readFile(config.upstream.tls.caFile, "utf8") } : {}),
     log: (record) => logs.push(record),
     ...(options.decider ? { decider: options.decider } : {}),
     ...(options.startupBackoff ? { startupBackoff: options.startupBackoff } : {}),

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { parseDocument, validateDocument } from "../lib/config/document.ts";
 import { secretRef } from "../lib/config/secret-ref.ts";
 import { readConfigText } from "../lib/node/read-config-file.ts";
+import { XCLIENT_MODES } from "./xclient.ts";
 
 const address = z.strictObject({
   host: z.string().min(1).default("127.0.0.1").describe("the address to listen on"),
@@ -74,7 +75,13 @@ export const relayConfigSchema = z.strictObject({
       })
       .default({ rejectUnauthorized: true })
       .describe("TLS towards the upstream; STARTTLS is used whenever it offers it"),
-    maxConnections: z.number().int().min(1).max(256).default(8).describe("pooled connections to the upstream"),
+    maxConnections: z
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .default(8)
+      .describe("connections to the upstream open at once: the pool, or with xclient one per message"),
     timeoutMs: z
       .number()
       .int()
@@ -89,6 +96,12 @@ export const relayConfigSchema = z.strictObject({
       .max(3_600)
       .default(15)
       .describe("how often /healthz's upstream probe connects (EHLO, QUIT); 0: never"),
+    xclient: z
+      .enum(XCLIENT_MODES)
+      .default("off")
+      .describe(
+        "tell the upstream the real client and its login (XCLIENT): auto when it offers it, required or 451; one connection per message",
+      ),
   }),
   limits: z
     .strictObject({

@@ -2,7 +2,8 @@
  * The upstream hand-off: DATA streamed to the upstream through nodemailer's pooled SMTP client as it arrives,
  * under a `Received:` header that records the authentication; the client hears 250 only after the upstream
  * accepted, otherwise the upstream's refusal or a 4xx (docs/edge-relay.md: the relay stores nothing and loses nothing).
- * Recipients refused while others were accepted go to refused-recipients.ts.
+ * Recipients refused while others were accepted go to refused-recipients.ts. Under `upstream.xclient` each
+ * client's message has an upstream connection of its own that first says who the client is (xclient.ts).
  */
 import { PassThrough } from "node:stream";
 import type { SMTPServerDataStream, SMTPServerSession } from "smtp-server";
@@ -13,15 +14,31 @@ import { printable } from "./printable.ts";
 import { refusedRecipients, reportRefused, type UpstreamRefusal } from "./refused-recipients.ts";
 import { runStage, tlsProtocolOf, type SessionState } from "./session.ts";
 import { replyError, replyText } from "./smtp-server-adapter.ts";
-import { countUpstreamFailure, stripReplyCode, type Upstream, type UpstreamError } from "./upstream.ts";
+import {
+  countUpstreamFailure,
+  createMessageTransport,
+  stripReplyCode,
+  type Upstream,
+  type UpstreamError,
+} from "./upstream.ts";
+import { announceClient, Slots, XclientFailure } from "./xclient.ts";
+
+/** What the relay hands the upstream for one message. */
+interface Mail {
+  envelope: { from: string; to: string[] };
+  raw: PassThrough;
+}
 
 export class Delivery {
   readonly #upstream: Upstream;
   /** Aborts of the upstream transactions whose DATA is still streaming in (close() ends them after the grace). */
   readonly #streaming = new Set<() => void>();
+  /** Under upstream.xclient: the per-message connections open at once, at most upstream.maxConnections. */
+  readonly #connections: Slots;
 
   constructor(upstream: Upstream) {
     this.#upstream = upstream;
+    this.#connections = new Slots(upstream.config.upstream.maxConnections);
   }
 
   get messagesStreaming(): number {
@@ -35,7 +52,7 @@ export class Delivery {
 
   /** Streams DATA to the upstream; the reply for the client once the upstream answered (or failed). */
   async relay(stream: SMTPServerDataStream, session: SMTPServerSession, state: SessionState): Promise<string | Error> {
-    const { config, metrics, transport } = this.#upstream;
+    const { config, metrics } = this.#upstream;
     const arrived = new Date();
     const counter = new ByteLimit(state.senderGroup.policy.maxMessageBytes);
     const body = new PassThrough();
@@ -84,7 +101,7 @@ export class Delivery {
     const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
     const to = session.envelope.rcptTo.map((recipient) => recipient.address);
     try {
-      const info = (await transport.sendMail({ envelope: { from, to }, raw: body })) as {
+      const info = (await this.#send({ envelope: { from, to }, raw: body }, session, state)) as {
         response?: string;
         rejected?: string[];
         rejectedErrors?: UpstreamRefusal[];
@@ -130,6 +147,7 @@ export class Delivery {
         state.log("info", `ICID ${state.icid} Upstream transaction aborted (${aborted}): not relayed`);
         return replyError(SMTP_REPLIES.upstreamFailed);
       }
+      if (error instanceof XclientFailure) return this.#notAnnounced(error, state);
       const failure = error as UpstreamError;
       countUpstreamFailure(this.#upstream, failure);
       state.log(
@@ -157,6 +175,49 @@ export class Delivery {
       }
       return replyError(SMTP_REPLIES.upstreamUnavailable);
     }
+  }
+
+  /**
+   * The pooled transport; under upstream.xclient a connection of this message's own that announces the client
+   * first. The relay's own messages (delivery status notifications) always go through the pool, as the relay's.
+   */
+  #send(mail: Mail, session: SMTPServerSession, state: SessionState): Promise<unknown> {
+    const { config, transport, upstreamCa } = this.#upstream;
+    const mode = config.upstream.xclient;
+    if (mode === "off") return transport.sendMail(mail);
+    const announce = announceClient({
+      mode,
+      client: {
+        address: session.remoteAddress,
+        port: session.remotePort,
+        helo: session.hostNameAppearsAs || null,
+        login: state.identity,
+      },
+      relayName: config.hostname,
+      onNotOffered: () =>
+        state.log(
+          "warn",
+          `ICID ${state.icid} Upstream ${config.upstream.host}:${config.upstream.port} does not offer XCLIENT: it sees this relay as the client (upstream.xclient: auto)`,
+          { xclient: "not-offered" },
+        ),
+    });
+    return this.#connections.hold(() => createMessageTransport(config, upstreamCa, announce).sendMail(mail));
+  }
+
+  /** The upstream could not be told who the client is: not relayed, so it never takes the relay for the client. */
+  #notAnnounced(failure: XclientFailure, state: SessionState): Error {
+    const { config, metrics } = this.#upstream;
+    metrics.upstreamErrors.inc();
+    metrics.messages.inc({ result: "tempfail" });
+    const reply = failure.reply ? `: ${printable(failure.reply, 200)}` : "";
+    state.log(
+      "warn",
+      `ICID ${state.icid} Upstream ${config.upstream.host}:${config.upstream.port}: ${failure.summary}${reply}; not relayed (upstream.xclient: ${config.upstream.xclient})`,
+      { xclient: failure.reason },
+    );
+    return replyError(
+      failure.reason === "not-offered" ? SMTP_REPLIES.upstreamWithoutXclient : SMTP_REPLIES.upstreamFailed,
+    );
   }
 }
 

@@ -136,7 +136,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     decider,
     metrics,
     sessions: new SessionRegistry(),
-    delivery: new Delivery({ transport, config, metrics }),
+    delivery: new Delivery({ transport, config, metrics, upstreamCa: options.upstreamCa }),
     log,
     isShuttingDown: () => shuttingDown,
     closeSession: (session) => servers.forEach((server) => server.closeSession(session)),

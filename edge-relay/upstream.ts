@@ -1,30 +1,56 @@
 /**
  * The upstream MTA as the relay uses it: one pooled nodemailer SMTP transport, with the relay's config and
- * metrics beside it (what delivery.ts and refused-recipients.ts share).
+ * metrics beside it (what delivery.ts and refused-recipients.ts share), and, under `upstream.xclient`, a
+ * connection of its own for each client's message (xclient.ts says why it cannot be pooled).
  */
 import nodemailer from "nodemailer";
+import type { SMTPConnectionCustomAuthHandler } from "nodemailer/lib/smtp-connection";
 import type { RelayConfig } from "./config.ts";
 import type { RelayMetrics } from "./metrics.ts";
 
-export function createUpstreamTransport(config: RelayConfig, upstreamCa: string | undefined) {
-  return nodemailer.createTransport({
-    pool: true,
+/** How every connection to the upstream is made, pooled or not. */
+function connectionOptions(config: RelayConfig, upstreamCa: string | undefined) {
+  return {
     host: config.upstream.host,
     port: config.upstream.port,
     secure: config.upstream.secure,
     requireTLS: config.upstream.requireTls,
     name: config.hostname,
-    maxConnections: config.upstream.maxConnections,
     connectionTimeout: Math.min(config.upstream.timeoutMs, 10_000),
     greetingTimeout: Math.min(config.upstream.timeoutMs, 10_000),
     socketTimeout: config.upstream.timeoutMs,
     logger: false,
     tls: {
-      minVersion: "TLSv1.2",
+      minVersion: "TLSv1.2" as const,
       rejectUnauthorized: config.upstream.tls.rejectUnauthorized,
       ...(upstreamCa ? { ca: upstreamCa } : {}),
       ...(config.upstream.tls.serverName ? { servername: config.upstream.tls.serverName } : {}),
     },
+  };
+}
+
+export function createUpstreamTransport(config: RelayConfig, upstreamCa: string | undefined) {
+  return nodemailer.createTransport({
+    pool: true,
+    maxConnections: config.upstream.maxConnections,
+    ...connectionOptions(config, upstreamCa),
+  });
+}
+
+/**
+ * One connection for one message, closed after it: `announce` runs as a custom AUTH method once the connection is
+ * up (TLS included) and before MAIL FROM, whether or not the upstream offers AUTH (forceAuth).
+ */
+export function createMessageTransport(
+  config: RelayConfig,
+  upstreamCa: string | undefined,
+  announce: SMTPConnectionCustomAuthHandler,
+) {
+  return nodemailer.createTransport({
+    ...connectionOptions(config, upstreamCa),
+    forceAuth: true,
+    auth: { type: "custom", method: "XCLIENT" },
+    customAuth: { XCLIENT: announce },
   });
 }
 
@@ -32,6 +58,8 @@ export interface Upstream {
   readonly transport: ReturnType<typeof createUpstreamTransport>;
   readonly config: RelayConfig;
   readonly metrics: RelayMetrics;
+  /** PEM CA bundle for the upstream's certificate (the per-message connections of upstream.xclient use it too). */
+  readonly upstreamCa?: string | undefined;
 }
 
 /** What nodemailer's errors carry: the SMTP reply (if there was one) and an error code. */
