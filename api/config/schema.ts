@@ -361,7 +361,7 @@ export const listenerSchema = z.strictObject({
   upstream: z
     .strictObject({
       address: z.union([z.ipv4(), z.ipv6()]).describe("an IP address: nginx does not resolve names"),
-      port: z.number().int().min(1).max(65535),
+      port: z.number().int().min(1).max(65535).describe("its SMTP port (an MTA that takes XCLIENT from nginx)"),
     })
     .optional()
     .describe(
