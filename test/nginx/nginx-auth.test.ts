@@ -31,9 +31,7 @@ beforeAll(async () => {
   const clientCaFile = join(slapd.dir, "client-pki", "client-ca.pem");
   await writeFile(clientCaFile, `${pki.root.pem}${pki.intermediate.pem}`);
   sink = await startSink({ xclient: true });
-  const config = stackApiConfig(slapd, pki, crls.baseUrl);
-  const listener = config.listeners[LISTENER] as Record<string, unknown>;
-  listener.upstream = { address: "127.0.0.1", port: sink.port };
+  const config = stackApiConfig(slapd, pki, crls.baseUrl, { address: "127.0.0.1", port: sink.port });
   api = await startTestApi(config, { BIND_PW: SEED.servicePassword });
   nginx = await startNginxMail({
     apiUrl: api.url,
