@@ -3,6 +3,7 @@
 // of dev/nginx/mail.conf (the file docs/integrations/nginx.md shows) filled in. Stopped by its PID; a system nginx
 // started by the package has nothing to do with it.
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -33,6 +34,8 @@ export interface NginxMail {
   ports: { starttls: number; implicitTls: number };
   dir: string;
   pid: number;
+  /** The worker processes' PIDs (they do the work; the master only watches them). */
+  workerPids(): number[];
   /** nginx's error log so far (its auth_http failures are there). */
   errorLog(): Promise<string>;
   stop(): Promise<void>;
@@ -103,7 +106,10 @@ export async function startNginxMail(options: NginxMailOptions): Promise<NginxMa
     await stop();
     throw error;
   }
-  return { ports: { starttls, implicitTls }, dir, pid: child.pid as number, errorLog: readLog, stop };
+  const pid = child.pid as number;
+  const workerPids = () =>
+    readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  return { ports: { starttls, implicitTls }, dir, pid, workerPids, errorLog: readLog, stop };
 }
 
 function listening(port: number): Promise<boolean> {
