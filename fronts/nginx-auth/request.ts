@@ -84,8 +84,9 @@ export function readNginxRequest(header: HeaderReader): NginxRequestFacts | Ngin
   }
   const helo = header("Auth-SMTP-Helo");
   return {
-    method: (header("Auth-Method") ?? "").toLowerCase(),
-    protocol: (header("Auth-Protocol") ?? "").toLowerCase(),
+    // Cut: both may be quoted in a log line.
+    method: (header("Auth-Method") ?? "").toLowerCase().slice(0, 32),
+    protocol: (header("Auth-Protocol") ?? "").toLowerCase().slice(0, 32),
     client: { ip: header("Client-IP") ?? "", ...(helo ? { helo } : {}) },
     tls,
     certificate,
