@@ -8,7 +8,8 @@ import tseslint from "typescript-eslint";
  * The dependency rule: shells (runtimes, HTTP routes, socket fronts, the relay) point toward the core and the
  * contract, never back. contract/ and lib/ import nothing of ours but lib/ (contract may use lib); api/core is a
  * leaf beside api/pki and api/cache; edge-relay/ and mail-flow/ import only contract/, lib/ and mail-flow/, never
- * api/; fronts/ the same, plus api/decisions in a front's Node composition file (`main.ts`). Code the Worker runs
+ * api/; fronts/ the same, plus api/decisions in a front's Node composition file (`main.ts`); api/http mounts the
+ * fronts that speak HTTP (HTTP_FRONTS). Code the Worker runs
  * (api/core, api/runtime/workers, lib/ outside lib/node) never imports lib/node, which needs Node.js.
  *
  * Each zone lists what it must not import; a file is in exactly one zone (ESLint replaces, not merges, a rule's
@@ -32,6 +33,16 @@ const NODE_ONLY_LIB = {
   message: "lib/node needs Node.js: not here",
 };
 
+/**
+ * Fronts that speak HTTP are routes of the API's app: api/http may mount them (their pure protocol mapping, which
+ * imports only contract/ and lib/), and nothing else of fronts/.
+ */
+const HTTP_FRONTS = ["nginx-auth"];
+const HTTP_FRONTS_ONLY = {
+  regex: `^(\\.\\./)+fronts/(?!(${HTTP_FRONTS.join("|")})/)`,
+  message: `api/http mounts the HTTP fronts (${HTTP_FRONTS.join(", ")}) and no other front`,
+};
+
 /** A relative import that reaches the top-level folder `name` (from any depth). */
 const topLevel = (names, why) => ({ regex: `^(\\.\\./)+(${names.join("|")})(/|$)`, message: why });
 /** An import of these api/ folders, as a sibling (`../config/`) or through api/ (`../../api/config/`). */
@@ -52,7 +63,15 @@ const ZONES = [
     files: [`${zone}/**`],
     patterns: [
       apiFolders(outer, `${zone} is inside them: the outer layers import it, never the reverse`),
-      topLevel(OUTSIDE_API, "the API imports no front, test or script"),
+      ...(zone === "api/http"
+        ? [
+            topLevel(
+              OUTSIDE_API.filter((name) => name !== "fronts"),
+              "the API imports no front, test or script",
+            ),
+            HTTP_FRONTS_ONLY,
+          ]
+        : [topLevel(OUTSIDE_API, "the API imports no front, test or script")]),
       ...(["api/core", "api/pki", "api/cache"].includes(zone) ? [NODE_ONLY_LIB] : []),
     ],
   })),

@@ -13,6 +13,8 @@ export interface SunkMessage {
   to: string[];
   data: Buffer;
   file?: string;
+  /** With `xclient`: the client's address and login as the proxy's XCLIENT gave them (ADDR=, LOGIN=). */
+  xclient?: { addr: string; login: string | null };
 }
 
 export interface SinkReply {
@@ -43,6 +45,8 @@ export interface SinkOptions {
   port?: number;
   /** How long close() lets open connections finish (default: smtp-server's). */
   closeTimeoutMs?: number;
+  /** Accept XCLIENT (as Postfix's smtpd_authorized_xclient_hosts does) from anyone: for nginx's `xclient on`. */
+  xclient?: boolean;
 }
 
 export async function startSink(options: SinkOptions = {}): Promise<Sink> {
@@ -62,6 +66,20 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
     size: 256 * 1024 * 1024,
     ...(options.closeTimeoutMs === undefined ? {} : { closeTimeout: options.closeTimeoutMs }),
     logger: false,
+    ...(options.xclient
+      ? {
+          useXClient: true,
+          // XCLIENT LOGIN= is the proxy's word for who authenticated: taken as it is, as Postfix takes it.
+          onAuth(
+            auth: { method: string; username?: string },
+            _session: unknown,
+            callback: (error: Error | null, response?: { user: string }) => void,
+          ) {
+            if (auth.method === "XCLIENT" && auth.username) return callback(null, { user: auth.username });
+            callback(new Error("Authentication not available"));
+          },
+        }
+      : {}),
     onMailFrom(address, _session, callback) {
       if (address.address === "" && nullSenderRefusal) return callback(fail(nullSenderRefusal));
       callback();
@@ -81,6 +99,11 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
           from: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
           to: session.envelope.rcptTo.map((rcpt) => rcpt.address),
           data: Buffer.concat(chunks),
+          ...(options.xclient
+            ? {
+                xclient: { addr: session.remoteAddress, login: typeof session.user === "string" ? session.user : null },
+              }
+            : {}),
         };
         const done = () => {
           messages.push(message);

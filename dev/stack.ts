@@ -26,7 +26,16 @@ export const STACK_LISTENERS = {
   inbound: "inbound",
 } as const;
 
-export function stackApiConfig(slapd: SlapdInstance, pki: ClientPki, crlBaseUrl: string): ConfigInput {
+/**
+ * The stack's API configuration. `upstream`: where nginx's mail proxy hands the sessions the `either` listener
+ * allowed (GET /v1/nginx/auth/cert-or-password), e.g. the sink.
+ */
+export function stackApiConfig(
+  slapd: SlapdInstance,
+  pki: ClientPki,
+  crlBaseUrl: string,
+  upstream?: { address: string; port: number },
+): ConfigInput {
   const certificateProfile = (extra: Record<string, unknown>) => ({
     type: "certificate" as const,
     query: "by-mail",
@@ -104,6 +113,7 @@ export function stackApiConfig(slapd: SlapdInstance, pki: ClientPki, crlBaseUrl:
         authProfile: "cert-or-password",
         hostAccessTable: [{ name: "LOCAL", match: everyone, policy: "EITHER" }],
         acceptedDomains: ["example.com"],
+        ...(upstream ? { upstream } : {}),
       },
       [STACK_LISTENERS.inbound]: {
         authProfile: "corp",
@@ -154,17 +164,19 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const apiToken = options.apiToken ?? TEST_TOKEN;
     // With a token of its own (the demo), the API accepts that token only: not the test suite's rotation token.
     const tokens: Record<string, string> = options.apiToken ? { TEST_TOKEN: apiToken, TEST_TOKEN_NEXT: apiToken } : {};
-    const api = await startTestApi(
-      stackApiConfig(slapd, pki, crls.baseUrl),
-      { BIND_PW: SEED.servicePassword, ...tokens },
-      options.apiPort,
-    );
-    closers.push(() => api.close());
+    // The sink first: it is the upstream nginx's mail proxy hands sessions to (with XCLIENT), which the API names.
     const sink = await startSink({
+      xclient: true,
       ...(options.mailFolder ? { folder: options.mailFolder } : {}),
       ...(options.onMessage ? { onMessage: options.onMessage } : {}),
     });
     closers.push(() => sink.close());
+    const api = await startTestApi(
+      stackApiConfig(slapd, pki, crls.baseUrl, { address: "127.0.0.1", port: sink.port }),
+      { BIND_PW: SEED.servicePassword, ...tokens },
+      options.apiPort,
+    );
+    closers.push(() => api.close());
     const relays: Record<string, TestRelay> = {};
     for (const [index, listener] of (options.listeners ?? Object.values(STACK_LISTENERS)).entries()) {
       const fixed = index === 0 ? options.relayPorts : undefined;

@@ -6,7 +6,8 @@
  *
  *   decision API   http://127.0.0.1:8787 (token demo-token)
  *   edge relay     STARTTLS 127.0.0.1:2525, implicit TLS 127.0.0.1:4650, listener "cert-or-password" (flow C)
- *   upstream sink  writes every relayed message to .demo/mail/
+ *   upstream sink  writes every relayed message to .demo/mail/; also the upstream of nginx's mail proxy (XCLIENT)
+ *   nginx          GET /v1/nginx/auth/cert-or-password is its auth_http URL (docs/integrations/nginx.md)
  *   client PKI     .demo/pki/ (root.pem, alice.pem/.key, revoked.pem/.key, ...)
  *   API config     .demo/smtpgate.yaml and .demo/api.env, for `smtpgate check` and `smtpgate test-auth`
  *
@@ -80,6 +81,10 @@ Try it (in another terminal, from this directory); the listener is flow C, so ea
   certificate, then password:   ${swaks} --tls --tls-cert ${pki}/carol.pem --tls-key ${pki}/carol.key --auth PLAIN --auth-user alice --auth-password alice-password
                                 (carol's certificate is valid but maps to no entry, so AUTH decides)
   implicit TLS:                 swaks --server 127.0.0.1:${IMPLICIT_PORT} --tlsc --from alice@example.com --to friend@elsewhere.example --auth PLAIN --auth-user alice --auth-password alice-password
+  nginx's mail proxy:           start nginx with dev/nginx/mail.conf (docs/integrations/nginx.md), whose auth_http lines are
+                                  auth_http ${stack.api.url}/v1/nginx/auth/${STACK_LISTENERS.either};
+                                  auth_http_header Authorization "Bearer ${TOKEN}";
+                                it hands allowed sessions to the sink (127.0.0.1:${stack.sink.port}, XCLIENT on)
   the API directly:             curl -s -H 'Authorization: Bearer ${TOKEN}' -d '{"listener":"password","client":{"ip":"192.0.2.10"},"mechanism":"PLAIN","username":"alice","password":"alice-password"}' ${stack.api.url}/v1/decide/auth
 
 The API's configuration is in ${show(demoConfig.config)} (secrets in ${show(demoConfig.env)}); try the smtpgate command on it:

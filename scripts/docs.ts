@@ -3,13 +3,15 @@
  *
  *   node scripts/docs.ts           rewrite docs/configuration-reference.md and docs/metrics.md
  *   node scripts/docs.ts --check   exit 1 when a checked-in page differs from what the code generates, or when a
- *                                  relative link or #anchor in any *.md file points nowhere (npm test runs this)
+ *                                  relative link or #anchor in any *.md file points nowhere, or when a page no
+ *                                  longer shows a tested file byte for byte (npm test runs this)
  */
 import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { configReferenceMarkdown, undescribedKeys } from "./docs/config-reference.ts";
+import { missingEmbeddings } from "./docs/embedded-files.ts";
 import { brokenLinks } from "./docs/link-check.ts";
 import { metricsReferenceMarkdown } from "./docs/metrics-reference.ts";
 
@@ -42,6 +44,7 @@ async function main(): Promise<void> {
       );
   }
   problems.push(...(await brokenLinks(root)));
+  problems.push(...(await missingEmbeddings(root)));
   for (const problem of problems) console.error(`problem: ${problem}`);
   console.log(`docs: ${Object.keys(GENERATED).length} generated pages, ${problems.length} problems`);
   if (problems.length > 0) process.exit(1);

@@ -390,6 +390,15 @@ export const listenerSchema = z.strictObject({
     .array(domain)
     .default([])
     .describe("domains unauthenticated senders may send to under an accept policy"),
+  upstream: z
+    .strictObject({
+      address: z.union([z.ipv4(), z.ipv6()]).describe("an IP address: nginx does not resolve names"),
+      port: z.number().int().min(1).max(65535).describe("its SMTP port (an MTA that takes XCLIENT from nginx)"),
+    })
+    .optional()
+    .describe(
+      "where nginx's mail proxy hands a session this listener allowed (GET /v1/nginx/auth/<listener>: Auth-Server, Auth-Port); without it that endpoint answers a temporary failure",
+    ),
 });
 
 export const apiSchema = z

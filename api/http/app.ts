@@ -8,6 +8,7 @@
  *   GET  /v1/cache         each auth profile's decision cache: policy, entries, hits, misses, stale serves
  *   POST /v1/cache/flush   empties one profile's decision cache (`{"profile": "corp"}`) or all of them
  *   GET  /v1/ping          `{"ok":true}`: the cheapest authenticated answer (the HTTP stack's baseline)
+ *   GET  /v1/nginx/auth/:l nginx's mail proxy `auth_http` protocol for listener l (fronts/nginx-auth/)
  *   GET  /healthz          the process is up
  *   GET  /readyz           every directory answers and every CRL source holds a CRL
  *   GET  /metrics          Prometheus text format; an API token or one of api.metricsTokens
@@ -19,6 +20,8 @@ import { matchedRoutes } from "hono/route";
 import type { z } from "zod";
 import type { Gate } from "../gate/gate.ts";
 import { DecisionService, type Decided, type LogRecord, type Logger } from "../decisions/decision-service.ts";
+import { InProcessDecider } from "../decisions/in-process-decider.ts";
+import { createNginxAuth, type Upstream } from "../../fronts/nginx-auth/index.ts";
 import { ApiMetrics, type ObservedDirectory } from "../metrics/api-metrics.ts";
 import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from "../../lib/prometheus.ts";
 import { bearerToken, type TokenChecker } from "./api-tokens.ts";
@@ -39,6 +42,8 @@ export interface AppOptions {
   maxBodyBytes: number;
   log: Logger;
   newDecisionId?: () => string;
+  /** Each listener's `upstream`, where nginx hands the sessions it allowed (GET /v1/nginx/auth/:listener). */
+  upstreams?: Readonly<Record<string, Upstream>>;
 }
 
 type Env = { Variables: { requestId: string } };
@@ -187,6 +192,20 @@ export function createApp(options: AppOptions): Hono<Env> {
     const body = await parseBody(c, authRequestSchema);
     if (!body.ok) return body.response;
     return answer(c, await decisions.decideAuth(body.value, { requestId: c.get("requestId") }));
+  });
+
+  // nginx sends the token as a fixed header (`auth_http_header Authorization "Bearer ..."`): the /v1/* check above.
+  const upstreams = options.upstreams ?? {};
+  const nginxAuth = createNginxAuth({
+    decider: new InProcessDecider(decisions),
+    upstreamOf: (listener) => (Object.hasOwn(upstreams, listener) ? upstreams[listener] : undefined),
+    log: options.log,
+  });
+  app.get("/v1/nginx/auth/:listener", async (c) => {
+    const headers = await nginxAuth.answer(c.req.param("listener"), (name) => c.req.header(name), {
+      requestId: c.get("requestId"),
+    });
+    return c.body(null, 200, headers);
   });
 
   app.notFound((c) => problem(c, 404, "not-found", "Not Found", `no route for ${c.req.method} ${c.req.path}`));

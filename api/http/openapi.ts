@@ -81,6 +81,15 @@ export function openApiDocument(): Record<string, unknown> {
           },
         },
       },
+      "/v1/nginx/auth/{listener}": {
+        get: {
+          summary:
+            "nginx's mail auth_http protocol (docs/integrations/nginx.md): facts in Auth-* request headers, the decision in Auth-Status, Auth-Server, Auth-Port, Auth-User, Auth-Error-Code and Auth-Wait",
+          security: [{ bearer: [] }],
+          parameters: [{ name: "listener", in: "path", required: true, schema: { type: "string" } }],
+          responses: { "200": { description: "Always, with the answer in the headers and no body" } },
+        },
+      },
       "/v1/ping": {
         get: {
           summary: "Trivial authenticated answer",

@@ -85,6 +85,11 @@ export async function composeApi<D extends Directory & { selector: HostSelector 
     directories: observedDirectories(config, directories),
     maxBodyBytes: config.api.maxBodyBytes,
     log: adapter.log,
+    upstreams: Object.fromEntries(
+      Object.entries(config.listeners).flatMap(([name, listener]) =>
+        listener.upstream ? [[name, listener.upstream]] : [],
+      ),
+    ),
   });
   return { app, gate, directories, crls };
 }

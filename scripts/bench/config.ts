@@ -29,7 +29,14 @@ function cacheSettings(): Record<string, unknown> {
 }
 
 /** The API's configuration (written as JSON for `api/runtime/node/main.ts --config`). */
-export function benchApiConfig(options: { slapd: SlapdInstance; pki: ClientPki; crlBaseUrl: string; port: number }) {
+export function benchApiConfig(options: {
+  slapd: SlapdInstance;
+  pki: ClientPki;
+  crlBaseUrl: string;
+  port: number;
+  /** The sink's port: where nginx hands the sessions the `uncached` listener allowed. */
+  sinkPort: number;
+}) {
   const { slapd, pki } = options;
   return {
     directories: {
@@ -70,6 +77,7 @@ export function benchApiConfig(options: { slapd: SlapdInstance; pki: ClientPki; 
       uncached: {
         authProfile: "uncached",
         hostAccessTable: [{ name: "ALL", match: ["0.0.0.0/0", "::/0"], policy: "SUBMISSION" }],
+        upstream: { address: "127.0.0.1", port: options.sinkPort },
       },
       cached: { authProfile: "cached" },
       cert: { authProfile: "cert" },

@@ -4,19 +4,22 @@
  * Starts its own slapd (200 users), the decision API and the edge relay as child processes, an upstream sink and
  * a bare smtp-server baseline, then measures in one run, as ratios against baselines measured in the same run
  * (docs/performance.md): raw ldapts search+bind vs API auth decisions (uncached, cached), the authenticated ping
- * vs cached decisions, certificate decisions, full relay sessions vs bare smtp-server sessions, and relay memory
- * with 1,000 idle connections. Every figure is the median of 3 runs. Writes bench-results/latest.json and
+ * vs cached decisions, certificate decisions, full relay sessions vs bare smtp-server sessions, the same sessions
+ * through nginx's mail proxy asking the API (auth_http; when nginx is installed), and relay memory with 1,000 idle
+ * connections. Every figure is the median of 3 runs. Writes bench-results/latest.json and
  * bench-results/latest.md.
  *
  * What it runs against: config.ts; how a figure is measured: measure.ts; the idle connections: idle-memory.ts;
  * the ratios and files: report.ts. The slapd, PKI, CRL server and process handling come from dev/.
  */
+import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
 import { Client } from "ldapts";
 import { Pool } from "undici";
 import { startDirectoryWithPki } from "../../dev/directory-with-pki.ts";
+import { startNginxMail, type NginxMail } from "../../dev/nginx/index.ts";
 import { freePort } from "../../dev/ports.ts";
 import { startNodeProcess, type NodeProcess } from "../../dev/processes.ts";
 import { SEED } from "../../dev/slapd/index.ts";
@@ -76,10 +79,13 @@ log(`smtpgate benchmark: ${RUNS} run(s) of ${SECONDS} s per figure, concurrency 
 const directory = await startDirectoryWithPki({ extraLdif: await benchUsersLdif() });
 const { slapd, pki, crls } = directory;
 
+// The sink first: the API's configuration names it as the upstream nginx hands sessions to.
+const sink = await startNode("sink", ["scripts/bench/sink-process.ts"], /PORT (\d+)/);
+const sinkPort = Number(sink.ready[1]);
 const apiPort = await freePort();
 await writeFile(
   join(temp, "api.json"),
-  JSON.stringify(benchApiConfig({ slapd, pki, crlBaseUrl: crls.baseUrl, port: apiPort })),
+  JSON.stringify(benchApiConfig({ slapd, pki, crlBaseUrl: crls.baseUrl, port: apiPort, sinkPort })),
 );
 // SMTPGATE_BENCH_PROFILE=DIR writes a V8 CPU profile of the API and the relay into DIR (for finding hot paths).
 const profile = process.env.SMTPGATE_BENCH_PROFILE
@@ -201,8 +207,6 @@ const apiRssUnderLoad = rssBytes(apiPid);
 
 // (d) relay sessions vs a bare smtp-server
 log("SMTP sessions (EHLO, STARTTLS, AUTH, MAIL, RCPT, 10 kB DATA, QUIT)");
-const sink = await startNode("sink", ["scripts/bench/sink-process.ts"], /PORT (\d+)/);
-const sinkPort = Number(sink.ready[1]);
 const bare = await startNode(
   "bare-smtp",
   ["scripts/bench/bare-smtp.ts", slapd.pki.keyFile, slapd.pki.certFile],
@@ -259,6 +263,35 @@ for (const concurrency of CONCURRENCY) {
 }
 const relayRssUnderLoad = rssBytes(relayPid);
 
+// (d') the same sessions through nginx's mail proxy (one worker process, like the one relay process), which asks
+// GET /v1/nginx/auth/uncached and hands the session to the sink with XCLIENT.
+let nginx: NginxMail | null = null;
+if (existsSync("/usr/sbin/nginx")) {
+  const clientCaFile = join(temp, "client-ca.pem");
+  await writeFile(clientCaFile, `${pki.root.pem}${pki.intermediate.pem}`);
+  nginx = await startNginxMail({
+    apiUrl: `http://127.0.0.1:${apiPort}`,
+    apiToken: TOKEN,
+    listener: "uncached",
+    certFile: slapd.pki.certFile,
+    keyFile: slapd.pki.keyFile,
+    clientCaFile,
+  });
+  const nginxWorker = nginx.workerPids()[0];
+  for (const concurrency of CONCURRENCY) {
+    record(
+      "nginx + smtpgate sessions",
+      concurrency,
+      await measure("nginx + smtpgate session", concurrency, session(nginx.ports.starttls), {
+        nginx: nginxWorker,
+        api: apiPid,
+        slapd: slapdPid(),
+        sink: sink.child.pid,
+      }),
+    );
+  }
+} else log("  nginx is not installed (scripts/setup.sh): no nginx sessions");
+
 // (e) memory: a fresh relay process with 1,000 idle connections (each past its greeting), so the heap the
 // session runs grew does not hide the cost of a connection.
 log("memory");
@@ -300,6 +333,7 @@ log(`\nwritten: bench-results/${name}.{json,md}\n`);
 process.stdout.write(markdown);
 
 await pool.close();
+await nginx?.stop();
 // Let the API and relay write their profiles (and close cleanly) before the directory goes away.
 await Promise.all(processes.map((started) => started.stop()));
 await directory.close().catch(() => {});

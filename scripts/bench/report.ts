@@ -42,6 +42,9 @@ function targetsOf(results: Results, concurrency: number[]) {
     relayVsBare: ratio("relay sessions", "bare smtp-server sessions", c),
     relayVsPostfixReference:
       (results["relay sessions"]?.[c]?.rate ?? Number.NaN) / (REFERENCE.postfixSessions[c] as number),
+    nginxVsRelay: ratio("nginx + smtpgate sessions", "relay sessions", c),
+    nginxVsPostfixReference:
+      (results["nginx + smtpgate sessions"]?.[c]?.rate ?? Number.NaN) / (REFERENCE.postfixSessions[c] as number),
   }));
 }
 
@@ -87,6 +90,12 @@ function markdown(report: Report, machine: Machine, targets: Targets): string {
   row("API auth cached / GET /v1/ping", "cachedVsPing", "≥ 0.80");
   row("relay session / bare smtp-server session", "relayVsBare", "≥ 0.70 (c=8, 32)");
   row("relay session / Postfix+Dovecot (reference figures)", "relayVsPostfixReference", "> 1");
+  row("nginx + smtpgate session / relay session", "nginxVsRelay", "(compared, no target)");
+  row(
+    "nginx + smtpgate session / Postfix+Dovecot (reference figures)",
+    "nginxVsPostfixReference",
+    "(compared, no target)",
+  );
   lines.push(
     "",
     `Relay memory: a fresh relay holds ${(memory.relayRssIdleBytes / 2 ** 20).toFixed(1)} MiB RSS, ${(memory.relayRssWith1000IdleBytes / 2 ** 20).toFixed(1)} MiB with ${memory.idleConnectionsGreeted} idle connections past their greeting (${(memory.relayBytesPerIdleConnection / 1024).toFixed(1)} KiB per connection); the relay that ran the sessions holds ${(memory.relayRssUnderLoadBytes / 2 ** 20).toFixed(1)} MiB; the API ${(memory.apiRssUnderLoadBytes / 2 ** 20).toFixed(1)} MiB after the decision runs.`,

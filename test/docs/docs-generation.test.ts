@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { configSchema } from "../../api/config/schema.ts";
 import { configReferenceMarkdown, inputJsonSchema, sections, typeText } from "../../scripts/docs/config-reference.ts";
+import { missingEmbeddings } from "../../scripts/docs/embedded-files.ts";
 import { anchorsOf, brokenLinks, githubSlug, linksOf } from "../../scripts/docs/link-check.ts";
 import { apiMetricDescriptions, relayMetricDescriptions } from "../../scripts/docs/metrics-reference.ts";
 
@@ -96,5 +97,22 @@ describe("link check", () => {
 
   it("ignores links with a scheme and links inside code", () => {
     expect(linksOf("[a](https://x) `[b](c.md)` [d](e.md)")).toEqual([{ target: "e.md", line: 1 }]);
+  });
+});
+
+describe("files shown byte for byte", () => {
+  let root: string;
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), "smtpgate-embedded-"));
+    await writeFile(join(root, "mail.conf"), "mail {\n    xclient on;\n}\n");
+    await writeFile(join(root, "same.md"), "Intro\n\n```nginx\nmail {\n    xclient on;\n}\n```\n");
+    await writeFile(join(root, "edited.md"), "Intro\n\n```nginx\nmail {\n    xclient off;\n}\n```\n");
+  });
+  afterAll(() => rm(root, { recursive: true, force: true }));
+
+  it("accepts a page with the file as a fenced block and names a page whose copy differs", async () => {
+    expect(await missingEmbeddings(root, { "same.md": ["mail.conf"], "edited.md": ["mail.conf"] })).toEqual([
+      "edited.md: does not show mail.conf byte for byte in a fenced block (copy the file in again)",
+    ]);
   });
 });

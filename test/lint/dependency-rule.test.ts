@@ -27,6 +27,16 @@ const PROBES = {
     source: 'import type { ApiServer } from "../runtime/node/server.ts";',
     refused: true,
   },
+  httpMountsNginxFront: {
+    dir: "api/http",
+    source: 'import { createNginxAuth } from "../../fronts/nginx-auth/index.ts";',
+    refused: false,
+  },
+  httpImportsOtherFront: {
+    dir: "api/http",
+    source: 'import { serve } from "../../fronts/dovecot-sasl/index.ts";',
+    refused: true,
+  },
   relayImportsApi: { dir: "edge-relay", source: 'import { parseConfig } from "../api/config/load.ts";', refused: true },
   relayImportsLib: { dir: "edge-relay", source: 'import { Registry } from "../lib/prometheus.ts";', refused: false },
   mailFlowImportsRelay: {

@@ -83,6 +83,11 @@ export function workerTestConfig(fixture: WorkersFixture): ConfigInput {
       "cert-only": certificateProfile(),
       "cert-or-ldap": certificateProfile({ allowAuthFallback: "corp" }),
       "cert-down": certificateProfile({ query: "asyncos-down" }),
+      // nginx passes the leaf alone: the intermediate comes from the profile.
+      "cert-or-ldap-leaf": certificateProfile({
+        allowAuthFallback: "corp",
+        intermediates: { pem: pemOf(fixture.chains.alice[1] as string) },
+      }),
     },
     listeners: {
       submission: { authProfile: "corp" },
@@ -95,9 +100,19 @@ export function workerTestConfig(fixture: WorkersFixture): ConfigInput {
       a: { authProfile: "cert-only" },
       c: { authProfile: "cert-or-ldap" },
       "a-down": { authProfile: "cert-down" },
+      nginx: { authProfile: "cert-or-ldap-leaf", upstream: NGINX_UPSTREAM },
+      "nginx-down": { authProfile: "down", upstream: NGINX_UPSTREAM },
     },
     api: { tokens: [{ env: "TEST_TOKEN" }] },
   };
+}
+
+/** Where the nginx listeners hand allowed sessions (GET /v1/nginx/auth/:listener). */
+export const NGINX_UPSTREAM = { address: "192.0.2.25", port: 2525 };
+
+/** A base64 DER certificate as PEM. */
+export function pemOf(base64Der: string): string {
+  return `-----BEGIN CERTIFICATE-----\n${base64Der.replace(/(.{64})/g, "$1\n").replace(/\n$/, "")}\n-----END CERTIFICATE-----\n`;
 }
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
