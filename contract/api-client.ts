@@ -5,7 +5,14 @@
  * an error, which the relay turns into 454 4.7.0: an unreachable, slow or confused API never lets mail through.
  */
 import { Pool, errors as undiciErrors } from "undici";
-import type { AuthRequest, Decider, DecisionContext, TlsRequest } from "./decider.ts";
+import type {
+  AuthRequest,
+  CertificateFactsRequest,
+  Decider,
+  DecisionContext,
+  IdentityRequest,
+  TlsRequest,
+} from "./decider.ts";
 import { listenerPolicySchema, type ListenerPolicy } from "./listener-policy.ts";
 import { verdictSchema, type Verdict } from "./verdict.ts";
 
@@ -48,6 +55,14 @@ export class ApiClient implements Decider {
 
   async decideAuth(request: AuthRequest, context: DecisionContext = {}): Promise<Verdict> {
     return parseVerdict(await this.#call("POST", "/v1/decide/auth", request, context.requestId));
+  }
+
+  async decideCertificateFacts(request: CertificateFactsRequest, context: DecisionContext = {}): Promise<Verdict> {
+    return parseVerdict(await this.#call("POST", "/v1/decide/certificate-facts", request, context.requestId));
+  }
+
+  async decideIdentity(request: IdentityRequest, context: DecisionContext = {}): Promise<Verdict> {
+    return parseVerdict(await this.#call("POST", "/v1/decide/identity", request, context.requestId));
   }
 
   async listenerPolicy(name: string, etag: string | null): Promise<PolicyFetch> {

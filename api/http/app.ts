@@ -4,6 +4,8 @@
  *
  *   POST /v1/decide/tls    at STARTTLS: the client certificate chain (or null) in, verdict out
  *   POST /v1/decide/auth   SMTP AUTH credentials in, verdict out (always 200 when the call is well-formed)
+ *   POST /v1/decide/certificate-facts   a client certificate an MTA verified, as facts (fingerprints, CNs)
+ *   POST /v1/decide/identity            a login an MTA authenticated: allowance and addresses
  *   GET  /v1/listeners/:n  the listener's host access table and mail-flow policies, for relays (ETag)
  *   GET  /v1/cache         each auth profile's decision cache: policy, entries, hits, misses, stale serves
  *   POST /v1/cache/flush   empties one profile's decision cache (`{"profile": "corp"}`) or all of them
@@ -24,7 +26,13 @@ import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from "../../lib/prometheus.ts";
 import { bearerToken, type TokenChecker } from "./api-tokens.ts";
 import { openApiDocument } from "./openapi.ts";
 import { problem, type FieldProblem } from "./problem.ts";
-import { authRequestSchema, cacheFlushRequestSchema, tlsRequestSchema } from "../../contract/requests.ts";
+import {
+  authRequestSchema,
+  cacheFlushRequestSchema,
+  certificateFactsRequestSchema,
+  identityRequestSchema,
+  tlsRequestSchema,
+} from "../../contract/requests.ts";
 import { validate, type ValueProblem } from "../../lib/validation/problems.ts";
 
 export type { LogRecord, Logger };
@@ -39,6 +47,11 @@ export interface AppOptions {
   maxBodyBytes: number;
   log: Logger;
   newDecisionId?: () => string;
+  /**
+   * The metrics and the decision service, when the composition shares them with an in-process Decider (so a
+   * front's decisions are counted and logged with the app's); built here otherwise.
+   */
+  shared?: { metrics: ApiMetrics; decisions: DecisionService };
 }
 
 type Env = { Variables: { requestId: string } };
@@ -47,16 +60,7 @@ const DIGITS = /^\d{1,15}$/;
 
 export function createApp(options: AppOptions): Hono<Env> {
   const app = new Hono<Env>();
-  const metrics = new ApiMetrics({
-    gate: options.gate,
-    ...(options.directories ? { directories: options.directories } : {}),
-  });
-  const decisions = new DecisionService({
-    gate: options.gate,
-    metrics,
-    log: options.log,
-    ...(options.newDecisionId ? { newDecisionId: options.newDecisionId } : {}),
-  });
+  const { metrics, decisions } = options.shared ?? createDecisions(options);
   const metricsTokens = options.metricsTokens ?? options.tokens;
 
   app.use(async (c, next) => {
@@ -189,6 +193,18 @@ export function createApp(options: AppOptions): Hono<Env> {
     return answer(c, await decisions.decideAuth(body.value, { requestId: c.get("requestId") }));
   });
 
+  app.post("/v1/decide/certificate-facts", async (c) => {
+    const body = await parseBody(c, certificateFactsRequestSchema);
+    if (!body.ok) return body.response;
+    return answer(c, await decisions.decideCertificateFacts(body.value, { requestId: c.get("requestId") }));
+  });
+
+  app.post("/v1/decide/identity", async (c) => {
+    const body = await parseBody(c, identityRequestSchema);
+    if (!body.ok) return body.response;
+    return answer(c, await decisions.decideIdentity(body.value, { requestId: c.get("requestId") }));
+  });
+
   app.notFound((c) => problem(c, 404, "not-found", "Not Found", `no route for ${c.req.method} ${c.req.path}`));
 
   app.onError((error, c) => {
@@ -209,6 +225,24 @@ export function createApp(options: AppOptions): Hono<Env> {
   });
 
   return app;
+}
+
+/** The API's metrics and the decision service over them: what an app and an in-process Decider share. */
+export function createDecisions(options: Pick<AppOptions, "gate" | "directories" | "log" | "newDecisionId">): {
+  metrics: ApiMetrics;
+  decisions: DecisionService;
+} {
+  const metrics = new ApiMetrics({
+    gate: options.gate,
+    ...(options.directories ? { directories: options.directories } : {}),
+  });
+  const decisions = new DecisionService({
+    gate: options.gate,
+    metrics,
+    log: options.log,
+    ...(options.newDecisionId ? { newDecisionId: options.newDecisionId } : {}),
+  });
+  return { metrics, decisions };
 }
 
 /** 401 with a WWW-Authenticate challenge unless the request carries a bearer token `tokens` accepts; else null. */

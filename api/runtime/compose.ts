@@ -21,7 +21,8 @@ import type { Config, DirectoryConfig } from "../config/schema.ts";
 import type { Directory } from "../core/directory.ts";
 import { Gate } from "../gate/gate.ts";
 import { createTokenChecker } from "../http/api-tokens.ts";
-import { createApp } from "../http/app.ts";
+import { createApp, createDecisions } from "../http/app.ts";
+import { InProcessDecider } from "../decisions/in-process-decider.ts";
 import type { HostSelector } from "../ldap/host-selector.ts";
 import { observedDirectories } from "../metrics/api-metrics.ts";
 import { parseTrustAnchors } from "../pki/certificate-chain.ts";
@@ -59,6 +60,8 @@ export interface ComposedApi<D> {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- createApp's own variables type stays its business
   app: Hono<any>;
   gate: Gate;
+  /** The same decisions in-process, for the fronts a runtime runs beside the app (counted in its metrics). */
+  decider: InProcessDecider;
   directories: Record<string, D>;
   crls: CrlStore | null;
 }
@@ -104,15 +107,16 @@ export async function composeApi<D extends Directory & { selector: HostSelector 
       ? new CrlStore({ sources: crlSources, ...adapter.crlTransport, log: adapter.log })
       : null;
   const gate = new Gate({ config, directories, trustAnchors, intermediates, crls });
+  const shared = createDecisions({ gate, directories: observedDirectories(config, directories), log: adapter.log });
   const app = createApp({
     gate,
+    shared,
     tokens: await createTokenChecker(secrets.apiTokens),
     metricsTokens: await createTokenChecker([...secrets.apiTokens, ...secrets.metricsTokens]),
-    directories: observedDirectories(config, directories),
     maxBodyBytes: config.api.maxBodyBytes,
     log: adapter.log,
   });
-  return { app, gate, directories, crls };
+  return { app, gate, decider: new InProcessDecider(shared.decisions), directories, crls };
 }
 
 /** Each certificate profile's PEM bundle under `key`: a file (read with `read`) or inline PEM. */
