@@ -12,6 +12,7 @@ import { FilterParser } from "ldapts";
 import { mailFlowPolicySchema, nameSchema, senderGroupSchema } from "../../contract/listener-policy.ts";
 import { FILTER_TOKENS, templateTokens } from "../core/ldap-filter.ts";
 import { secretRef } from "../../lib/config/secret-ref.ts";
+import { postfixPolicyFrontSchema, postfixPolicyProblems } from "./postfix-policy.ts";
 
 const name = nameSchema;
 
@@ -414,8 +415,20 @@ export const configSchema = z
     authProfiles: z.record(name, authProfileSchema),
     listeners: z.record(name, listenerSchema),
     api: apiSchema,
+    fronts: z
+      .strictObject({
+        postfixPolicy: z
+          .array(postfixPolicyFrontSchema)
+          .max(64)
+          .default([])
+          .describe("Postfix policy-delegation servers (check_policy_service), Node runtime only"),
+      })
+      .default({ postfixPolicy: [] })
+      .describe("protocol servers for stock MTAs, run beside the HTTP API and deciding in-process"),
   })
   .superRefine((config, ctx) => {
+    for (const issue of postfixPolicyProblems(config, config.fronts.postfixPolicy))
+      ctx.addIssue({ code: "custom", ...issue });
     // References between sections: each must name something that exists.
     for (const [key, query] of Object.entries(config.smtpAuthQueries)) {
       if (!(query.directory in config.directories)) {

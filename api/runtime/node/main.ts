@@ -12,6 +12,7 @@ import { ConfigError } from "../../../lib/config/config-error.ts";
 import { reloadOnSighup } from "./reload.ts";
 import { jsonLineLogger, readConfigFile, startApiServer } from "./server.ts";
 import { stopOnSignals } from "../../../lib/node/graceful-stop.ts";
+import { startPostfixPolicyFronts } from "../../../fronts/postfix-policy/main.ts";
 
 const USAGE = "usage: smtpgate-api --config FILE [--host HOST] [--port PORT]   (or set SMTPGATE_CONFIG)";
 
@@ -44,6 +45,7 @@ async function main(): Promise<void> {
       config,
       source: path,
       listen: { host: values.host ?? config.api.listen.host, port },
+      fronts: [startPostfixPolicyFronts],
     });
     jsonLineLogger({
       level: "info",

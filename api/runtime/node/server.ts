@@ -13,6 +13,9 @@ import { createJsonLineLogger, writeToStdout } from "../../../lib/json-lines.ts"
 import { readConfigText, readNamedFile } from "../../../lib/node/read-config-file.ts";
 import { parseConfig } from "../../config/load.ts";
 import type { Config } from "../../config/schema.ts";
+import type { Decider } from "../../../contract/decider.ts";
+import type { ListenerPolicy } from "../../../contract/listener-policy.ts";
+import type { InProcessDecider } from "../../decisions/in-process-decider.ts";
 import type { Gate } from "../../gate/gate.ts";
 import type { Logger } from "../../http/app.ts";
 import { LdapDirectory } from "../../ldap/ldap-directory.ts";
@@ -28,7 +31,20 @@ export interface ApiServerOptions {
   /** Override the configured listen address (tests use port 0). */
   listen?: { host: string; port: number };
   log?: Logger;
+  /** Protocol servers run beside the HTTP API and deciding in-process (fronts/<name>/main.ts); default none. */
+  fronts?: readonly StartFronts[];
 }
+
+/** What a front running in the API's process gets: the configuration it started with, and the live decisions. */
+export interface FrontContext {
+  config: Config;
+  /** Decides with the configuration being served (a reload switches it). */
+  decider: Decider;
+  listenerPolicy(name: string): ListenerPolicy | null;
+  log: Logger;
+}
+
+export type StartFronts = (context: FrontContext) => Promise<{ close(): Promise<void> }>;
 
 export interface ApiServer {
   url: string;
@@ -60,6 +76,7 @@ interface NodeRuntime {
   app: Awaited<ReturnType<typeof composeApi>>["app"];
   config: Config;
   gate: Gate;
+  decider: InProcessDecider;
   directories: Record<string, LdapDirectory>;
   close(): Promise<void>;
 }
@@ -71,7 +88,7 @@ async function buildNodeRuntime(
   source: string,
   log: Logger,
 ): Promise<NodeRuntime> {
-  const { app, gate, directories, crls } = await composeApi(config, {
+  const { app, gate, decider, directories, crls } = await composeApi(config, {
     source,
     env,
     log,
@@ -110,6 +127,7 @@ async function buildNodeRuntime(
     app,
     config,
     gate,
+    decider,
     directories,
     close: async () => {
       clearInterval(crlTimer);
@@ -139,6 +157,16 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     started.once("error", reject);
   });
   const http = server as Server;
+  const fronts = await startFronts(options.fronts ?? [], {
+    config: options.config,
+    decider: liveDecider(() => live.current.decider),
+    listenerPolicy: (name) => live.current.gate.listenerPolicy(name),
+    log,
+  }).catch(async (error: unknown) => {
+    await new Promise((resolve) => http.close(resolve));
+    await live.close();
+    throw error;
+  });
   applyHttpTimeouts(http, options.config.api);
   const requestsInFlight = countRequestsInFlight(http);
   const address = server.address() as AddressInfo;
@@ -164,13 +192,40 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       applyHttpTimeouts(http, config.api);
       if (JSON.stringify(config.api.listen) !== JSON.stringify(previous.api.listen))
         log({ level: "warn", msg: "api.listen changed: still listening on the old address until a restart" });
+      if (JSON.stringify(config.fronts) !== JSON.stringify(previous.fronts))
+        log({ level: "warn", msg: "fronts changed: their sockets stay as they were until a restart" });
       void probe(next);
     },
     close: () =>
       (stopping ??= (async () => {
+        await Promise.all(fronts.map((front) => front.close()));
         await drainHttpServer(http, requestsInFlight, live.current.config.api.shutdownGraceMs);
         await live.close();
       })()),
+  };
+}
+
+async function startFronts(
+  starters: readonly StartFronts[],
+  context: FrontContext,
+): Promise<{ close(): Promise<void> }[]> {
+  const started: { close(): Promise<void> }[] = [];
+  try {
+    for (const start of starters) started.push(await start(context));
+  } catch (error) {
+    await Promise.all(started.map((front) => front.close()));
+    throw error;
+  }
+  return started;
+}
+
+/** A Decider that asks whichever generation is current, so a front follows reloads. */
+function liveDecider(current: () => Decider): Decider {
+  return {
+    decideTls: (request, context) => current().decideTls(request, context),
+    decideAuth: (request, context) => current().decideAuth(request, context),
+    decideCertificateFacts: (request, context) => current().decideCertificateFacts(request, context),
+    decideIdentity: (request, context) => current().decideIdentity(request, context),
   };
 }
 
