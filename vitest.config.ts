@@ -6,6 +6,7 @@ export default defineConfig({
       "api/**/*.test.ts",
       "lib/**/*.test.ts",
       "mail-flow/**/*.test.ts",
+      "fronts/**/*.test.ts",
       "dev/**/*.test.ts",
       "test/**/*.test.ts",
     ],
