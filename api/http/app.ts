@@ -45,7 +45,8 @@ type Env = { Variables: { requestId: string } };
 
 const DIGITS = /^\d{1,15}$/;
 
-export function createApp(options: AppOptions): Hono<Env> {
+/** The app, and its DecisionService for a front in the same process (api/decisions/in-process-decider.ts). */
+export function createApp(options: AppOptions): Hono<Env> & { decisions: DecisionService } {
   const app = new Hono<Env>();
   const metrics = new ApiMetrics({
     gate: options.gate,
@@ -208,7 +209,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     );
   });
 
-  return app;
+  return Object.assign(app, { decisions });
 }
 
 /** 401 with a WWW-Authenticate challenge unless the request carries a bearer token `tokens` accepts; else null. */
