@@ -1,13 +1,20 @@
 // The Dovecot-SASL server on real sockets: the handshake, PLAIN and LOGIN, the verdict mapping, tab-escaping, and
 // hostile input (over-long lines, no handshake, NUL bytes, unknown mechanisms and commands, pipelining, 1,000
 // requests in flight, slow clients). The Decider is scripted: the decision is tested against slapd elsewhere.
-import { stat } from "node:fs/promises";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { LogRecord } from "../../lib/json-lines.ts";
-import { b64, connectLineClient, ScriptedDecider, type LineClient } from "../../test/fronts/dovecot-sasl-support.ts";
+import { SEED } from "../../dev/slapd/seed.ts";
+import { waitFor } from "../../dev/wait.ts";
+import {
+  b64,
+  connectLineClient,
+  ScriptedDecider,
+  verdict,
+  type LineClient,
+} from "../../test/fronts/dovecot-sasl-support.ts";
 import { createDovecotSaslServer, type DovecotSaslServer } from "./index.ts";
 import { tabEscape, tabUnescape } from "./protocol.ts";
 
@@ -183,6 +190,47 @@ describe("PLAIN and LOGIN", () => {
     connection.send(`AUTH\t1\tPLAIN\t${POSTFIX_PARAMS}\t${extra}\tresp=${plain("alice", "secret")}\n`);
     expect(await connection.next("OK")).toBe("OK\t1\tuser=alice");
     connection.close();
+  });
+});
+
+describe("the recorded Postfix 3.7.11 transcript", () => {
+  it("answers Postfix's lines as recorded, and resets where the directory was down", async () => {
+    const fixture = await readFile(new URL("./fixtures/postfix-3.7.11.txt", import.meta.url), "utf8");
+    const lines = fixture.trimEnd().split("\n");
+    // As in the recording: alice's password is good, bob fails the allowance query, the 7th decision finds the
+    // directory down.
+    let calls = 0;
+    const recorded = createDovecotSaslServer({
+      decider: {
+        decideTls: () => Promise.reject(new Error("not used")),
+        decideAuth: async (request) => {
+          calls += 1;
+          if (calls === 7) return verdict("tempfail");
+          return request.username === "alice" && request.password === SEED.users.alice.password
+            ? verdict("allow", "alice")
+            : verdict("deny");
+        },
+      },
+      listener: "password",
+      log: () => {},
+    });
+    await recorded.listen({ host: "127.0.0.1", port: 0 });
+    const connection = await connectLineClient({ port: recorded.port as number });
+    // Line by line, as Postfix spoke: each client line once the server lines recorded before it have come.
+    let answers = 0;
+    for (const line of lines) {
+      if (line.startsWith("S: ")) answers += 1;
+      else {
+        await waitFor(() => connection.lines.length >= answers, { what: `${answers} server lines` });
+        connection.send(`${line.slice(3)}\n`);
+      }
+    }
+    expect(await connection.closed).toBe("reset");
+    const anonymise = (line: string): string => line.replace(/^(SPID|CUID|COOKIE)\t.*$/, "$1\t<varies>");
+    const expected = lines.filter((each) => each.startsWith("S: ")).map((each) => anonymise(each.slice(3)));
+    expect(expected.length).toBeGreaterThan(15);
+    expect(connection.lines.map(anonymise)).toEqual(expected);
+    await recorded.close(0);
   });
 });
 
