@@ -19,7 +19,7 @@ const apiConfig = (slapd: SlapdInstance, fronts?: unknown) => ({
   authProfiles: { corp: { type: "ldap" as const, query: "corp" } },
   listeners: { password: { authProfile: "corp" } },
   api: { tokens: [{ env: "TEST_TOKEN" }] },
-  ...(fronts === undefined ? {} : { fronts }),
+  ...(fronts === undefined ? {} : { fronts: fronts as never }),
 });
 
 let dir: string;
