@@ -8,8 +8,7 @@ import tseslint from "typescript-eslint";
  * The dependency rule: shells (runtimes, HTTP routes, socket fronts, the relay) point toward the core and the
  * contract, never back. contract/ and lib/ import nothing of ours but lib/ (contract may use lib); api/core is a
  * leaf beside api/pki and api/cache; edge-relay/ and mail-flow/ import only contract/, lib/ and mail-flow/, never
- * api/; fronts/ the same, plus api/decisions in a front's Node composition file (`main.ts`), which the Node entry
- * point (api/runtime/node/main.ts) alone may import. Code the Worker runs
+ * api/; fronts/ the same, plus api/decisions in a front's Node composition file (`main.ts`). Code the Worker runs
  * (api/core, api/runtime/workers, lib/ outside lib/node) never imports lib/node, which needs Node.js.
  *
  * Each zone lists what it must not import; a file is in exactly one zone (ESLint replaces, not merges, a rule's
@@ -63,19 +62,8 @@ const ZONES = [
   },
   {
     files: ["api/runtime/**"],
-    ignores: ["api/runtime/workers/**", "api/runtime/node/main.ts"],
+    ignores: ["api/runtime/workers/**"],
     patterns: [topLevel(OUTSIDE_API, "the API imports no front, test or script")],
-  },
-  {
-    // The Node process's entry point composes the fronts it runs beside the API: their main.ts, nothing else.
-    files: ["api/runtime/node/main.ts"],
-    patterns: [
-      topLevel(
-        OUTSIDE_API.filter((name) => name !== "fronts"),
-        "the API imports no front, test or script",
-      ),
-      { regex: "^(\\.\\./)+fronts/(?![^/]+/main\\.ts$)", message: "the entry point may import a front's main.ts only" },
-    ],
   },
   {
     files: ["edge-relay/**"],

@@ -9,6 +9,7 @@ import type {
   AuthRequest,
   CertificateFactsRequest,
   Decider,
+  MtaFactsDecider,
   DecisionContext,
   IdentityRequest,
   TlsRequest,
@@ -30,7 +31,7 @@ export class ApiError extends Error {
 export type PolicyFetch =
   { status: "changed"; policy: ListenerPolicy; etag: string | null } | { status: "not-modified" };
 
-export class ApiClient implements Decider {
+export class ApiClient implements Decider, MtaFactsDecider {
   readonly #pool: Pool;
   readonly #options: ApiClientOptions;
   readonly #base: string;

@@ -33,6 +33,13 @@ export interface Decider {
   decideTls(request: TlsRequest, context?: DecisionContext): Promise<Verdict>;
   /** At AUTH: the credentials (and the STARTTLS certificate, for certificate profiles with AUTH fallback). */
   decideAuth(request: AuthRequest, context?: DecisionContext): Promise<Verdict>;
+}
+
+/**
+ * The decisions about a client that the MTA itself has verified or authenticated (the Postfix policy server asks
+ * them). A port beside Decider, implemented by the same two classes, so a front that needs neither stays as it is.
+ */
+export interface MtaFactsDecider {
   /**
    * A client certificate the MTA verified, as facts (fingerprints, common names): mapped by the certificate query
    * like a chain, with no path validation or revocation check of ours (a profile with `revocation` refuses it).

@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # slapd and ldap-utils: the test directory; swaks with its TLS and SASL Perl modules: a real SMTP client for
-# the relay's end-to-end tests.
-packages=(slapd ldap-utils openssl swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl)
+# the relay's end-to-end tests; postfix: the stock MTA the Dovecot-SASL front is tested with (dev/postfix/ runs
+# private instances on their own ports and folders).
+packages=(slapd ldap-utils openssl swaks libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl postfix)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 # npm fetches Node 24 when the machine's Node is too old (scripts/node-env); Debian's npm is enough for that.
@@ -17,6 +18,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "setup: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
+  # "No configuration": the package writes no /etc/postfix/main.cf, so no system Postfix starts or takes port 25.
+  echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -1,49 +1,26 @@
 /**
- * `fronts.postfixPolicy`: Postfix policy-delegation servers (`check_policy_service`) the Node runtime runs beside
- * the HTTP API, each on a TCP address or a unix socket, deciding for one listener (fronts/postfix-policy/).
+ * `fronts.postfixPolicy` (contract/fronts-config.ts): Postfix policy-delegation servers (`check_policy_service`),
+ * each on a TCP address or a unix socket, deciding for one listener (fronts/postfix-policy/).
  *
  *   fronts:
  *     postfixPolicy:
  *       - listener: submission
- *         listen: { host: 127.0.0.1, port: 10040 }          # or { path: /run/smtpgate/policy, mode: "0660" }
+ *         listen: "127.0.0.1:10040"          # or { path: /run/smtpgate/policy, mode: "0660" }
  *
  * The checks below are those only a policy server needs: Postfix verifies the client certificate itself and passes
  * on facts about it (fingerprints, names), never the certificate, so a profile that checks revocation or compares
  * the certificate with userCertificate;binary cannot decide here; and the sender check needs the listener's host
  * access table (the mail-flow policy says senderLogin).
  */
-import { z } from "zod";
-import { nameSchema } from "../../contract/listener-policy.ts";
+import type { FrontsConfig } from "../../contract/fronts-config.ts";
 import type { Config } from "./schema.ts";
-
-export const socketSchema = z.union([
-  z.strictObject({
-    host: z.string().min(1).describe("a TCP address, e.g. 127.0.0.1 (main.cf: inet:127.0.0.1:PORT)"),
-    port: z.number().int().min(0).max(65535),
-  }),
-  z.strictObject({
-    path: z.string().min(1).max(100).describe("a unix socket (main.cf: unix:/PATH); a stale socket there is replaced"),
-    mode: z
-      .string()
-      .regex(/^0?[0-7]{3}$/, "an octal file mode such as 0660")
-      .default("0660")
-      .describe("who may connect: Postfix's smtpd must be able to write to it"),
-  }),
-]);
-
-export const postfixPolicyFrontSchema = z.strictObject({
-  listener: nameSchema.describe("the smtpgate listener this policy server decides for"),
-  listen: socketSchema.describe("a TCP address { host, port } or a unix socket { path, mode }"),
-});
-
-export type PostfixPolicyFrontConfig = z.output<typeof postfixPolicyFrontSchema>;
 
 type Issue = { path: (string | number)[]; message: string };
 
 /** What makes a listener unusable behind a policy server, as config problems at fronts.postfixPolicy.N. */
 export function postfixPolicyProblems(
   config: Pick<Config, "listeners" | "authProfiles" | "certificateQueries">,
-  fronts: readonly PostfixPolicyFrontConfig[],
+  fronts: FrontsConfig["postfixPolicy"],
 ): Issue[] {
   const issues: Issue[] = [];
   for (const [index, front] of fronts.entries()) {

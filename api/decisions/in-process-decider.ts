@@ -7,6 +7,7 @@ import {
   type AuthRequest,
   type CertificateFactsRequest,
   type Decider,
+  type MtaFactsDecider,
   type DecisionContext,
   type IdentityRequest,
   type TlsRequest,
@@ -22,7 +23,7 @@ import type { Decided, DecisionService } from "./decision-service.ts";
 import type { z } from "zod";
 import { validate } from "../../lib/validation/problems.ts";
 
-export class InProcessDecider implements Decider {
+export class InProcessDecider implements Decider, MtaFactsDecider {
   readonly #service: DecisionService;
 
   constructor(service: DecisionService) {

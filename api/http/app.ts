@@ -47,20 +47,25 @@ export interface AppOptions {
   maxBodyBytes: number;
   log: Logger;
   newDecisionId?: () => string;
-  /**
-   * The metrics and the decision service, when the composition shares them with an in-process Decider (so a
-   * front's decisions are counted and logged with the app's); built here otherwise.
-   */
-  shared?: { metrics: ApiMetrics; decisions: DecisionService };
 }
 
 type Env = { Variables: { requestId: string } };
 
 const DIGITS = /^\d{1,15}$/;
 
-export function createApp(options: AppOptions): Hono<Env> {
+/** The app, and its DecisionService for a front in the same process (api/decisions/in-process-decider.ts). */
+export function createApp(options: AppOptions): Hono<Env> & { decisions: DecisionService } {
   const app = new Hono<Env>();
-  const { metrics, decisions } = options.shared ?? createDecisions(options);
+  const metrics = new ApiMetrics({
+    gate: options.gate,
+    ...(options.directories ? { directories: options.directories } : {}),
+  });
+  const decisions = new DecisionService({
+    gate: options.gate,
+    metrics,
+    log: options.log,
+    ...(options.newDecisionId ? { newDecisionId: options.newDecisionId } : {}),
+  });
   const metricsTokens = options.metricsTokens ?? options.tokens;
 
   app.use(async (c, next) => {
@@ -224,25 +229,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     );
   });
 
-  return app;
-}
-
-/** The API's metrics and the decision service over them: what an app and an in-process Decider share. */
-export function createDecisions(options: Pick<AppOptions, "gate" | "directories" | "log" | "newDecisionId">): {
-  metrics: ApiMetrics;
-  decisions: DecisionService;
-} {
-  const metrics = new ApiMetrics({
-    gate: options.gate,
-    ...(options.directories ? { directories: options.directories } : {}),
-  });
-  const decisions = new DecisionService({
-    gate: options.gate,
-    metrics,
-    log: options.log,
-    ...(options.newDecisionId ? { newDecisionId: options.newDecisionId } : {}),
-  });
-  return { metrics, decisions };
+  return Object.assign(app, { decisions });
 }
 
 /** 401 with a WWW-Authenticate challenge unless the request carries a bearer token `tokens` accepts; else null. */

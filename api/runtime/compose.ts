@@ -19,10 +19,10 @@ import type { Logger } from "../../lib/json-lines.ts";
 import { resolveSecrets } from "../config/load.ts";
 import type { Config, DirectoryConfig } from "../config/schema.ts";
 import type { Directory } from "../core/directory.ts";
+import type { DecisionService } from "../decisions/decision-service.ts";
 import { Gate } from "../gate/gate.ts";
 import { createTokenChecker } from "../http/api-tokens.ts";
-import { createApp, createDecisions } from "../http/app.ts";
-import { InProcessDecider } from "../decisions/in-process-decider.ts";
+import { createApp } from "../http/app.ts";
 import type { HostSelector } from "../ldap/host-selector.ts";
 import { observedDirectories } from "../metrics/api-metrics.ts";
 import { parseTrustAnchors } from "../pki/certificate-chain.ts";
@@ -59,9 +59,9 @@ export interface RuntimeAdapter<D extends Directory & { selector: HostSelector }
 export interface ComposedApi<D> {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- createApp's own variables type stays its business
   app: Hono<any>;
+  /** The app's decisions, for a front in the same process (an InProcessDecider over it). */
+  decisions: DecisionService;
   gate: Gate;
-  /** The same decisions in-process, for the fronts a runtime runs beside the app (counted in its metrics). */
-  decider: InProcessDecider;
   directories: Record<string, D>;
   crls: CrlStore | null;
 }
@@ -107,16 +107,15 @@ export async function composeApi<D extends Directory & { selector: HostSelector 
       ? new CrlStore({ sources: crlSources, ...adapter.crlTransport, log: adapter.log })
       : null;
   const gate = new Gate({ config, directories, trustAnchors, intermediates, crls });
-  const shared = createDecisions({ gate, directories: observedDirectories(config, directories), log: adapter.log });
   const app = createApp({
     gate,
-    shared,
     tokens: await createTokenChecker(secrets.apiTokens),
     metricsTokens: await createTokenChecker([...secrets.apiTokens, ...secrets.metricsTokens]),
+    directories: observedDirectories(config, directories),
     maxBodyBytes: config.api.maxBodyBytes,
     log: adapter.log,
   });
-  return { app, gate, decider: new InProcessDecider(shared.decisions), directories, crls };
+  return { app, decisions: app.decisions, gate, directories, crls };
 }
 
 /** Each certificate profile's PEM bundle under `key`: a file (read with `read`) or inline PEM. */

@@ -6,7 +6,7 @@ import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { Decider } from "../../contract/decider.ts";
+import type { MtaFactsDecider } from "../../contract/decider.ts";
 import { compileHostAccessTable } from "../../contract/host-access-table.ts";
 import { listenerPolicySchema } from "../../contract/listener-policy.ts";
 import type { Verdict } from "../../contract/verdict.ts";
@@ -59,7 +59,7 @@ const allowAlice = verdict({
 });
 
 /** alice is allowed, by login or by the fingerprint above; "down" is a directory outage; "hang" never answers. */
-const decider: Pick<Decider, "decideCertificateFacts" | "decideIdentity"> = {
+const decider: MtaFactsDecider = {
   async decideIdentity(request) {
     if (request.identity === "down")
       return verdict({
@@ -253,7 +253,7 @@ describe("the Postfix policy server", () => {
       for (const attempt of [1, 2]) {
         const unix = createPostfixPolicyServer({
           listener: "submission",
-          listen: { path, mode: "0600" },
+          listen: { path, mode: 0o600 },
           decider,
           hostAccessTable: () => table,
           log: () => {},

@@ -14,19 +14,20 @@
  */
 import { chmod, lstat, unlink } from "node:fs/promises";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
-import type { Decider } from "../../contract/decider.ts";
+import type { MtaFactsDecider } from "../../contract/decider.ts";
 import type { HostAccessTable } from "../../contract/host-access-table.ts";
 import type { Logger } from "../../lib/json-lines.ts";
 import { decidePolicy } from "./policy.ts";
 import { formatAction, MAX_REQUEST_BYTES, PolicyRequestReader, type PolicyAttributes } from "./protocol.ts";
 
-export type PolicySocket = { host: string; port: number } | { path: string; mode?: string };
+/** A TCP address, or a unix socket with its permission bits (contract/fronts-config.ts). */
+export type PolicySocket = { host: string; port: number } | { path: string; mode?: number };
 
 export interface PostfixPolicyServerOptions {
   /** The smtpgate listener this server decides for. */
   listener: string;
   listen: PolicySocket;
-  decider: Pick<Decider, "decideCertificateFacts" | "decideIdentity">;
+  decider: MtaFactsDecider;
   /** The listener's host access table as it is now. */
   hostAccessTable: () => HostAccessTable;
   log: Logger;
@@ -79,7 +80,7 @@ export function createPostfixPolicyServer(options: PostfixPolicyServerOptions): 
         else server.listen(socket.port, socket.host, done);
       });
       let bound = where;
-      if ("path" in socket) await chmod(socket.path, Number.parseInt(socket.mode ?? "0660", 8));
+      if ("path" in socket) await chmod(socket.path, socket.mode ?? 0o660);
       else bound = `${socket.host}:${(server.address() as AddressInfo).port}`;
       options.log({ level: "info", msg: "policy server listening", listener: options.listener, listen: bound });
       return bound;

@@ -15,7 +15,7 @@
  * login Postfix's own permit_sasl_authenticated then lets through, or nobody); `REJECT <enhanced> <text>` for a
  * refusal; `DEFER_IF_PERMIT 4.7.0 …` when the directory cannot answer or the Decider does not.
  */
-import type { Decider } from "../../contract/decider.ts";
+import type { MtaFactsDecider } from "../../contract/decider.ts";
 import type { HostAccessTable } from "../../contract/host-access-table.ts";
 import { SMTP_REPLIES, type SmtpReply } from "../../contract/smtp-replies.ts";
 import type { Verdict } from "../../contract/verdict.ts";
@@ -27,7 +27,7 @@ import { decodeXtext, type PolicyAttributes } from "./protocol.ts";
 export interface PolicyContext {
   /** The smtpgate listener this policy server decides for. */
   listener: string;
-  decider: Pick<Decider, "decideCertificateFacts" | "decideIdentity">;
+  decider: MtaFactsDecider;
   /** The listener's host access table, as it is now (a reload or a refresh may replace it). */
   hostAccessTable(): HostAccessTable;
   /** Correlates the API's decision log lines with this server's (e.g. "policy-3.7": connection 3, request 7). */

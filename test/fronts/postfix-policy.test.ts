@@ -20,7 +20,7 @@ import { generateClientPki, type ClientPki } from "../../dev/client-pki/index.ts
 import { freePort } from "../../dev/ports.ts";
 import { SEED, startSlapd, type SlapdInstance } from "../../dev/slapd/index.ts";
 import { createPostfixPolicyServer, type PostfixPolicyServer } from "../../fronts/postfix-policy/index.ts";
-import { startPostfixPolicyFronts } from "../../fronts/postfix-policy/main.ts";
+import { startFronts } from "../../fronts/start-fronts.ts";
 
 const GATE = { filter: `(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))` };
 
@@ -109,7 +109,7 @@ beforeAll(async () => {
         ...config,
         fronts: {
           postfixPolicy: [
-            { listener: "submission", listen: { host: "127.0.0.1", port } },
+            { listener: "submission", listen: `127.0.0.1:${port}` },
             { listener: "keys", listen: { path: sockets.keys.path } },
           ],
         },
@@ -120,7 +120,7 @@ beforeAll(async () => {
     env: { TEST_TOKEN, TEST_TOKEN_NEXT, BIND_PW: SEED.servicePassword },
     listen: { host: "127.0.0.1", port: 0 },
     log: (record) => logs.push(record),
-    fronts: [startPostfixPolicyFronts],
+    startFronts,
   });
   await api.probed;
 
@@ -260,10 +260,7 @@ describe("the Postfix policy server in the Node runtime", () => {
     const profiles = config.authProfiles as Record<string, Record<string, unknown>>;
     profiles.key = { ...profiles.key, revocation: { useDistributionPoints: true } };
     expect(() =>
-      validateConfig(
-        { ...config, fronts: { postfixPolicy: [{ listener: "keys", listen: { host: "127.0.0.1", port: 1 } }] } },
-        "t",
-      ),
+      validateConfig({ ...config, fronts: { postfixPolicy: [{ listener: "keys", listen: "127.0.0.1:1" }] } }, "t"),
     ).toThrow(/fronts\.postfixPolicy\[0\]\.listener.*checks revocation.*removing its mapping in LDAP/s);
   });
 });

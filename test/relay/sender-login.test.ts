@@ -44,15 +44,6 @@ class FakeDecider implements Decider {
     });
   }
 
-  // The relay asks at STARTTLS and AUTH only; these belong to the MTA fronts.
-  async decideCertificateFacts(): Promise<Verdict> {
-    throw new Error("the relay never asks about certificate facts");
-  }
-
-  async decideIdentity(): Promise<Verdict> {
-    throw new Error("the relay never asks about an identity");
-  }
-
   #verdict(fields: Partial<Verdict>): Verdict {
     return {
       verdict: "deny",

@@ -8,15 +8,15 @@ import { readFile } from "node:fs/promises";
 import type { Server, ServerOptions } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve, type ServerType } from "@hono/node-server";
+import type { Decider, MtaFactsDecider } from "../../../contract/decider.ts";
+import type { ListenerPolicy } from "../../../contract/listener-policy.ts";
 import { ConfigError } from "../../../lib/config/config-error.ts";
 import { createJsonLineLogger, writeToStdout } from "../../../lib/json-lines.ts";
 import { readConfigText, readNamedFile } from "../../../lib/node/read-config-file.ts";
 import { parseConfig } from "../../config/load.ts";
 import type { Config } from "../../config/schema.ts";
-import type { Decider } from "../../../contract/decider.ts";
-import type { ListenerPolicy } from "../../../contract/listener-policy.ts";
-import type { InProcessDecider } from "../../decisions/in-process-decider.ts";
 import type { Gate } from "../../gate/gate.ts";
+import { InProcessDecider } from "../../decisions/in-process-decider.ts";
 import type { Logger } from "../../http/app.ts";
 import { LdapDirectory } from "../../ldap/ldap-directory.ts";
 import { composeApi } from "../compose.ts";
@@ -31,20 +31,21 @@ export interface ApiServerOptions {
   /** Override the configured listen address (tests use port 0). */
   listen?: { host: string; port: number };
   log?: Logger;
-  /** Protocol servers run beside the HTTP API and deciding in-process (fronts/<name>/main.ts); default none. */
-  fronts?: readonly StartFronts[];
+  /**
+   * Starts the configuration's protocol fronts (`fronts:`) over an in-process Decider, and again after a reload
+   * that changes them. The API cannot import a front (the dependency rule): the `smtpgate serve` command passes
+   * fronts/start-fronts.ts; without it, configured fronts are not served and a warning says so.
+   */
+  startFronts?: StartFronts;
 }
 
-/** What a front running in the API's process gets: the configuration it started with, and the live decisions. */
-export interface FrontContext {
-  config: Config;
-  /** Decides with the configuration being served (a reload switches it). */
-  decider: Decider;
-  listenerPolicy(name: string): ListenerPolicy | null;
-  log: Logger;
-}
-
-export type StartFronts = (context: FrontContext) => Promise<{ close(): Promise<void> }>;
+export type StartFronts = (
+  fronts: Config["fronts"],
+  decider: Decider & MtaFactsDecider,
+  log: Logger,
+  /** The listener's policy as it is now (the Postfix policy server matches the client in its host access table). */
+  listenerPolicy: (name: string) => ListenerPolicy | null,
+) => Promise<{ close(): Promise<void> }>;
 
 export interface ApiServer {
   url: string;
@@ -76,6 +77,7 @@ interface NodeRuntime {
   app: Awaited<ReturnType<typeof composeApi>>["app"];
   config: Config;
   gate: Gate;
+  /** The fronts' Decider over this configuration's gate (same verdicts, log lines and metrics as HTTP). */
   decider: InProcessDecider;
   directories: Record<string, LdapDirectory>;
   close(): Promise<void>;
@@ -88,7 +90,7 @@ async function buildNodeRuntime(
   source: string,
   log: Logger,
 ): Promise<NodeRuntime> {
-  const { app, gate, decider, directories, crls } = await composeApi(config, {
+  const { app, decisions, gate, directories, crls } = await composeApi(config, {
     source,
     env,
     log,
@@ -127,7 +129,7 @@ async function buildNodeRuntime(
     app,
     config,
     gate,
-    decider,
+    decider: new InProcessDecider(decisions),
     directories,
     close: async () => {
       clearInterval(crlTimer);
@@ -157,16 +159,6 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     started.once("error", reject);
   });
   const http = server as Server;
-  const fronts = await startFronts(options.fronts ?? [], {
-    config: options.config,
-    decider: liveDecider(() => live.current.decider),
-    listenerPolicy: (name) => live.current.gate.listenerPolicy(name),
-    log,
-  }).catch(async (error: unknown) => {
-    await new Promise((resolve) => http.close(resolve));
-    await live.close();
-    throw error;
-  });
   applyHttpTimeouts(http, options.config.api);
   const requestsInFlight = countRequestsInFlight(http);
   const address = server.address() as AddressInfo;
@@ -175,6 +167,37 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     probeDirectoriesAtStart(runtime.config, runtime.directories, log).catch((error: unknown) =>
       log({ level: "error", msg: "directory probe failed", error: String(error) }),
     );
+  // The fronts ask whichever configuration is in force, as HTTP requests do.
+  const liveDecider: Decider & MtaFactsDecider = {
+    decideTls: (request, context) => live.current.decider.decideTls(request, context),
+    decideAuth: (request, context) => live.current.decider.decideAuth(request, context),
+    decideCertificateFacts: (request, context) => live.current.decider.decideCertificateFacts(request, context),
+    decideIdentity: (request, context) => live.current.decider.decideIdentity(request, context),
+  };
+  const startFronts = async (config: Config): Promise<{ close(): Promise<void> } | undefined> => {
+    if (config.fronts.dovecotSasl.length === 0 && config.fronts.postfixPolicy.length === 0) return undefined;
+    if (options.startFronts)
+      return options.startFronts(config.fronts, liveDecider, log, (name) => live.current.gate.listenerPolicy(name));
+    log({ level: "warn", msg: "fronts: configured but not served by this entry point; start `smtpgate serve`" });
+    return undefined;
+  };
+  let fronts = await startFronts(options.config).catch(async (error: unknown) => {
+    await drainHttpServer(http, requestsInFlight, 0);
+    await live.close();
+    throw error;
+  });
+  /** A reload that changes `fronts:` restarts them; when the new ones cannot start, the old ones come back. */
+  const restartFronts = async (config: Config, previous: Config): Promise<void> => {
+    if (JSON.stringify(config.fronts) === JSON.stringify(previous.fronts)) return;
+    await fronts?.close();
+    fronts = undefined;
+    try {
+      fronts = await startFronts(config);
+    } catch (error) {
+      log({ level: "error", msg: "fronts: the new ones did not start; the previous ones serve", error: String(error) });
+      fronts = await startFronts(previous);
+    }
+  };
   let stopping: Promise<void> | undefined;
   return {
     url: `http://${host}:${address.port}`,
@@ -190,42 +213,17 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       const next = await buildNodeRuntime(config, env, source, log);
       live.swap(next);
       applyHttpTimeouts(http, config.api);
+      await restartFronts(config, previous);
       if (JSON.stringify(config.api.listen) !== JSON.stringify(previous.api.listen))
         log({ level: "warn", msg: "api.listen changed: still listening on the old address until a restart" });
-      if (JSON.stringify(config.fronts) !== JSON.stringify(previous.fronts))
-        log({ level: "warn", msg: "fronts changed: their sockets stay as they were until a restart" });
       void probe(next);
     },
     close: () =>
       (stopping ??= (async () => {
-        await Promise.all(fronts.map((front) => front.close()));
+        await fronts?.close();
         await drainHttpServer(http, requestsInFlight, live.current.config.api.shutdownGraceMs);
         await live.close();
       })()),
-  };
-}
-
-async function startFronts(
-  starters: readonly StartFronts[],
-  context: FrontContext,
-): Promise<{ close(): Promise<void> }[]> {
-  const started: { close(): Promise<void> }[] = [];
-  try {
-    for (const start of starters) started.push(await start(context));
-  } catch (error) {
-    await Promise.all(started.map((front) => front.close()));
-    throw error;
-  }
-  return started;
-}
-
-/** A Decider that asks whichever generation is current, so a front follows reloads. */
-function liveDecider(current: () => Decider): Decider {
-  return {
-    decideTls: (request, context) => current().decideTls(request, context),
-    decideAuth: (request, context) => current().decideAuth(request, context),
-    decideCertificateFacts: (request, context) => current().decideCertificateFacts(request, context),
-    decideIdentity: (request, context) => current().decideIdentity(request, context),
   };
 }
 
