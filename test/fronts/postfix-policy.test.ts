@@ -2,27 +2,23 @@
 // the Node runtime) and at the edge (the same server over HTTP and GET /v1/listeners). Requests are written the
 // way Postfix writes them (smtpd_check.c): fingerprints as colon-separated upper-case hex, names xtext-encoded and
 // sent only for a certificate Postfix verified.
-import { createHash, X509Certificate } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Attribute, Change, Client } from "ldapts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { validateConfig } from "../../api/config/load.ts";
-import type { ConfigInput } from "../../api/config/schema.ts";
 import type { LogRecord } from "../../api/http/app.ts";
 import { startApiServer, type ApiServer } from "../../api/runtime/node/server.ts";
 import { ApiClient } from "../../contract/api-client.ts";
 import { ListenerPolicyHolder } from "../../contract/listener-policy-holder.ts";
-import { API_TOKENS_CONFIG, slapdDirectory, TEST_TOKEN, TEST_TOKEN_NEXT } from "../../dev/api.ts";
+import { TEST_TOKEN, TEST_TOKEN_NEXT } from "../../dev/api.ts";
 import { generateClientPki, type ClientPki } from "../../dev/client-pki/index.ts";
 import { freePort } from "../../dev/ports.ts";
 import { SEED, startSlapd, type SlapdInstance } from "../../dev/slapd/index.ts";
 import { createPostfixPolicyServer, type PostfixPolicyServer } from "../../fronts/postfix-policy/index.ts";
 import { startFronts } from "../../fronts/start-fronts.ts";
-
-const GATE = { filter: `(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))` };
+import { addFingerprints, fingerprints, policyTestConfig } from "./postfix-policy-support.ts";
 
 let pki: ClientPki;
 let slapd: SlapdInstance;
@@ -33,70 +29,10 @@ let dir: string;
 const logs: LogRecord[] = [];
 const sockets: Record<"in-process" | "edge" | "keys", { port: number } | { path: string }> = {} as never;
 
-/** Postfix's `smtpd_tls_fingerprint_digest = sha256` format: `AB:CD:...`. */
-function postfixFingerprint(bytes: Uint8Array): string {
-  return (createHash("sha256").update(bytes).digest("hex").toUpperCase().match(/../g) as string[]).join(":");
-}
-
-function fingerprints(der: Uint8Array): { certificate: string; publicKey: string } {
-  const spki = new X509Certificate(der).publicKey.export({ type: "spki", format: "der" });
-  return { certificate: postfixFingerprint(der), publicKey: postfixFingerprint(spki) };
-}
-
-const hex = (postfix: string): string => postfix.replaceAll(":", "").toLowerCase();
-
-export function policyTestConfig(slapdInstance: SlapdInstance, trustAnchors: string): ConfigInput {
-  const certificateProfile = (query: string, extra: Record<string, unknown> = {}) => ({
-    type: "certificate" as const,
-    query,
-    trustAnchors: { pem: trustAnchors },
-    ...extra,
-  });
-  const everyone = [{ name: "everyone", match: ["0.0.0.0/0", "::/0"], policy: "SUBMISSION" }];
-  return {
-    directories: { corp: slapdDirectory(slapdInstance) },
-    smtpAuthQueries: { corp: { directory: "corp", allowance: GATE } },
-    certificateQueries: {
-      "by-fingerprint": { directory: "corp", filter: "(description=fp:{fp_sha256})", allowance: GATE },
-      "by-key": { directory: "corp", filter: "(description=key:{spki_sha256})", allowance: GATE },
-    },
-    mailFlowPolicies: {
-      SUBMISSION: { behaviour: "accept", tls: "required", smtpAuth: "required", senderLogin: "enforce" },
-    },
-    authProfiles: {
-      corp: { type: "ldap", query: "corp" },
-      fingerprint: certificateProfile("by-fingerprint", { allowAuthFallback: "corp" }),
-      key: certificateProfile("by-key"),
-    },
-    listeners: {
-      submission: { authProfile: "fingerprint", hostAccessTable: everyone },
-      keys: { authProfile: "key", hostAccessTable: everyone },
-    },
-    api: API_TOKENS_CONFIG,
-  };
-}
-
 beforeAll(async () => {
   pki = await generateClientPki();
   slapd = await startSlapd();
-  // The directory holds each certificate's fingerprints on its owner's entry (a site would use an attribute of
-  // its own schema; description stands in). carol's certificate is mapped nowhere.
-  const admin = new Client({ url: slapd.ldapUrl });
-  await admin.bind(slapd.adminDn, slapd.adminPassword);
-  for (const user of ["alice", "bob"] as const) {
-    const prints = fingerprints(pki.leaves[user].der);
-    await admin.modify(
-      SEED.users[user].dn,
-      new Change({
-        operation: "add",
-        modification: new Attribute({
-          type: "description",
-          values: [`fp:${hex(prints.certificate)}`, `key:${hex(prints.publicKey)}`],
-        }),
-      }),
-    );
-  }
-  await admin.unbind();
+  await addFingerprints(slapd, pki);
 
   dir = await mkdtemp(join(tmpdir(), "smtpgate-policy-"));
   const port = await freePort();
