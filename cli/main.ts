@@ -19,6 +19,15 @@ interface Subcommand {
   load(): Promise<CommandRun>;
 }
 
+/** The API's entry point, handed the fronts' starter (the API itself imports no front). */
+async function loadApi(): Promise<CommandRun> {
+  const [{ main }, { startFronts }] = await Promise.all([
+    import("../api/runtime/node/main.ts"),
+    import("../fronts/start-fronts.ts"),
+  ]);
+  return (argv) => main(argv, startFronts);
+}
+
 const SUBCOMMANDS: readonly Subcommand[] = [
   {
     name: "check",
@@ -54,8 +63,20 @@ const SUBCOMMANDS: readonly Subcommand[] = [
   {
     name: "api",
     synopsis: "smtpgate api [--config FILE] [--host HOST] [--port PORT]",
-    summary: "run the decision API (Node.js)",
-    load: async () => (await import("../api/runtime/node/main.ts")).main,
+    summary: "run the decision API (Node.js), and the protocol fronts its config names",
+    load: loadApi,
+  },
+  {
+    name: "serve",
+    synopsis: "smtpgate serve [--config FILE] [--host HOST] [--port PORT]",
+    summary: "the same as api",
+    load: loadApi,
+  },
+  {
+    name: "fronts",
+    synopsis: "smtpgate fronts --config FILE",
+    summary: "run the protocol fronts alone, deciding through the HTTP API (an edge process)",
+    load: async () => (await import("./fronts.ts")).run,
   },
   {
     name: "relay",

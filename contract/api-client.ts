@@ -5,7 +5,15 @@
  * an error, which the relay turns into 454 4.7.0: an unreachable, slow or confused API never lets mail through.
  */
 import { Pool, errors as undiciErrors } from "undici";
-import type { AuthRequest, Decider, DecisionContext, TlsRequest } from "./decider.ts";
+import type {
+  AuthRequest,
+  CertificateFactsRequest,
+  Decider,
+  MtaFactsDecider,
+  DecisionContext,
+  IdentityRequest,
+  TlsRequest,
+} from "./decider.ts";
 import { listenerPolicySchema, type ListenerPolicy } from "./listener-policy.ts";
 import { verdictSchema, type Verdict } from "./verdict.ts";
 
@@ -30,7 +38,7 @@ export class ApiError extends Error {
 export type PolicyFetch =
   { status: "changed"; policy: ListenerPolicy; etag: string | null } | { status: "not-modified" };
 
-export class ApiClient implements Decider {
+export class ApiClient implements Decider, MtaFactsDecider {
   readonly #pool: Pool;
   readonly #options: ApiClientOptions;
   readonly #base: string;
@@ -55,6 +63,14 @@ export class ApiClient implements Decider {
 
   async decideAuth(request: AuthRequest, context: DecisionContext = {}): Promise<Verdict> {
     return parseVerdict(await this.#call("POST", "/v1/decide/auth", request, context.requestId));
+  }
+
+  async decideCertificateFacts(request: CertificateFactsRequest, context: DecisionContext = {}): Promise<Verdict> {
+    return parseVerdict(await this.#call("POST", "/v1/decide/certificate-facts", request, context.requestId));
+  }
+
+  async decideIdentity(request: IdentityRequest, context: DecisionContext = {}): Promise<Verdict> {
+    return parseVerdict(await this.#call("POST", "/v1/decide/identity", request, context.requestId));
   }
 
   async listenerPolicy(name: string, etag: string | null): Promise<PolicyFetch> {

@@ -8,12 +8,19 @@
  * answers with a temporary failure, never an accept.
  */
 import type { z } from "zod";
-import type { authRequestSchema, tlsRequestSchema } from "./requests.ts";
+import type {
+  authRequestSchema,
+  certificateFactsRequestSchema,
+  identityRequestSchema,
+  tlsRequestSchema,
+} from "./requests.ts";
 import type { Verdict } from "./verdict.ts";
 
 /** A request as a front builds it (optional fields may be left out). */
 export type TlsRequest = z.input<typeof tlsRequestSchema>;
 export type AuthRequest = z.input<typeof authRequestSchema>;
+export type CertificateFactsRequest = z.input<typeof certificateFactsRequestSchema>;
+export type IdentityRequest = z.input<typeof identityRequestSchema>;
 
 /** Facts about the call, not part of the decision. */
 export interface DecisionContext {
@@ -26,6 +33,23 @@ export interface Decider {
   decideTls(request: TlsRequest, context?: DecisionContext): Promise<Verdict>;
   /** At AUTH: the credentials (and the STARTTLS certificate, for certificate profiles with AUTH fallback). */
   decideAuth(request: AuthRequest, context?: DecisionContext): Promise<Verdict>;
+}
+
+/**
+ * The decisions about a client that the MTA itself has verified or authenticated (the Postfix policy server asks
+ * them). A port beside Decider, implemented by the same two classes, so a front that needs neither stays as it is.
+ */
+export interface MtaFactsDecider {
+  /**
+   * A client certificate the MTA verified, as facts (fingerprints, common names): mapped by the certificate query
+   * like a chain, with no path validation or revocation check of ours (a profile with `revocation` refuses it).
+   */
+  decideCertificateFacts(request: CertificateFactsRequest, context?: DecisionContext): Promise<Verdict>;
+  /**
+   * A login the MTA authenticated: allow (with the identity's addresses) when the entry exists and the allowance
+   * query passes; deny `no-such-user` / `allowance-failed`; tempfail when the directory cannot answer.
+   */
+  decideIdentity(request: IdentityRequest, context?: DecisionContext): Promise<Verdict>;
 }
 
 /** The request was refused before any decision: a malformed call names the field. */

@@ -60,8 +60,41 @@ export const authRequestSchema = z.strictObject({
     .describe("the certificate presented at STARTTLS, for certificate profiles with AUTH fallback"),
 });
 
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/**
+ * A client certificate an MTA has verified against its own trust anchors, as the facts it passes on (Postfix's
+ * `ccert_*` policy attributes): no DER and no chain, so neither path validation nor a revocation check can be
+ * done here. Each fact fills the certificate query's token of the same meaning; a token the facts lack fails closed.
+ */
+export const verifiedCertificateSchema = z.strictObject({
+  sha256: lacking(z.string().regex(SHA256_HEX, "not 64 lower-case hex digits").describe("{fp_sha256}")),
+  spkiSha256: lacking(
+    z.string().regex(SHA256_HEX, "not 64 lower-case hex digits").describe("{spki_sha256}: of the public key"),
+  ),
+  subjectCn: lacking(z.string().min(1).max(1024).describe("{cn}: the subject's common name")),
+  issuerCn: lacking(z.string().min(1).max(1024).describe("{issuer_cn}: the issuer's common name")),
+});
+
+export const certificateFactsRequestSchema = z.strictObject({
+  listener: z.string().min(1).max(64),
+  session: z.string().max(128).optional().describe("the front's session id, for log correlation"),
+  client: clientSchema,
+  certificate: verifiedCertificateSchema.describe("what the MTA that verified the certificate says about it"),
+});
+
+/** An identity an MTA has already authenticated (Postfix's `sasl_username`): is it allowed, and what does it own? */
+export const identityRequestSchema = z.strictObject({
+  listener: z.string().min(1).max(64),
+  session: z.string().max(128).optional().describe("the front's session id, for log correlation"),
+  client: clientSchema,
+  identity: z.string().max(MAX_TEXT).describe("the login as the MTA authenticated it"),
+});
+
 export type AuthRequestBody = z.output<typeof authRequestSchema>;
 export type TlsRequestBody = z.output<typeof tlsRequestSchema>;
+export type CertificateFactsRequestBody = z.output<typeof certificateFactsRequestSchema>;
+export type IdentityRequestBody = z.output<typeof identityRequestSchema>;
 
 /** POST /v1/cache/flush: one auth profile's cached decisions, or (no body, or no profile) every profile's. */
 export const cacheFlushRequestSchema = z.strictObject({

@@ -1,5 +1,5 @@
 // Free TCP ports on the loopback interface, for the throw-away servers of the tests, the demo and the benchmark.
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 
 /**
  * Returns a TCP port on 127.0.0.1 that was free a moment ago: listens on port 0, reads the port the kernel
@@ -29,4 +29,18 @@ export async function freePorts(count: number): Promise<number[]> {
   const ports = new Set<number>();
   while (ports.size < count) ports.add(await freePort());
   return [...ports];
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:`port` now (a server's start-up is awaited with it). */
+export function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: "127.0.0.1", port });
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+    socket.setTimeout(500, () => done(false));
+  });
 }

@@ -3,7 +3,7 @@ import type { SMTPServerSession } from "smtp-server";
 import type { Decider } from "../contract/decider.ts";
 import type { RelayConfig } from "./config.ts";
 import type { Delivery } from "./delivery.ts";
-import type { ListenerPolicyHolder } from "./listener-policy.ts";
+import type { ListenerPolicyHolder } from "../contract/listener-policy-holder.ts";
 import type { Logger } from "./log.ts";
 import type { RelayMetrics } from "./metrics.ts";
 import type { SessionRegistry } from "./session.ts";

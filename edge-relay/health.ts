@@ -14,7 +14,7 @@
  * /livez is for liveness probes: 200 as long as the process answers (a restart cures no dependency).
  */
 import { createServer, type Server } from "node:http";
-import type { ListenerPolicyHolder } from "./listener-policy.ts";
+import type { ListenerPolicyHolder } from "../contract/listener-policy-holder.ts";
 import type { Logger } from "./log.ts";
 import { METRICS_CONTENT_TYPE, type RelayMetrics } from "./metrics.ts";
 import { printable } from "./printable.ts";

@@ -8,7 +8,7 @@
  *   recipients it refused while accepting others).
  * - smtp-server-adapter.ts: smtp-server's behaviour adjusted for these server instances only, each override
  *   written down.
- * - session.ts: what the relay keeps per session; listener-policy.ts: the listener's policy from the API.
+ * - session.ts: what the relay keeps per session; contract/listener-policy-holder.ts: the listener's policy from the API.
  *
  * Per session (docs/edge-relay.md): the sender group is chosen at connect time from the host access table and its
  * mail-flow policy governs the session. Every answer the API cannot give in time is a 454, never an accept.
@@ -27,7 +27,7 @@ import type { Decider } from "../contract/decider.ts";
 import type { RelayConfig } from "./config.ts";
 import type { RelayContext } from "./context.ts";
 import { Delivery } from "./delivery.ts";
-import { ListenerPolicyHolder } from "./listener-policy.ts";
+import { ListenerPolicyHolder } from "../contract/listener-policy-holder.ts";
 import { jsonLines, type Logger } from "./log.ts";
 import { createHealthServer, logUpstreamChange, UpstreamProbe } from "./health.ts";
 import { createRelayMetrics, type RelayMetrics } from "./metrics.ts";

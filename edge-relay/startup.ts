@@ -9,7 +9,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { ApiError } from "../contract/api-client.ts";
-import { UnusablePolicyError, type ListenerPolicyHolder } from "./listener-policy.ts";
+import { UnusablePolicyError, type ListenerPolicyHolder } from "../contract/listener-policy-holder.ts";
 import type { Logger } from "./log.ts";
 
 export interface StartupBackoff {

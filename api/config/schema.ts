@@ -10,6 +10,8 @@
 import { z } from "zod";
 import { FilterParser } from "ldapts";
 import { mailFlowPolicySchema, nameSchema, senderGroupSchema } from "../../contract/listener-policy.ts";
+import { frontsSchema } from "../../contract/fronts-config.ts";
+import { postfixPolicyProblems } from "./postfix-policy.ts";
 import { FILTER_TOKENS, templateTokens } from "../core/ldap-filter.ts";
 import { secretRef } from "../../lib/config/secret-ref.ts";
 
@@ -457,8 +459,20 @@ export const configSchema = z
     authProfiles: z.record(name, authProfileSchema),
     listeners: z.record(name, listenerSchema),
     api: apiSchema,
+    fronts: frontsSchema.describe("protocol fronts served beside the API, deciding in-process (smtpgate serve)"),
   })
   .superRefine((config, ctx) => {
+    for (const issue of postfixPolicyProblems(config, config.fronts.postfixPolicy))
+      ctx.addIssue({ code: "custom", ...issue });
+    for (const [index, front] of config.fronts.dovecotSasl.entries()) {
+      if (!(front.listener in config.listeners)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["fronts", "dovecotSasl", index, "listener"],
+          message: `no listener named "${front.listener}"`,
+        });
+      }
+    }
     // References between sections: each must name something that exists.
     for (const [key, query] of Object.entries(config.smtpAuthQueries)) {
       if (!(query.directory in config.directories)) {

@@ -6,8 +6,10 @@
  * Tokens: `{u}` the identity (the user ID attribute's value), `{a}`/`{d}` from it when it has a domain, `{dn}` the
  * entry's DN, `{t}` now. What the listener does when nothing is found (reject, allow temporarily) is the caller's.
  */
+import type { SmtpReply } from "../../contract/smtp-replies.ts";
 import type { Directory } from "./directory.ts";
 import { fillFilter, userTokens } from "./ldap-filter.ts";
+import { allow, deny, tempfail, type Decision } from "./verdict.ts";
 
 export interface AllowanceQuery {
   filter: string;
@@ -53,3 +55,36 @@ export async function askAllowance(
 
 /** The detail of an allow the listener grants although the allowance query found nothing. */
 export const ALLOWED_TEMPORARILY = "allowance query found no entry; listener allows temporarily";
+
+/** An identity the directory has established, before the allowance query has its say. */
+export type Granted = Parameters<typeof allow>[0] & { dn: string };
+
+/**
+ * The allowance query's verdict on an established identity: allow (also without an allowance query), allow
+ * temporarily or deny as the listener says when it finds nothing, deny when it cannot be asked (fail closed),
+ * tempfail when the directory cannot answer. `refusal` overrides the deny's reply.
+ */
+export async function grantAfterAllowance(
+  directory: Directory,
+  allowance: AllowanceQuery | undefined,
+  granted: Granted,
+  options: { onAllowanceFailure: "reject" | "allow-temporarily"; now: Date; refusal?: SmtpReply },
+): Promise<Decision> {
+  if (!allowance) return allow(granted);
+  const { profile, method, dn } = granted;
+  const refused = { profile, method, dn, ...(options.refusal ? { smtp: options.refusal } : {}) };
+  const found = await askAllowance(directory, allowance, granted, options.now);
+  switch (found.kind) {
+    case "met":
+      return allow(granted);
+    case "unavailable":
+      return tempfail({ profile, method, detail: found.detail });
+    case "not-askable":
+      // The allowance query cannot even be asked: fail closed, whatever the listener allows on a "no match".
+      return deny("allowance-failed", { ...refused, detail: found.detail });
+    case "not-met":
+      if (options.onAllowanceFailure === "allow-temporarily")
+        return allow({ ...granted, temporary: true, detail: ALLOWED_TEMPORARILY });
+      return deny("allowance-failed", { ...refused, query: found.asked });
+  }
+}

@@ -19,7 +19,7 @@ import type { X509Certificate } from "../pki/x509.ts";
 import { ALLOWED_TEMPORARILY, askAllowance, type AllowanceQuery, type AskedQuery } from "./allowance.ts";
 import type { Directory } from "./directory.ts";
 import { addressesOf, attributeValues, identityOf } from "./directory-entry.ts";
-import { fillFilter, generalizedTime } from "./ldap-filter.ts";
+import { fillFilter, generalizedTime, type TokenValues } from "./ldap-filter.ts";
 import { SMTP_REPLIES } from "../../contract/smtp-replies.ts";
 import type { Reason } from "../../contract/verdict.ts";
 import { allow, deny, proceed, tempfail, type Decision } from "./verdict.ts";
@@ -168,8 +168,35 @@ export async function evaluateCertificate(
     }
   }
   const reuse = reusableUntil === undefined ? {} : { reusableUntil };
-
   const tokens = { ...certificateTokens(leaf.certificate, leaf.der), t: generalizedTime(now) };
+  return await mapCertificate(tokens, profile, now, {
+    der: leaf.der,
+    reuse,
+    ...(revocationNote ? { note: revocationNote } : {}),
+  });
+}
+
+/** What step 3 knows of the certificate besides its tokens. */
+export interface PresentedFacts {
+  /** The leaf's DER, for matchUserCertificate; absent when an MTA passed only facts about it. */
+  der?: Uint8Array;
+  /** How long the outcome may be reused (see CertificateOutcome). */
+  reuse: { reusableUntil?: number };
+  /** Added to the detail of an authenticated outcome (an allowed unknown revocation status). */
+  note?: string;
+}
+
+/**
+ * Steps 3 and 4: the certificate's tokens through the certificate query, then the allowance query. Shared by a
+ * chain smtpgate validated and a certificate an MTA verified (certificate-facts.ts).
+ */
+export async function mapCertificate(
+  tokens: TokenValues,
+  profile: Pick<CertificateProfile, "query" | "directory">,
+  now: Date,
+  presented: PresentedFacts,
+): Promise<CertificateOutcome> {
+  const { reuse } = presented;
   const filter = fillFilter(profile.query.filter, tokens);
   if (!filter.ok)
     return {
@@ -201,8 +228,11 @@ export async function evaluateCertificate(
   if (second) return unmapped("certificate-ambiguous", `more than one entry matches ${filter.filter}`);
 
   if (matchBinary) {
+    const der = presented.der;
+    if (der === undefined)
+      return unmapped("certificate-unmapped", `${entry.dn}: matchUserCertificate needs the certificate itself`);
     const stored = attributeValues(entry, USER_CERTIFICATE);
-    if (!stored.some((value) => Buffer.isBuffer(value) && Buffer.compare(value, Buffer.from(leaf.der)) === 0))
+    if (!stored.some((value) => Buffer.isBuffer(value) && Buffer.compare(value, Buffer.from(der)) === 0))
       return unmapped("certificate-unmapped", `${entry.dn}: no userCertificate equals the presented certificate`);
   }
   const identity = identityOf(entry, query.userIdAttribute);
@@ -216,7 +246,7 @@ export async function evaluateCertificate(
     addresses: addressesOf(entry, query.addressAttributes),
     ...reuse,
   };
-  const note = revocationNote ? { detail: revocationNote } : {};
+  const note = presented.note ? { detail: presented.note } : {};
   if (!query.allowance) return { ...authenticated, allowance: "passed", ...note };
   const allowance = await askAllowance(profile.directory, query.allowance, authenticated, now);
   switch (allowance.kind) {

@@ -13,7 +13,7 @@ export const FILTER_TOKENS = {
   /** The allowance query, run after the user is authenticated. */
   allowance: ["u", "a", "d", "dn", "t"],
   /** The certificate query, with the fields of the verified leaf (see api/pki/certificate-tokens.ts). */
-  certificate: ["cn", "sn", "sn10", "subject", "issuer", "email", "upn", "fp_sha256", "spki_sha256", "t"],
+  certificate: ["cn", "sn", "sn10", "subject", "issuer", "issuer_cn", "email", "upn", "fp_sha256", "spki_sha256", "t"],
 } as const;
 
 const TOKEN = /\{([a-z0-9_]+)\}/g;

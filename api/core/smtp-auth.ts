@@ -11,14 +11,14 @@
  *
  * Any directory failure on the way is `tempfail` (454), never an accept.
  */
-import { ALLOWED_TEMPORARILY, askAllowance, type AllowanceQuery } from "./allowance.ts";
+import { grantAfterAllowance, type AllowanceQuery } from "./allowance.ts";
 import type { Directory, DirectoryEntry } from "./directory.ts";
 import { addressesOf, attributeValues, identityOf } from "./directory-entry.ts";
 import { fillFilter, userTokens } from "./ldap-filter.ts";
 import { ldapResultText } from "./ldap-results.ts";
 import { verifyStoredPassword } from "./password-schemes.ts";
 import type { Method } from "../../contract/verdict.ts";
-import { allow, deny, tempfail, type Decision } from "./verdict.ts";
+import { deny, tempfail, type Decision } from "./verdict.ts";
 
 /** Longest user name smtpgate sends to a directory; longer ones are refused without LDAP traffic. */
 export const MAX_USERNAME_LENGTH = 256;
@@ -118,21 +118,10 @@ export async function decideSmtpAuth(credentials: SmtpAuthCredentials, context: 
     dn: entry.dn,
     addresses: addressesOf(entry, query.addressAttributes),
   };
-  if (!query.allowance) return allow(granted);
-  const allowance = await askAllowance(directory, query.allowance, granted, context.now);
-  switch (allowance.kind) {
-    case "met":
-      return allow(granted);
-    case "unavailable":
-      return tempfail({ ...outcome, detail: allowance.detail });
-    case "not-askable":
-      // The allowance query cannot even be asked: fail closed, whatever the listener allows on a "no match".
-      return deny("allowance-failed", { ...outcome, dn: entry.dn, detail: allowance.detail });
-    case "not-met":
-      if (context.onAllowanceFailure === "allow-temporarily")
-        return allow({ ...granted, temporary: true, detail: ALLOWED_TEMPORARILY });
-      return deny("allowance-failed", { ...outcome, dn: entry.dn, query: allowance.asked });
-  }
+  return await grantAfterAllowance(directory, query.allowance, granted, {
+    onAllowanceFailure: context.onAllowanceFailure,
+    now: context.now,
+  });
 }
 
 /**
@@ -149,15 +138,18 @@ export function refuseWithoutDirectory(
   if (password.length === 0) return deny("empty-password", outcome);
   if (password.length > MAX_PASSWORD_LENGTH)
     return deny("invalid-credentials", { ...outcome, detail: "password longer than the limit" });
-  if (username.length === 0 || username.length > MAX_USERNAME_LENGTH || CONTROL.test(username)) {
-    return deny("malformed-username", {
-      ...outcome,
-      detail: `user name empty, over ${MAX_USERNAME_LENGTH} characters or with control characters`,
-    });
-  }
+  const malformed = malformedUsername(username);
+  if (malformed) return deny("malformed-username", { ...outcome, detail: malformed });
   // RFC 4616: an authorization identity other than the authentication identity asks to act as someone else.
   if (authzid !== undefined && authzid !== "" && authzid !== username) return deny("authzid-not-permitted", outcome);
   return null;
+}
+
+/** Why a user name is never sent to a directory, or null when it may be. */
+export function malformedUsername(username: string): string | null {
+  return username.length === 0 || username.length > MAX_USERNAME_LENGTH || CONTROL.test(username)
+    ? `user name empty, over ${MAX_USERNAME_LENGTH} characters or with control characters`
+    : null;
 }
 
 function methodOf(query: Pick<SmtpAuthQuery, "method">): Method {

@@ -4,7 +4,12 @@
  * front in the same process uses both go through it, so their verdicts, log lines and counters are the same.
  */
 import type { DecisionContext } from "../../contract/decider.ts";
-import type { AuthRequestBody, TlsRequestBody } from "../../contract/requests.ts";
+import type {
+  AuthRequestBody,
+  CertificateFactsRequestBody,
+  IdentityRequestBody,
+  TlsRequestBody,
+} from "../../contract/requests.ts";
 import type { Verdict } from "../../contract/verdict.ts";
 import type { Gate, GateResult } from "../gate/gate.ts";
 import type { Decision } from "../core/verdict.ts";
@@ -50,10 +55,25 @@ export class DecisionService {
     return this.#answer("auth", started, result, (decision, verdict) => ({
       ...decisionLog("auth", request, context, decision, verdict, started),
       mechanism: request.mechanism,
-      user:
-        request.username.length > LOGGED_USERNAME_MAX
-          ? `${request.username.slice(0, LOGGED_USERNAME_MAX)}…(${request.username.length} chars)`
-          : request.username,
+      user: loggedUsername(request.username),
+    }));
+  }
+
+  async decideCertificateFacts(request: CertificateFactsRequestBody, context: DecisionContext = {}): Promise<Decided> {
+    const started = performance.now();
+    const result = await this.#options.gate.decideCertificateFacts(request);
+    return this.#answer("certificate-facts", started, result, (decision, verdict) => ({
+      ...decisionLog("certificate-facts", request, context, decision, verdict, started),
+      certificate: request.certificate,
+    }));
+  }
+
+  async decideIdentity(request: IdentityRequestBody, context: DecisionContext = {}): Promise<Decided> {
+    const started = performance.now();
+    const result = await this.#options.gate.decideIdentity(request);
+    return this.#answer("identity", started, result, (decision, verdict) => ({
+      ...decisionLog("identity", request, context, decision, verdict, started),
+      user: loggedUsername(request.identity),
     }));
   }
 
@@ -69,6 +89,12 @@ export class DecisionService {
     this.#options.log(logLine(result.decision, verdict));
     return { ok: true, verdict };
   }
+}
+
+function loggedUsername(username: string): string {
+  return username.length > LOGGED_USERNAME_MAX
+    ? `${username.slice(0, LOGGED_USERNAME_MAX)}…(${username.length} chars)`
+    : username;
 }
 
 function toVerdict(decision: Decision, decisionId: string): Verdict {
@@ -95,7 +121,7 @@ function toVerdict(decision: Decision, decisionId: string): Verdict {
  */
 function decisionLog(
   kind: DecisionKind,
-  request: AuthRequestBody | TlsRequestBody,
+  request: AuthRequestBody | TlsRequestBody | CertificateFactsRequestBody | IdentityRequestBody,
   context: DecisionContext,
   decision: Decision,
   verdict: Verdict,
@@ -111,7 +137,7 @@ function decisionLog(
     session: request.session,
     clientIp: request.client.ip,
     helo: request.client.helo,
-    tls: request.tls ? `${request.tls.version} ${request.tls.cipher}` : null,
+    tls: "tls" in request && request.tls ? `${request.tls.version} ${request.tls.cipher}` : null,
     profile: verdict.profile,
     method: verdict.method,
     verdict: verdict.verdict,

@@ -5,17 +5,25 @@
 import {
   DecisionRefused,
   type AuthRequest,
+  type CertificateFactsRequest,
   type Decider,
+  type MtaFactsDecider,
   type DecisionContext,
+  type IdentityRequest,
   type TlsRequest,
 } from "../../contract/decider.ts";
-import { authRequestSchema, tlsRequestSchema } from "../../contract/requests.ts";
+import {
+  authRequestSchema,
+  certificateFactsRequestSchema,
+  identityRequestSchema,
+  tlsRequestSchema,
+} from "../../contract/requests.ts";
 import type { Verdict } from "../../contract/verdict.ts";
 import type { Decided, DecisionService } from "./decision-service.ts";
 import type { z } from "zod";
 import { validate } from "../../lib/validation/problems.ts";
 
-export class InProcessDecider implements Decider {
+export class InProcessDecider implements Decider, MtaFactsDecider {
   readonly #service: DecisionService;
 
   constructor(service: DecisionService) {
@@ -28,6 +36,16 @@ export class InProcessDecider implements Decider {
 
   async decideAuth(request: AuthRequest, context?: DecisionContext): Promise<Verdict> {
     return verdictOf(await this.#service.decideAuth(parse(authRequestSchema, request), context));
+  }
+
+  async decideCertificateFacts(request: CertificateFactsRequest, context?: DecisionContext): Promise<Verdict> {
+    return verdictOf(
+      await this.#service.decideCertificateFacts(parse(certificateFactsRequestSchema, request), context),
+    );
+  }
+
+  async decideIdentity(request: IdentityRequest, context?: DecisionContext): Promise<Verdict> {
+    return verdictOf(await this.#service.decideIdentity(parse(identityRequestSchema, request), context));
   }
 }
 

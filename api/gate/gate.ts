@@ -33,7 +33,9 @@ import {
   type CertificateOutcome,
   type CertificateProfile,
 } from "../core/certificate-auth.ts";
+import { evaluateCertificateFacts, type CertificateFacts } from "../core/certificate-facts.ts";
 import type { Directory } from "../core/directory.ts";
+import { decideIdentity } from "../core/identity.ts";
 import {
   decideSmtpAuth,
   refuseWithoutDirectory,
@@ -59,6 +61,18 @@ export interface AuthRequest extends SmtpAuthCredentials {
 export interface TlsRequest {
   listener: string;
   certificate: PresentedCertificate | null;
+}
+
+/** A certificate an MTA verified, known by the facts it passes on (api/core/certificate-facts.ts). */
+export interface CertificateFactsRequest {
+  listener: string;
+  certificate: CertificateFacts;
+}
+
+/** A login an MTA authenticated (api/core/identity.ts). */
+export interface IdentityRequest {
+  listener: string;
+  identity: string;
 }
 
 export type GateResult = { ok: true; decision: Decision } | { ok: false; field: string; problem: string };
@@ -313,6 +327,67 @@ export class Gate {
     }
     const fallback = this.#ldapProfiles.get(profile.allowAuthFallback) as LdapProfile;
     return { ok: true, decision: await this.#smtpAuth(request, fallback) };
+  }
+
+  /**
+   * A certificate the MTA verified: mapped like a chain (never cached: the MTA's verification is the session's), a
+   * profile without certificates says `continue`, one with revocation checks refuses.
+   */
+  async decideCertificateFacts(request: CertificateFactsRequest): Promise<GateResult> {
+    const profileName = this.#profileOf(request.listener);
+    if (profileName === null) return unknownListener(request.listener);
+    const profile = this.#certificateProfiles.get(profileName);
+    const base = { profile: profileName, method: "certificate" as const };
+    if (!profile)
+      return {
+        ok: true,
+        decision: proceed("certificate-not-used", {
+          ...base,
+          method: null,
+          detail: "the listener's auth profile does not use certificates",
+        }),
+      };
+    const outcome = await evaluateCertificateFacts(request.certificate, profile, this.#now());
+    // Whatever the profile's fallback: an unchecked revocation must not read as "try a password instead".
+    if (outcome.kind === "invalid")
+      return {
+        ok: true,
+        decision: deny("certificate-revocation-unknown", {
+          ...base,
+          smtp: SMTP_REPLIES.certificateRequired,
+          close: true,
+          detail: outcome.detail,
+        }),
+      };
+    return { ok: true, decision: tlsVerdict(outcome, profile, this.#onAllowanceFailure(request.listener)) };
+  }
+
+  /** A login the MTA authenticated, through the SMTP AUTH query of the listener's profile (or its fallback). */
+  async decideIdentity(request: IdentityRequest): Promise<GateResult> {
+    const profileName = this.#profileOf(request.listener);
+    if (profileName === null) return unknownListener(request.listener);
+    const certificate = this.#certificateProfiles.get(profileName);
+    const ldap = this.#ldapProfiles.get(certificate ? (certificate.allowAuthFallback ?? "") : profileName);
+    if (!ldap)
+      return {
+        ok: true,
+        decision: deny("auth-not-offered", {
+          profile: profileName,
+          method: null,
+          smtp: SMTP_REPLIES.accessDenied,
+          detail: "the listener's certificate profile has no allowAuthFallback: it accepts no logins",
+        }),
+      };
+    return {
+      ok: true,
+      decision: await decideIdentity(request.identity, {
+        profile: ldap.name,
+        query: ldap.query,
+        onAllowanceFailure: this.#onAllowanceFailure(request.listener),
+        directory: ldap.directory,
+        now: this.#now(),
+      }),
+    };
   }
 
   async #smtpAuth(request: AuthRequest, profile: LdapProfile): Promise<Decision> {

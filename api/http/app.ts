@@ -4,6 +4,8 @@
  *
  *   POST /v1/decide/tls    at STARTTLS: the client certificate chain (or null) in, verdict out
  *   POST /v1/decide/auth   SMTP AUTH credentials in, verdict out (always 200 when the call is well-formed)
+ *   POST /v1/decide/certificate-facts   a client certificate an MTA verified, as facts (fingerprints, CNs)
+ *   POST /v1/decide/identity            a login an MTA authenticated: allowance and addresses
  *   GET  /v1/listeners/:n  the listener's host access table and mail-flow policies, for relays (ETag)
  *   GET  /v1/cache         each auth profile's decision cache: policy, entries, hits, misses, stale serves
  *   POST /v1/cache/flush   empties one profile's decision cache (`{"profile": "corp"}`) or all of them
@@ -27,7 +29,13 @@ import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from "../../lib/prometheus.ts";
 import { bearerToken, type TokenChecker } from "./api-tokens.ts";
 import { openApiDocument } from "./openapi.ts";
 import { problem, type FieldProblem } from "./problem.ts";
-import { authRequestSchema, cacheFlushRequestSchema, tlsRequestSchema } from "../../contract/requests.ts";
+import {
+  authRequestSchema,
+  cacheFlushRequestSchema,
+  certificateFactsRequestSchema,
+  identityRequestSchema,
+  tlsRequestSchema,
+} from "../../contract/requests.ts";
 import { validate, type ValueProblem } from "../../lib/validation/problems.ts";
 
 export type { LogRecord, Logger };
@@ -50,7 +58,8 @@ type Env = { Variables: { requestId: string } };
 
 const DIGITS = /^\d{1,15}$/;
 
-export function createApp(options: AppOptions): Hono<Env> {
+/** The app, and its DecisionService for a front in the same process (api/decisions/in-process-decider.ts). */
+export function createApp(options: AppOptions): Hono<Env> & { decisions: DecisionService } {
   const app = new Hono<Env>();
   const metrics = new ApiMetrics({
     gate: options.gate,
@@ -194,6 +203,18 @@ export function createApp(options: AppOptions): Hono<Env> {
     return answer(c, await decisions.decideAuth(body.value, { requestId: c.get("requestId") }));
   });
 
+  app.post("/v1/decide/certificate-facts", async (c) => {
+    const body = await parseBody(c, certificateFactsRequestSchema);
+    if (!body.ok) return body.response;
+    return answer(c, await decisions.decideCertificateFacts(body.value, { requestId: c.get("requestId") }));
+  });
+
+  app.post("/v1/decide/identity", async (c) => {
+    const body = await parseBody(c, identityRequestSchema);
+    if (!body.ok) return body.response;
+    return answer(c, await decisions.decideIdentity(body.value, { requestId: c.get("requestId") }));
+  });
+
   // nginx sends the token as a fixed header (`auth_http_header Authorization "Bearer ..."`): the /v1/* check above.
   const upstreams = options.upstreams ?? {};
   const nginxAuth = createNginxAuth({
@@ -227,7 +248,7 @@ export function createApp(options: AppOptions): Hono<Env> {
     );
   });
 
-  return app;
+  return Object.assign(app, { decisions });
 }
 
 /** 401 with a WWW-Authenticate challenge unless the request carries a bearer token `tokens` accepts; else null. */

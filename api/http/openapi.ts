@@ -4,7 +4,12 @@
  * the code accepts and answers.
  */
 import { z } from "zod";
-import { authRequestSchema, tlsRequestSchema } from "../../contract/requests.ts";
+import {
+  authRequestSchema,
+  certificateFactsRequestSchema,
+  identityRequestSchema,
+  tlsRequestSchema,
+} from "../../contract/requests.ts";
 import { SMTP_REPLIES } from "../../contract/smtp-replies.ts";
 import { verdictSchema } from "../../contract/verdict.ts";
 
@@ -60,6 +65,8 @@ export function openApiDocument(): Record<string, unknown> {
       schemas: {
         TlsRequest: json(tlsRequestSchema),
         AuthRequest: json(authRequestSchema),
+        CertificateFactsRequest: json(certificateFactsRequestSchema),
+        IdentityRequest: json(identityRequestSchema),
         Verdict: json(verdictSchema),
         Problem: json(problemSchema),
       },
@@ -69,6 +76,18 @@ export function openApiDocument(): Record<string, unknown> {
         post: decision("At STARTTLS: judge the client certificate chain (or its absence)", "TlsRequest"),
       },
       "/v1/decide/auth": { post: decision("At AUTH: judge PLAIN/LOGIN credentials", "AuthRequest") },
+      "/v1/decide/certificate-facts": {
+        post: decision(
+          "A client certificate an MTA verified, known by its fingerprints and names (no chain, no revocation check)",
+          "CertificateFactsRequest",
+        ),
+      },
+      "/v1/decide/identity": {
+        post: decision(
+          "A login an MTA authenticated: the allowance query and the identity's addresses",
+          "IdentityRequest",
+        ),
+      },
       "/v1/listeners/{name}": {
         get: {
           summary: "A listener's host access table, mail-flow policies and accepted domains, for relays",

@@ -39,7 +39,7 @@ export interface ApiMetricsOptions {
   now?: () => Date;
 }
 
-export type DecisionKind = "auth" | "tls";
+export type DecisionKind = "auth" | "tls" | "certificate-facts" | "identity";
 
 export class ApiMetrics {
   readonly #registry = new Registry();
@@ -52,7 +52,7 @@ export class ApiMetrics {
     const now = options.now ?? (() => new Date());
     this.#decisions = registry.counter(
       "smtpgate_decisions_total",
-      "Decisions answered, by kind (auth, tls), verdict, reason, method and auth profile.",
+      "Decisions answered, by kind (auth, tls, certificate-facts, identity), verdict, reason, method and auth profile.",
       ["kind", "verdict", "reason", "method", "profile"],
     );
     this.#duration = registry.histogram(

@@ -6,6 +6,8 @@
  *   {sn10}        serial number in decimal (OpenLDAP's certificateExactMatch wants decimal)
  *   {subject}     subject as an RFC 4514 string, most specific RDN first: "CN=alice,O=Example,C=US"
  *   {issuer}      issuer, likewise
+ *   {issuer_cn}   the issuer's most specific CN (what an MTA that verified the certificate passes on, e.g.
+ *                 Postfix's ccert_issuer)
  *   {email}       first SAN rfc822Name, else the subject's emailAddress
  *   {upn}         SAN otherName userPrincipalName (1.3.6.1.4.1.311.20.2.3)
  *   {fp_sha256}   SHA-256 of the certificate's DER, lower-case hex
@@ -22,6 +24,7 @@ export const CERTIFICATE_TOKENS = [
   "sn10",
   "subject",
   "issuer",
+  "issuer_cn",
   "email",
   "upn",
   "fp_sha256",
@@ -41,6 +44,7 @@ export function certificateTokens(leaf: X509Certificate, der: Uint8Array): Certi
     sn10: BigInt(`0x${serial}`).toString(10),
     subject: rfc4514(leaf.subjectName),
     issuer: rfc4514(leaf.issuerName),
+    issuer_cn: leaf.issuerName.getField("CN").at(-1),
     email:
       names.find((name) => name.type === "email")?.value ??
       leaf.subjectName.getField(EMAIL_ADDRESS)[0] ??

@@ -19,6 +19,7 @@ import type { Logger } from "../../lib/json-lines.ts";
 import { resolveSecrets } from "../config/load.ts";
 import type { Config, DirectoryConfig } from "../config/schema.ts";
 import type { Directory } from "../core/directory.ts";
+import type { DecisionService } from "../decisions/decision-service.ts";
 import { Gate } from "../gate/gate.ts";
 import { createTokenChecker } from "../http/api-tokens.ts";
 import { createApp } from "../http/app.ts";
@@ -58,6 +59,8 @@ export interface RuntimeAdapter<D extends Directory & { selector: HostSelector }
 export interface ComposedApi<D> {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- createApp's own variables type stays its business
   app: Hono<any>;
+  /** The app's decisions, for a front in the same process (an InProcessDecider over it). */
+  decisions: DecisionService;
   gate: Gate;
   directories: Record<string, D>;
   crls: CrlStore | null;
@@ -91,7 +94,7 @@ export async function composeApi<D extends Directory & { selector: HostSelector 
       ),
     ),
   });
-  return { app, gate, directories, crls };
+  return { app, decisions: app.decisions, gate, directories, crls };
 }
 
 /** Reads a file the configuration names, or records the problem with it (and answers undefined). */

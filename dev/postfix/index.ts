@@ -6,10 +6,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { readFileSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "../ports.ts";
+import { canConnect, freePort } from "../ports.ts";
 import { killOnExit, removeOnExit } from "../processes.ts";
 import { waitFor } from "../wait.ts";
 import { execFileAsync } from "../slapd/tools.ts";
@@ -103,19 +102,6 @@ function mainCf(dir: string, options: PostfixOptions): string {
 function smtpdLine(port: number, options: PostfixOptions): string {
   const extra = Object.entries(options.smtpdOptions ?? {}).map(([name, value]) => `\n  -o ${name}=${value}`);
   return `127.0.0.1:${port}\tinet\tn\t-\tn\t-\t${options.smtpdProcesses ?? 1}\tsmtpd${extra.join("")}`;
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: "127.0.0.1", port });
-    const done = (ok: boolean): void => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.once("connect", () => done(true));
-    socket.once("error", () => done(false));
-    socket.setTimeout(500, () => done(false));
-  });
 }
 
 /** Starts a private Postfix; see PostfixOptions. close() it when done. */

@@ -3,10 +3,9 @@
 // loopback ports only. For the tests, the demo and the benchmark; programs and paths in tools.ts.
 import { spawn, type ChildProcess } from "node:child_process";
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePorts } from "../ports.ts";
+import { canConnect, freePorts } from "../ports.ts";
 import { killOnExit, removeOnExit } from "../processes.ts";
 import { copyServerPki, generateServerPki, type ServerPki } from "../server-pki.ts";
 import { waitFor } from "../wait.ts";
@@ -126,19 +125,6 @@ function slapdConf(dir: string, pki: ServerPki, options: SlapdOptions, rootpwHas
     "",
   ];
   return lines.join("\n");
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: "127.0.0.1", port });
-    const done = (ok: boolean): void => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.once("connect", () => done(true));
-    socket.once("error", () => done(false));
-    socket.setTimeout(500, () => done(false));
-  });
 }
 
 /** Starts a private slapd with the seed data; see SlapdOptions. close() it when done. */

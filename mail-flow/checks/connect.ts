@@ -2,17 +2,12 @@
  * CONNECT: before the greeting. The host access table has matched the client's address to a sender group (first
  * match wins, docs/configuration.md); these checks decide whether the session starts at all.
  */
-import type { MailFlowPolicy } from "../../contract/listener-policy.ts";
+import type { SenderGroupMatch } from "../../contract/host-access-table.ts";
 import { SMTP_REPLIES } from "../../contract/smtp-replies.ts";
 import { refuse, type Check, type Objection } from "../stage.ts";
 import { shuttingDown } from "./session.ts";
 
-/** The row of the host access table a client address matched, with the mail-flow policy it points at. */
-export interface SenderGroupMatch {
-  group: string;
-  policyName: string;
-  policy: MailFlowPolicy;
-}
+export type { SenderGroupMatch };
 
 export interface ConnectFacts {
   readonly shuttingDown: boolean;

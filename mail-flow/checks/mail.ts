@@ -50,10 +50,13 @@ function senderLogin(facts: MailFacts): Objection | null {
   return { reply, warnOnly, note: `not one of the ${facts.addresses.length} addresses of user ${facts.identity}` };
 }
 
+/** The sender bound to the login; also what the Postfix policy server checks (fronts/postfix-policy/). */
+export const SENDER_LOGIN_CHECK: Check<MailFacts> = { name: "sender-login", test: senderLogin };
+
 export const MAIL_CHECKS: readonly Check<MailFacts>[] = [
   { name: "shutting-down", test: shuttingDown },
   { name: "tls-required", test: tlsRequired },
   { name: "auth-required", test: authRequired },
   { name: "message-size", test: messageSize },
-  { name: "sender-login", test: senderLogin },
+  SENDER_LOGIN_CHECK,
 ];

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiClient } from "../../contract/api-client.ts";
-import { ListenerPolicyHolder } from "../../edge-relay/listener-policy.ts";
+import { ListenerPolicyHolder } from "../../contract/listener-policy-holder.ts";
 import type { LogRecord } from "../../edge-relay/log.ts";
 import { generateServerPki, type ServerPki } from "../../dev/server-pki.ts";
 import { startTestRelay } from "../../dev/relay.ts";

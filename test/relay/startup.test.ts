@@ -4,7 +4,7 @@
 import { errors as undiciErrors } from "undici";
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../../contract/api-client.ts";
-import { UnusablePolicyError } from "../../edge-relay/listener-policy.ts";
+import { UnusablePolicyError } from "../../contract/listener-policy-holder.ts";
 import { backoffDelay, configurationFix, DEFAULT_STARTUP_BACKOFF } from "../../edge-relay/startup.ts";
 
 describe("backoffDelay", () => {

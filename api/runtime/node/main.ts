@@ -4,21 +4,25 @@
  *   smtpgate api --config /etc/smtpgate/smtpgate.yaml
  *   SMTPGATE_CONFIG=/etc/smtpgate/smtpgate.yaml npm start
  *
+ * `smtpgate api` (alias `serve`) also serves the protocol fronts of the config's `fronts:` section, deciding
+ * in-process (the command hands in fronts/start-fronts.ts: the API imports no front).
+ *
  * Exits with status 2 and a message naming each problem when the configuration is missing or invalid. SIGHUP
  * reloads the file (an invalid one is refused and the old one kept); SIGTERM drains decisions in flight.
  */
 import { parseArgs } from "node:util";
 import { ConfigError } from "../../../lib/config/config-error.ts";
-import { reloadOnSighup } from "./reload.ts";
-import { jsonLineLogger, readConfigFile, startApiServer } from "./server.ts";
 import { stopOnSignals } from "../../../lib/node/graceful-stop.ts";
+import { reloadOnSighup } from "./reload.ts";
+import { jsonLineLogger, readConfigFile, startApiServer, type StartFronts } from "./server.ts";
 
 const USAGE = "usage: smtpgate api --config FILE [--host HOST] [--port PORT]   (or set SMTPGATE_CONFIG)";
 
 const HELP = `${USAGE}
 
 Runs the decision API (POST /v1/decide/tls, POST /v1/decide/auth, GET /v1/listeners/{name}, /healthz, /readyz,
-/metrics, /openapi.json) until SIGTERM or SIGINT, which drain the decisions in flight; SIGHUP re-reads FILE (an
+/metrics, /openapi.json), and the protocol fronts of FILE's fronts: section (Dovecot SASL, Postfix policy), until
+SIGTERM or SIGINT, which drain the decisions in flight; SIGHUP re-reads FILE (an
 invalid one is refused and logged, the old one stays). The secrets the configuration names ({ env: NAME }) must be
 set in the environment; check them first with "smtpgate check FILE".
 
@@ -33,7 +37,7 @@ will not help: systemd's RestartPreventExitStatus=2).
 `;
 
 /** Starts the API; resolves to 0 once it is serving (it runs until a signal), or to 2 when it cannot start. */
-export async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[], startFronts?: StartFronts): Promise<number> {
   let values;
   try {
     ({ values } = parseArgs({
@@ -63,6 +67,7 @@ export async function main(argv: string[]): Promise<number> {
       config,
       source: path,
       listen: { host: values.host ?? config.api.listen.host, port },
+      ...(startFronts ? { startFronts } : {}),
     });
     jsonLineLogger({
       level: "info",

@@ -7,11 +7,14 @@
 import type { Server, ServerOptions } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve, type ServerType } from "@hono/node-server";
+import type { Decider, MtaFactsDecider } from "../../../contract/decider.ts";
+import type { ListenerPolicy } from "../../../contract/listener-policy.ts";
 import { createJsonLineLogger, writeToStdout } from "../../../lib/json-lines.ts";
 import { readConfigText } from "../../../lib/node/read-config-file.ts";
 import { parseConfig } from "../../config/load.ts";
 import type { Config } from "../../config/schema.ts";
 import type { Gate } from "../../gate/gate.ts";
+import { InProcessDecider } from "../../decisions/in-process-decider.ts";
 import type { Logger } from "../../http/app.ts";
 import type { LdapDirectory } from "../../ldap/ldap-directory.ts";
 import { composeApi } from "../compose.ts";
@@ -27,7 +30,21 @@ export interface ApiServerOptions {
   /** Override the configured listen address (tests use port 0). */
   listen?: { host: string; port: number };
   log?: Logger;
+  /**
+   * Starts the configuration's protocol fronts (`fronts:`) over an in-process Decider, and again after a reload
+   * that changes them. The API cannot import a front (the dependency rule): the `smtpgate serve` command passes
+   * fronts/start-fronts.ts; without it, configured fronts are not served and a warning says so.
+   */
+  startFronts?: StartFronts;
 }
+
+export type StartFronts = (
+  fronts: Config["fronts"],
+  decider: Decider & MtaFactsDecider,
+  log: Logger,
+  /** The listener's policy as it is now (the Postfix policy server matches the client in its host access table). */
+  listenerPolicy: (name: string) => ListenerPolicy | null,
+) => Promise<{ close(): Promise<void> }>;
 
 export interface ApiServer {
   url: string;
@@ -59,6 +76,8 @@ interface NodeRuntime {
   app: Awaited<ReturnType<typeof composeApi>>["app"];
   config: Config;
   gate: Gate;
+  /** The fronts' Decider over this configuration's gate (same verdicts, log lines and metrics as HTTP). */
+  decider: InProcessDecider;
   directories: Record<string, LdapDirectory>;
   close(): Promise<void>;
 }
@@ -70,7 +89,7 @@ async function buildNodeRuntime(
   source: string,
   log: Logger,
 ): Promise<NodeRuntime> {
-  const { app, gate, directories, crls } = await composeApi(config, {
+  const { app, decisions, gate, directories, crls } = await composeApi(config, {
     source,
     env,
     log,
@@ -83,6 +102,7 @@ async function buildNodeRuntime(
     app,
     config,
     gate,
+    decider: new InProcessDecider(decisions),
     directories,
     close: async () => {
       clearInterval(crlTimer);
@@ -120,6 +140,40 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     probeDirectoriesAtStart(runtime.config, runtime.directories, log).catch((error: unknown) =>
       log({ level: "error", msg: "directory probe failed", error: String(error) }),
     );
+  // The fronts ask whichever configuration is in force, as HTTP requests do.
+  const liveDecider: Decider & MtaFactsDecider = {
+    decideTls: (request, context) => live.current.decider.decideTls(request, context),
+    decideAuth: (request, context) => live.current.decider.decideAuth(request, context),
+    decideCertificateFacts: (request, context) => live.current.decider.decideCertificateFacts(request, context),
+    decideIdentity: (request, context) => live.current.decider.decideIdentity(request, context),
+  };
+  const startFronts = async (config: Config): Promise<{ close(): Promise<void> } | undefined> => {
+    if (config.fronts.dovecotSasl.length === 0 && config.fronts.postfixPolicy.length === 0) return undefined;
+    if (options.startFronts)
+      return options.startFronts(config.fronts, liveDecider, log, (name) => live.current.gate.listenerPolicy(name));
+    log({
+      level: "warn",
+      msg: "fronts: configured but not served by this entry point; start `smtpgate api` (or `smtpgate serve`)",
+    });
+    return undefined;
+  };
+  let fronts = await startFronts(options.config).catch(async (error: unknown) => {
+    await drainHttpServer(http, requestsInFlight, 0);
+    await live.close();
+    throw error;
+  });
+  /** A reload that changes `fronts:` restarts them; when the new ones cannot start, the old ones come back. */
+  const restartFronts = async (config: Config, previous: Config): Promise<void> => {
+    if (JSON.stringify(config.fronts) === JSON.stringify(previous.fronts)) return;
+    await fronts?.close();
+    fronts = undefined;
+    try {
+      fronts = await startFronts(config);
+    } catch (error) {
+      log({ level: "error", msg: "fronts: the new ones did not start; the previous ones serve", error: String(error) });
+      fronts = await startFronts(previous);
+    }
+  };
   let stopping: Promise<void> | undefined;
   return {
     url: `http://${host}:${address.port}`,
@@ -135,12 +189,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       const next = await buildNodeRuntime(config, env, source, log);
       live.swap(next);
       applyHttpTimeouts(http, config.api);
+      await restartFronts(config, previous);
       if (JSON.stringify(config.api.listen) !== JSON.stringify(previous.api.listen))
         log({ level: "warn", msg: "api.listen changed: still listening on the old address until a restart" });
       void probe(next);
     },
     close: () =>
       (stopping ??= (async () => {
+        await fronts?.close();
         await drainHttpServer(http, requestsInFlight, live.current.config.api.shutdownGraceMs);
         await live.close();
       })()),

@@ -79,6 +79,12 @@ export function workersProblems(config: Config): ConfigProblem[] {
       });
     }
   }
+  for (const index of config.fronts.postfixPolicy.keys())
+    problems.push({
+      path: `fronts.postfixPolicy.${index}`,
+      message:
+        "a Worker cannot listen on a socket; run the policy server at the edge against this Worker (node fronts/postfix-policy/edge.ts --api URL ...)",
+    });
   return problems;
 }
 

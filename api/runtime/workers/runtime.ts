@@ -9,7 +9,7 @@ import { unreachableFromCloudflare, WorkersLdapDirectory } from "../../ldap/work
 import { composeApi, type ComposedApi } from "../compose.ts";
 import { CONFIG_SOURCE, loadWorkerConfig, stringsOf, unsetWorkersSecret, type WorkerEnv } from "./config.ts";
 
-export type WorkerRuntime = Omit<ComposedApi<WorkersLdapDirectory>, "directories">;
+export type WorkerRuntime = Omit<ComposedApi<WorkersLdapDirectory>, "directories" | "decisions">;
 
 /** One JSON object a line on the console: Workers Logs and `wrangler tail` pick it up. */
 export const consoleLogger: Logger = createJsonLineLogger(writeToConsole);

@@ -1,18 +1,21 @@
 /**
- * The listener's policy as the relay holds it: fetched from the API at start (no policy, no start), refreshed
- * on a timer with If-None-Match, and kept as it was when a refresh fails. The host access table is compiled into
- * node:net BlockLists once per policy version, so a connection costs a few lookups, not a parse.
+ * The listener's policy as a front at the edge holds it (the relay, the Postfix policy server): fetched from the
+ * API at start (no policy, no start), refreshed on a timer with If-None-Match, and kept as it was when a refresh
+ * fails. The host access table is compiled once per policy version (host-access-table.ts).
  */
-import { BlockList, isIPv6 } from "node:net";
-import type { ListenerPolicy, MailFlowPolicy, SenderGroup } from "../contract/listener-policy.ts";
-import type { ApiClient } from "../contract/api-client.ts";
-import type { SenderGroupMatch } from "../mail-flow/checks/connect.ts";
-
-export type { SenderGroupMatch };
+import type { ApiClient } from "./api-client.ts";
+import {
+  compileHostAccessTable,
+  UnusablePolicyError,
+  type HostAccessTable,
+  type SenderGroupMatch,
+} from "./host-access-table.ts";
+import type { ListenerPolicy } from "./listener-policy.ts";
 
 interface Compiled {
   policy: ListenerPolicy;
-  groups: { group: SenderGroup; blocks: BlockList; policy: MailFlowPolicy }[];
+  hostAccessTable: HostAccessTable;
+  groups: number;
   acceptedDomains: ReadonlySet<string>;
 }
 
@@ -21,12 +24,9 @@ export interface ListenerPolicyHooks {
   onRefreshFailure?(stage: "fetch" | "install", error: Error): void;
 }
 
-/** The API served a policy the relay cannot enforce (a sender group naming no policy, an empty table). */
-export class UnusablePolicyError extends Error {
-  override name = "UnusablePolicyError";
-}
+export { UnusablePolicyError };
 
-export class ListenerPolicyHolder {
+export class ListenerPolicyHolder implements HostAccessTable {
   #api: ApiClient;
   readonly #listener: string;
   readonly #log: (record: Record<string, unknown>) => void;
@@ -54,7 +54,7 @@ export class ListenerPolicyHolder {
     const fetched = await this.#api.listenerPolicy(this.#listener, null);
     if (fetched.status !== "changed") throw new Error("the API answered 304 to an unconditional request");
     this.#install(fetched.policy, fetched.etag);
-    if (this.#compiled?.groups.length === 0)
+    if (this.#compiled?.groups === 0)
       throw new UnusablePolicyError(
         `listener ${this.#listener} has an empty host access table: every connection would be refused`,
       );
@@ -107,13 +107,7 @@ export class ListenerPolicyHolder {
 
   /** The sender group of a client address: first match wins; null = no group (refuse). */
   match(address: string): SenderGroupMatch | null {
-    const compiled = this.#compiled;
-    if (!compiled) return null;
-    const family = isIPv6(address) ? "ipv6" : "ipv4";
-    for (const { group, blocks, policy } of compiled.groups) {
-      if (blocks.check(address, family)) return { group: group.name, policyName: group.policy, policy };
-    }
-    return null;
+    return this.#compiled?.hostAccessTable.match(address) ?? null;
   }
 
   /** The listener's accepted domains, lower-cased. */
@@ -130,22 +124,10 @@ export class ListenerPolicyHolder {
   }
 
   #install(policy: ListenerPolicy, etag: string | null): void {
-    const groups = policy.hostAccessTable.map((group) => {
-      const blocks = new BlockList();
-      for (const entry of group.match) {
-        const [address, prefix] = entry.split("/") as [string, string | undefined];
-        const family = isIPv6(address) ? "ipv6" : "ipv4";
-        if (prefix === undefined) blocks.addAddress(address, family);
-        else blocks.addSubnet(address, Number(prefix), family);
-      }
-      const mailFlowPolicy = policy.mailFlowPolicies[group.policy];
-      if (!mailFlowPolicy)
-        throw new UnusablePolicyError(`sender group ${group.name} names an unknown policy ${group.policy}`);
-      return { group, blocks, policy: mailFlowPolicy };
-    });
     this.#compiled = {
       policy,
-      groups,
+      hostAccessTable: compileHostAccessTable(policy),
+      groups: policy.hostAccessTable.length,
       acceptedDomains: new Set(policy.acceptedDomains.map((domain) => domain.toLowerCase())),
     };
     this.#etag = etag;
