@@ -4,8 +4,8 @@
  * relay's own TLS identity, where to listen, and session limits.
  */
 import { z } from "zod";
+import { apiClientConfigSchema } from "../contract/api-client-config.ts";
 import { parseDocument, validateDocument } from "../lib/config/document.ts";
-import { secretRef } from "../lib/config/secret-ref.ts";
 import { readConfigText } from "../lib/node/read-config-file.ts";
 import { XCLIENT_MODES } from "./xclient.ts";
 
@@ -22,24 +22,10 @@ export const relayConfigSchema = z.strictObject({
     .max(253)
     .default("localhost")
     .describe("the name in the greeting and in Received: headers"),
-  api: z.strictObject({
-    url: z.url({ protocol: /^https?$/ }).describe("the decision API, e.g. http://127.0.0.1:8787"),
-    token: secretRef,
-    timeoutMs: z
-      .number()
-      .int()
-      .min(100)
-      .max(60_000)
-      .default(3_000)
-      .describe("per decision call; a slower API is a 454"),
-    connections: z.number().int().min(1).max(1024).default(32).describe("HTTP connections kept to the API"),
-    policyRefreshSeconds: z
-      .number()
-      .int()
-      .min(1)
-      .max(86_400)
-      .default(60)
-      .describe("how often to ask the API for the listener's policy again (new sessions get the new one)"),
+  api: apiClientConfigSchema({
+    maxTimeoutMs: 60_000,
+    whenSlow: "a slower API is a 454",
+    refreshes: "new sessions get the new one",
   }),
   tls: z.strictObject({
     keyFile: z.string().min(1).describe("PEM, the relay's private key"),

@@ -10,33 +10,20 @@
  */
 import { z } from "zod";
 import { ApiClient } from "../contract/api-client.ts";
+import { apiClientConfigSchema } from "../contract/api-client-config.ts";
 import { ListenerPolicyHolder } from "../contract/listener-policy-holder.ts";
 import { frontsSchema } from "../contract/fronts-config.ts";
 import { parseDocument, validateDocument } from "../lib/config/document.ts";
-import { resolveSecretRef, secretRef, type Environment } from "../lib/config/secret-ref.ts";
+import { resolveSecretRef, type Environment } from "../lib/config/secret-ref.ts";
 import type { Logger } from "../lib/json-lines.ts";
 import { readConfigText } from "../lib/node/read-config-file.ts";
 import { startFronts, type RunningFronts } from "./start-fronts.ts";
 
 export const edgeFrontsConfigSchema = z.strictObject({
-  api: z.strictObject({
-    url: z.url({ protocol: /^https?$/ }).describe("the decision API, e.g. http://127.0.0.1:8787"),
-    token: secretRef,
-    timeoutMs: z
-      .number()
-      .int()
-      .min(100)
-      .max(9_000)
-      .default(3_000)
-      .describe("per decision call; a slower API resets the connection (454); Postfix itself waits 10 s"),
-    connections: z.number().int().min(1).max(1024).default(32),
-    policyRefreshSeconds: z
-      .number()
-      .int()
-      .min(1)
-      .max(86_400)
-      .default(60)
-      .describe("how often the policy servers fetch their listener's policy again (GET /v1/listeners/{name})"),
+  api: apiClientConfigSchema({
+    maxTimeoutMs: 9_000,
+    whenSlow: "a slower API resets the connection (454); Postfix itself waits 10 s",
+    refreshes: "the policy servers' GET /v1/listeners/{name}",
   }),
   fronts: frontsSchema,
 });
