@@ -1,6 +1,6 @@
 /**
- * The Dovecot authentication protocol, version 1, server side: the words on the wire and nothing else (
- * Dovecot's "Dovecot Authentication Protocol" document; Postfix's src/xsasl/xsasl_dovecot_server.c is the client
+ * The Dovecot authentication protocol, version 1, server side: the words on the wire and nothing else
+ * (Dovecot's "Dovecot Authentication Protocol" document; Postfix's src/xsasl/xsasl_dovecot_server.c is the client
  * we must satisfy). Lines end with LF; fields are TAB-separated and tab-escaped with \001 and a letter.
  */
 
