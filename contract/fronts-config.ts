@@ -57,4 +57,5 @@ export const frontsSchema = z
   .default({ dovecotSasl: [], postfixPolicy: [] });
 
 export type FrontsConfig = z.output<typeof frontsSchema>;
+export type FrontsConfigInput = z.input<typeof frontsSchema>;
 export type FrontListen = z.output<typeof frontListenSchema>;

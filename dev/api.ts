@@ -3,7 +3,7 @@
 import { validateConfig } from "../api/config/load.ts";
 import type { ConfigInput } from "../api/config/schema.ts";
 import type { LogRecord } from "../api/http/app.ts";
-import { startApiServer, type ApiServer } from "../api/runtime/node/server.ts";
+import { startApiServer, type ApiServer, type StartFronts } from "../api/runtime/node/server.ts";
 import { SEED, type SlapdInstance } from "./slapd/index.ts";
 
 export const TEST_TOKEN = "test-token-0123456789";
@@ -27,7 +27,12 @@ export interface TestApi extends ApiServer {
   }): Promise<Record<string, unknown>>;
 }
 
-export async function startTestApi(config: ConfigInput, env: Record<string, string> = {}, port = 0): Promise<TestApi> {
+export async function startTestApi(
+  config: ConfigInput,
+  env: Record<string, string> = {},
+  port = 0,
+  options: { startFronts?: StartFronts } = {},
+): Promise<TestApi> {
   const logs: LogRecord[] = [];
   const server = await startApiServer({
     config: validateConfig(config, "test config"),
@@ -35,6 +40,7 @@ export async function startTestApi(config: ConfigInput, env: Record<string, stri
     env: { TEST_TOKEN, TEST_TOKEN_NEXT, ...env },
     listen: { host: "127.0.0.1", port },
     log: (record) => logs.push(record),
+    ...(options.startFronts ? { startFronts: options.startFronts } : {}),
   });
   // Tests count directory traffic and read log lines: let the start-up probe finish first.
   await server.probed;

@@ -5,6 +5,8 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ConfigInput } from "../api/config/schema.ts";
+import type { FrontsConfigInput } from "../contract/fronts-config.ts";
+import { startFronts } from "../fronts/start-fronts.ts";
 import { API_TOKENS_CONFIG, TEST_TOKEN, startTestApi, type TestApi } from "./api.ts";
 import { writeClientPki, type ClientPki } from "./client-pki/index.ts";
 import type { CrlServer } from "./crl-server.ts";
@@ -139,6 +141,8 @@ export interface Stack {
 
 export interface StackOptions {
   listeners?: readonly string[];
+  /** Protocol fronts the API serves in-process (the demo's Dovecot-SASL and policy sockets). */
+  fronts?: FrontsConfigInput;
   /** Where the sink writes .eml files. */
   mailFolder?: string;
   /** Where the client PKI is written (CA, alice, revoked, ...). */
@@ -171,10 +175,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       ...(options.onMessage ? { onMessage: options.onMessage } : {}),
     });
     closers.push(() => sink.close());
+    const config = stackApiConfig(slapd, pki, crls.baseUrl, { address: "127.0.0.1", port: sink.port });
     const api = await startTestApi(
-      stackApiConfig(slapd, pki, crls.baseUrl, { address: "127.0.0.1", port: sink.port }),
+      options.fronts ? { ...config, fronts: options.fronts } : config,
       { BIND_PW: SEED.servicePassword, ...tokens },
       options.apiPort,
+      options.fronts ? { startFronts } : {},
     );
     closers.push(() => api.close());
     const relays: Record<string, TestRelay> = {};

@@ -10,12 +10,13 @@
  *   nginx          GET /v1/nginx/auth/cert-or-password is its auth_http URL (docs/integrations/nginx.md)
  *   client PKI     .demo/pki/ (root.pem, alice.pem/.key, revoked.pem/.key, ...)
  *   API config     .demo/smtpgate.yaml and .demo/api.env, for `smtpgate check` and `smtpgate test-auth`
+ *   for Postfix    Dovecot-SASL socket 127.0.0.1:12345, policy server 127.0.0.1:10040 (listener "password")
  *
  * Users: alice / alice-password (in cn=smtp-users: allowed), bob / bob-password (not in the group: the
  * allowance query fails and the listener rejects, by password and by certificate alike). The relay binds the
  * envelope sender to the login (senderLogin: enforce): alice may send as alice@example.com only.
  */
-import { rm } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { writeDemoConfig } from "../dev/demo-config.ts";
 import { STACK_LISTENERS, startStack } from "../dev/stack.ts";
@@ -28,6 +29,12 @@ const TOKEN = "demo-token";
 const API_PORT = Number(process.env.SMTPGATE_DEMO_API_PORT ?? 8787);
 const STARTTLS_PORT = Number(process.env.SMTPGATE_DEMO_SMTP_PORT ?? 2525);
 const IMPLICIT_PORT = Number(process.env.SMTPGATE_DEMO_SMTPS_PORT ?? 4650);
+// The ports docs/integrations/postfix.md uses: its main.cf snippets work against the demo as they are.
+const SASL_ADDRESS = process.env.SMTPGATE_DEMO_SASL ?? "127.0.0.1:12345";
+const POLICY_ADDRESS = process.env.SMTPGATE_DEMO_POLICY ?? "127.0.0.1:10040";
+const POSTFIX_SNIPPETS = ["postfix-sasl.main.cf", "postfix-policy.main.cf"].map((file) =>
+  join(ROOT, "docs", "integrations", file),
+);
 const show = (path: string) => relative(process.cwd(), path) || ".";
 
 await rm(DEMO, { recursive: true, force: true });
@@ -38,6 +45,10 @@ const stack = await startStack({
   apiToken: TOKEN,
   relayPorts: { starttls: STARTTLS_PORT, implicitTls: IMPLICIT_PORT },
   relay: { limits: { authFailureDelayMs: 1000 } },
+  fronts: {
+    dovecotSasl: [{ listen: SASL_ADDRESS, listener: STACK_LISTENERS.password }],
+    postfixPolicy: [{ listen: POLICY_ADDRESS, listener: STACK_LISTENERS.password }],
+  },
   mailFolder: MAIL,
   pkiFolder: PKI,
   onMessage: (message) => {
@@ -48,6 +59,15 @@ const stack = await startStack({
   },
 });
 
+// The tested snippets, with the demo's addresses where they name smtpgate's sockets.
+const mainCf = (await Promise.all(POSTFIX_SNIPPETS.map((file) => readFile(file, "utf8"))))
+  .join("")
+  .replace("inet:127.0.0.1:12345", `inet:${SASL_ADDRESS}`)
+  .replace("inet:127.0.0.1:10040", `inet:${POLICY_ADDRESS}`)
+  .trimEnd()
+  .split("\n")
+  .map((line) => `    ${line}`)
+  .join("\n");
 const demoConfig = await writeDemoConfig(stack, DEMO, { apiToken: TOKEN, apiPort: API_PORT, cwd: process.cwd() });
 
 // Echo the relay's AsyncOS-style lines, the parts an operator reads.
@@ -86,6 +106,11 @@ Try it (in another terminal, from this directory); the listener is flow C, so ea
                                   auth_http_header Authorization "Bearer ${TOKEN}";
                                 it hands allowed sessions to the sink (127.0.0.1:${stack.sink.port}, XCLIENT on)
   the API directly:             curl -s -H 'Authorization: Bearer ${TOKEN}' -d '{"listener":"password","client":{"ip":"192.0.2.10"},"mechanism":"PLAIN","username":"alice","password":"alice-password"}' ${stack.api.url}/v1/decide/auth
+
+Postfix can use smtpgate with no glue (listener ${STACK_LISTENERS.password}): the Dovecot-SASL socket on ${SASL_ADDRESS}, the
+policy server on ${POLICY_ADDRESS}; in a Postfix main.cf (docs/integrations/postfix.md, both snippets tested):
+${mainCf}
+  (the second smtpd_relay_restrictions replaces the first: use the one you want)
 
 The API's configuration is in ${show(demoConfig.config)} (secrets in ${show(demoConfig.env)}); try the smtpgate command on it:
   check it, and every directory host:   ${demoConfig.commands.check}
