@@ -17,14 +17,11 @@ import {
   DecisionCache,
   type CacheOutcome,
   type CachePolicy,
-  type CacheStats,
 } from "../cache/decision-cache.ts";
 import type { ListenerPolicy } from "../../contract/listener-policy.ts";
 import type { Config } from "../config/schema.ts";
-import { DEFAULT_CHAIN_LIMITS } from "../pki/certificate-chain.ts";
 import type { CrlStore } from "../pki/crl-store.ts";
 import type { X509Certificate } from "../pki/x509.ts";
-import type { AllowanceQuery } from "../core/allowance.ts";
 import {
   allowanceStanding,
   evaluateCertificate,
@@ -33,57 +30,32 @@ import {
   type CertificateOutcome,
   type CertificateProfile,
 } from "../core/certificate-auth.ts";
-import { evaluateCertificateFacts, type CertificateFacts } from "../core/certificate-facts.ts";
 import type { Directory } from "../core/directory.ts";
-import { decideIdentity } from "../core/identity.ts";
-import {
-  decideSmtpAuth,
-  refuseWithoutDirectory,
-  type SmtpAuthCredentials,
-  type SmtpAuthQuery,
-} from "../core/smtp-auth.ts";
+import { decideSmtpAuth, refuseWithoutDirectory } from "../core/smtp-auth.ts";
 import { SMTP_REPLIES } from "../../contract/smtp-replies.ts";
 import type { Reason } from "../../contract/verdict.ts";
 import { deny, proceed, tempfail, type Decision } from "../core/verdict.ts";
+import { certificateProfileOf, ldapProfileOf, listenerPolicyOf, type LdapProfile } from "./profiles.ts";
+import { decideByCertificateFacts, decideByIdentity } from "./mta-facts.ts";
+import { readiness, type Readiness } from "./readiness.ts";
+import type {
+  AuthRequest,
+  CertificateFactsRequest,
+  GateResult,
+  IdentityRequest,
+  ProfileCacheStats,
+  TlsRequest,
+} from "./requests.ts";
 
-export interface PresentedCertificate {
-  /** base64 DER, leaf first. */
-  chain: string[];
-}
-
-export interface AuthRequest extends SmtpAuthCredentials {
-  listener: string;
-  mechanism: "PLAIN" | "LOGIN";
-  /** The certificate the client presented at STARTTLS (null: none), so AUTH is judged by the same profile rules. */
-  certificate?: PresentedCertificate | null | undefined;
-}
-
-export interface TlsRequest {
-  listener: string;
-  certificate: PresentedCertificate | null;
-}
-
-/** A certificate an MTA verified, known by the facts it passes on (api/core/certificate-facts.ts). */
-export interface CertificateFactsRequest {
-  listener: string;
-  certificate: CertificateFacts;
-}
-
-/** A login an MTA authenticated (api/core/identity.ts). */
-export interface IdentityRequest {
-  listener: string;
-  identity: string;
-}
-
-export type GateResult = { ok: true; decision: Decision } | { ok: false; field: string; problem: string };
-
-/** One auth profile's decision cache, for GET /v1/cache and the metrics. */
-export interface ProfileCacheStats extends CacheStats {
-  /** `auth`: SMTP AUTH decisions of an ldap profile; `certificate`: certificate outcomes of a certificate profile. */
-  kind: "auth" | "certificate";
-  enabled: boolean;
-  policy: CachePolicy;
-}
+export type {
+  AuthRequest,
+  CertificateFactsRequest,
+  GateResult,
+  IdentityRequest,
+  PresentedCertificate,
+  ProfileCacheStats,
+  TlsRequest,
+} from "./requests.ts";
 
 export interface GateOptions {
   config: Config;
@@ -96,13 +68,6 @@ export interface GateOptions {
   now?: () => Date;
   /** Told what each certificate check found (smtpgate test-cert); decisions do not depend on it. */
   certificateObserver?: CertificateObserver;
-}
-
-interface LdapProfile {
-  name: string;
-  query: SmtpAuthQuery;
-  directory: Directory;
-  cache: DecisionCache<Decision> | null;
 }
 
 interface ProfileCache {
@@ -136,8 +101,6 @@ export class Gate {
       if (!found) throw new Error(`no directory adapter for "${name}"`);
       return found;
     };
-    const baseDnOf = (query: { directory: string; baseDn?: string | undefined }): string =>
-      query.baseDn ?? (config.directories[query.directory]?.baseDn as string);
     const clock = (): number => this.#now().getTime();
     const cacheFor = <V>(name: string, kind: ProfileCache["kind"], policy: CachePolicy): DecisionCache<V> | null => {
       const cache = cacheEnabled(policy) ? new DecisionCache<V>(policy, clock) : null;
@@ -147,68 +110,13 @@ export class Gate {
 
     for (const [name, profile] of Object.entries(config.authProfiles)) {
       if (profile.type === "ldap") {
-        const query = config.smtpAuthQueries[profile.query];
-        if (!query) throw new Error(`auth profile ${name}: no query ${profile.query}`);
-        const baseDn = baseDnOf(query);
         this.#ldapProfiles.set(name, {
-          name,
+          ...ldapProfileOf(name, profile, config, directory),
           cache: cacheFor<Decision>(name, "auth", profile.cache),
-          directory: directory(query.directory),
-          query: {
-            baseDn,
-            filter: query.filter,
-            userIdAttribute: query.userIdAttribute,
-            addressAttributes: query.addressAttributes,
-            method: query.method,
-            passwordAttribute: query.passwordAttribute,
-            allowPlaintextPasswords: query.allowPlaintextPasswords,
-            ...allowanceOf(query, baseDn),
-          },
         });
         continue;
       }
-      const query = config.certificateQueries[profile.query];
-      if (!query) throw new Error(`auth profile ${name}: no certificate query ${profile.query}`);
-      const anchors = options.trustAnchors?.[name];
-      if (!anchors || anchors.length === 0) throw new Error(`auth profile ${name}: no trust anchors`);
-      const revocation = profile.revocation;
-      const crls = this.crls;
-      if (revocation && !crls) throw new Error(`auth profile ${name}: revocation configured but no CRL store`);
-      this.#certificateProfiles.set(name, {
-        name,
-        anchors,
-        intermediates: options.intermediates?.[name] ?? [],
-        limits: {
-          ...DEFAULT_CHAIN_LIMITS,
-          maxChainLength: profile.maxChainLength,
-          maxCertificateBytes: profile.maxCertificateBytes,
-        },
-        allowNoExtendedKeyUsage: profile.allowNoExtendedKeyUsage,
-        revocation:
-          revocation && crls
-            ? {
-                whenUnknown: revocation.whenUnknown,
-                check: (certificate, issuer) =>
-                  crls.check(certificate, issuer, {
-                    sources: revocation.crlSources,
-                    useDistributionPoints: revocation.useDistributionPoints,
-                    staleGraceSeconds: revocation.staleGraceSeconds,
-                  }),
-              }
-            : null,
-        query: {
-          baseDn: baseDnOf(query),
-          filter: query.filter,
-          userIdAttribute: query.userIdAttribute,
-          addressAttributes: query.addressAttributes,
-          matchUserCertificate: query.matchUserCertificate,
-          ...allowanceOf(query, baseDnOf(query)),
-        },
-        directory: directory(query.directory),
-        allowAuthFallback: profile.allowAuthFallback,
-        onInvalidCertificate: profile.onInvalidCertificate,
-        observer: options.certificateObserver,
-      });
+      this.#certificateProfiles.set(name, certificateProfileOf(name, profile, config, options, this.crls, directory));
       const cache = cacheFor<CertificateOutcome>(name, "certificate", profile.cache);
       if (cache) this.#certificateCaches.set(name, cache);
     }
@@ -216,23 +124,7 @@ export class Gate {
 
   /** The listener's host access table and the policies it uses, or null for an unknown listener. */
   listenerPolicy(name: string): ListenerPolicy | null {
-    if (!Object.hasOwn(this.#config.listeners, name)) return null;
-    const listener = this.#config.listeners[name] as Config["listeners"][string];
-    const profile = this.#config.authProfiles[listener.authProfile];
-    const used = new Set(listener.hostAccessTable.map((group) => group.policy));
-    return {
-      listener: name,
-      authProfile: {
-        name: listener.authProfile,
-        type: profile?.type ?? "ldap",
-        allowAuthFallback: profile?.type === "certificate" ? profile.allowAuthFallback !== undefined : true,
-      },
-      hostAccessTable: listener.hostAccessTable,
-      mailFlowPolicies: Object.fromEntries(
-        Object.entries(this.#config.mailFlowPolicies).filter(([policy]) => used.has(policy)),
-      ),
-      acceptedDomains: listener.acceptedDomains,
-    };
+    return listenerPolicyOf(this.#config, name);
   }
 
   /** At STARTTLS: the client certificate, or its absence. */
@@ -329,37 +221,16 @@ export class Gate {
     return { ok: true, decision: await this.#smtpAuth(request, fallback) };
   }
 
-  /**
-   * A certificate the MTA verified: mapped like a chain (never cached: the MTA's verification is the session's), a
-   * profile without certificates says `continue`, one with revocation checks refuses.
-   */
+  /** A certificate the MTA verified, known by its facts (Postfix's policy attributes): no chain, no CRL. */
   async decideCertificateFacts(request: CertificateFactsRequest): Promise<GateResult> {
     const profileName = this.#profileOf(request.listener);
     if (profileName === null) return unknownListener(request.listener);
-    const profile = this.#certificateProfiles.get(profileName);
-    const base = { profile: profileName, method: "certificate" as const };
-    if (!profile)
-      return {
-        ok: true,
-        decision: proceed("certificate-not-used", {
-          ...base,
-          method: null,
-          detail: "the listener's auth profile does not use certificates",
-        }),
-      };
-    const outcome = await evaluateCertificateFacts(request.certificate, profile, this.#now());
-    // Whatever the profile's fallback: an unchecked revocation must not read as "try a password instead".
-    if (outcome.kind === "invalid")
-      return {
-        ok: true,
-        decision: deny("certificate-revocation-unknown", {
-          ...base,
-          smtp: SMTP_REPLIES.certificateRequired,
-          close: true,
-          detail: outcome.detail,
-        }),
-      };
-    return { ok: true, decision: tlsVerdict(outcome, profile, this.#onAllowanceFailure(request.listener)) };
+    const decision = await decideByCertificateFacts(request, profileName, {
+      certificate: this.#certificateProfiles.get(profileName),
+      onAllowanceFailure: this.#onAllowanceFailure(request.listener),
+      now: this.#now(),
+    });
+    return { ok: true, decision };
   }
 
   /** A login the MTA authenticated, through the SMTP AUTH query of the listener's profile (or its fallback). */
@@ -368,26 +239,12 @@ export class Gate {
     if (profileName === null) return unknownListener(request.listener);
     const certificate = this.#certificateProfiles.get(profileName);
     const ldap = this.#ldapProfiles.get(certificate ? (certificate.allowAuthFallback ?? "") : profileName);
-    if (!ldap)
-      return {
-        ok: true,
-        decision: deny("auth-not-offered", {
-          profile: profileName,
-          method: null,
-          smtp: SMTP_REPLIES.accessDenied,
-          detail: "the listener's certificate profile has no allowAuthFallback: it accepts no logins",
-        }),
-      };
-    return {
-      ok: true,
-      decision: await decideIdentity(request.identity, {
-        profile: ldap.name,
-        query: ldap.query,
-        onAllowanceFailure: this.#onAllowanceFailure(request.listener),
-        directory: ldap.directory,
-        now: this.#now(),
-      }),
-    };
+    const decision = await decideByIdentity(request, profileName, {
+      ldap,
+      onAllowanceFailure: this.#onAllowanceFailure(request.listener),
+      now: this.#now(),
+    });
+    return { ok: true, decision };
   }
 
   async #smtpAuth(request: AuthRequest, profile: LdapProfile): Promise<Decision> {
@@ -511,48 +368,9 @@ export class Gate {
   }
 
   /** Probes every directory and reports the CRL sources; for /readyz. */
-  async readiness(): Promise<{
-    ready: boolean;
-    directories: Record<string, { ready: boolean; detail: string }>;
-    crlSources: Record<string, { ready: boolean; detail: string }>;
-  }> {
-    const entries = await Promise.all(
-      Object.entries(this.#directories).map(async ([name, directory]) => {
-        const probe = await directory.probe();
-        return [
-          name,
-          probe.ok
-            ? { ready: true, detail: `answered: ${probe.value.host}` }
-            : { ready: false, detail: probe.error.detail },
-        ] as const;
-      }),
-    );
-    const crlSources = Object.fromEntries(
-      (this.crls?.status() ?? []).map((state) => [
-        state.name,
-        // A failed refresh is shown, but the API stays ready while it still holds a CRL (whose freshness each
-        // decision checks); with no CRL at all, revocation cannot be decided.
-        state.crl
-          ? {
-              ready: true,
-              detail: `loaded, nextUpdate ${state.crl.nextUpdate?.toISOString() ?? "absent"}${state.crl.nextUpdate && state.crl.nextUpdate < this.#now() ? " (STALE: decisions see revocation as unknown)" : ""}${state.error ? `; last refresh failed: ${state.error}` : ""}`,
-            }
-          : { ready: false, detail: state.error ?? "not loaded yet" },
-      ]),
-    );
-    const ready = entries.every(([, state]) => state.ready) && Object.values(crlSources).every((state) => state.ready);
-    return { ready, directories: Object.fromEntries(entries), crlSources };
+  readiness(): Promise<Readiness> {
+    return readiness(this.#directories, this.crls, this.#now());
   }
-}
-
-/** A query's allowance with its base resolved (the query's own base by default). */
-function allowanceOf(
-  query: { allowance?: { filter: string; baseDn?: string | undefined } | undefined },
-  baseDn: string,
-): { allowance?: AllowanceQuery } {
-  return query.allowance
-    ? { allowance: { filter: query.allowance.filter, baseDn: query.allowance.baseDn ?? baseDn } }
-    : {};
 }
 
 function withCache(decision: Decision, cache: CacheOutcome | undefined): Decision {
