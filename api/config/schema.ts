@@ -8,207 +8,13 @@
  * Secrets are never written inline: a secret is `{ env: "NAME" }`, resolved from the environment at start-up.
  */
 import { z } from "zod";
-import { FilterParser } from "ldapts";
-import { mailFlowPolicySchema, nameSchema, senderGroupSchema } from "../../contract/listener-policy.ts";
+import { mailFlowPolicySchema, senderGroupSchema } from "../../contract/listener-policy.ts";
 import { frontsSchema } from "../../contract/fronts-config.ts";
-import { postfixPolicyProblems } from "./postfix-policy.ts";
-import { FILTER_TOKENS, templateTokens } from "../core/ldap-filter.ts";
 import { secretRef } from "../../lib/config/secret-ref.ts";
+import { certificateQuerySchema, directorySchema, durationMs, name, smtpAuthQuerySchema } from "./ldap-schema.ts";
+import { checkReferences } from "./references.ts";
 
-const name = nameSchema;
-
-const ldapUrl = z.string().refine((value) => {
-  try {
-    const url = new URL(value);
-    return (
-      (url.protocol === "ldap:" || url.protocol === "ldaps:") &&
-      url.hostname !== "" &&
-      url.pathname.replace(/^\/$/, "") === "" &&
-      url.search === ""
-    );
-  } catch {
-    return false;
-  }
-}, "not an ldap:// or ldaps:// URL (scheme, host and optional port only)");
-
-const durationMs = (fallback: number, max: number) => z.number().int().min(1).max(max).default(fallback);
-
-/**
- * An LDAP filter template with tokens such as `{u}`. Checked at start-up: only known tokens, and it must parse as
- * an RFC 4515 filter once the tokens are filled in.
- */
-const filterTemplate = (allowed: readonly string[]) =>
-  z
-    .string()
-    .min(1)
-    .superRefine((template, ctx) => {
-      const unknown = templateTokens(template).filter((token) => !allowed.includes(token));
-      if (unknown.length > 0) {
-        ctx.addIssue({
-          code: "custom",
-          message: `unknown token ${unknown.map((t) => `{${t}}`).join(", ")} (allowed: ${allowed.map((t) => `{${t}}`).join(" ")})`,
-        });
-        return;
-      }
-      if (!parenthesesBalanced(template)) {
-        ctx.addIssue({ code: "custom", message: "not a valid LDAP filter: unbalanced parentheses" });
-        return;
-      }
-      try {
-        FilterParser.parseString(template.replace(/\{[a-z0-9_]+\}/g, "x"));
-      } catch (error) {
-        ctx.addIssue({ code: "custom", message: `not a valid LDAP filter: ${(error as Error).message}` });
-      }
-    });
-
-/** ldapts' parser closes a missing ")" silently; a typo in a filter must not change its meaning unnoticed. */
-function parenthesesBalanced(filter: string): boolean {
-  let depth = 0;
-  for (let i = 0; i < filter.length; i += 1) {
-    const char = filter[i];
-    if (char === "\\") i += 2;
-    else if (char === "(") depth += 1;
-    else if (char === ")" && --depth < 0) return false;
-  }
-  return depth === 0;
-}
-
-const dn = z.string().min(1).max(1024).describe("A distinguished name (RFC 4514)");
-
-const attributeName = z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/, "not an attribute name");
-
-const userIdAttribute = attributeName
-  .default("uid")
-  .describe(
-    "its value is the identity of every allow, whatever the client typed (AD: sAMAccountName); an entry without it, or with several values, is refused",
-  );
-
-const addressAttributes = z
-  .array(attributeName)
-  .max(16)
-  .default(["mail"])
-  .describe(
-    "attributes holding the envelope senders the identity owns, returned with an allow as `addresses` (e.g. [mail, mailAlternateAddress]; AD: proxyAddresses, of which only smtp: values count); [] = none (addresses: null)",
-  );
-
-/** The group gate both ways in can share: a filter that must find an entry for the identity to be allowed. */
-const allowanceSchema = z
-  .strictObject({
-    filter: filterTemplate(FILTER_TOKENS.allowance).describe(
-      "must find at least one entry for the user to be allowed; {u} is the identity (the user ID attribute's value), {dn} the entry's DN",
-    ),
-    baseDn: dn.optional().describe("default: the query's baseDn"),
-  })
-  .describe("the allowance query; when it finds nothing, the listener's onAllowanceFailure decides");
-
-export const directorySchema = z
-  .strictObject({
-    hosts: z.array(ldapUrl).min(1).max(16).describe("LDAP servers, tried in order (failover) or spread (loadbalance)"),
-    mode: z
-      .enum(["failover", "loadbalance"])
-      .default("failover")
-      .describe("failover: one active host, the next on failure; loadbalance: the starting host rotates per operation"),
-    failbackAfterMs: durationMs(60_000, 86_400_000).describe(
-      "failover: go back to the first host this long after leaving it",
-    ),
-    hostDownForMs: durationMs(30_000, 86_400_000).describe("loadbalance: skip a host this long after it failed"),
-    startTls: z.boolean().default(true).describe("ldap:// hosts: upgrade with StartTLS before any bind (default true)"),
-    allowPlaintext: z
-      .boolean()
-      .default(false)
-      .describe("permit startTls: false on ldap:// hosts: passwords cross the network in clear; tests only"),
-    tls: z
-      .strictObject({
-        caFile: z
-          .string()
-          .min(1)
-          .optional()
-          .describe("PEM bundle of CAs trusted for the directory's certificate (default: the system store)"),
-        serverName: z
-          .string()
-          .min(1)
-          .optional()
-          .describe("name checked against the directory's certificate (default: the host of each URL)"),
-      })
-      .default({})
-      .describe("TLS towards the directory (ldaps:// and StartTLS)"),
-    bind: z
-      .strictObject({ dn, password: secretRef })
-      .optional()
-      .describe("service identity for searches; omit for anonymous searches"),
-    baseDn: dn,
-    connectTimeoutMs: durationMs(3_000, 60_000).describe(
-      "TCP connect timeout; opening and securing a connection must finish within connectTimeoutMs + operationTimeoutMs",
-    ),
-    operationTimeoutMs: durationMs(3_000, 60_000).describe(
-      "each LDAP operation, the wait for a free pooled connection included; sent as the search time limit (whole seconds)",
-    ),
-    maxConnections: z
-      .number()
-      .int()
-      .min(1)
-      .max(1024)
-      .default(16)
-      .describe("per host, service and user-bind connections each"),
-  })
-  .superRefine((directory, ctx) => {
-    const plain = directory.hosts.findIndex((host) => host.startsWith("ldap:"));
-    if (plain >= 0 && !directory.startTls && !directory.allowPlaintext) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["hosts", plain],
-        message:
-          "ldap:// without StartTLS sends passwords in clear: set startTls: true or use ldaps:// (or allowPlaintext: true for tests)",
-      });
-    }
-  });
-
-export const smtpAuthQuerySchema = z.strictObject({
-  directory: name.describe("the LDAP server profile to ask"),
-  baseDn: dn.optional().describe("search base (default: the directory's baseDn)"),
-  filter: filterTemplate(FILTER_TOKENS.user)
-    .default("(uid={u})")
-    .describe("finds the user's entry; AD: (sAMAccountName={u})"),
-  method: z
-    .enum(["bind", "password-attribute"])
-    .default("bind")
-    .describe(
-      "bind: search the entry, then bind as its DN with the password; password-attribute: read passwordAttribute and compare locally",
-    ),
-  userIdAttribute,
-  addressAttributes,
-  passwordAttribute: z
-    .string()
-    .regex(/^[A-Za-z][A-Za-z0-9-]*(;[A-Za-z0-9-]+)*$/, "not an attribute name")
-    .default("userPassword")
-    .describe(
-      "password-attribute only: the attribute holding the hashed password; the service identity must be able to read it",
-    ),
-  allowPlaintextPasswords: z
-    .boolean()
-    .default(false)
-    .describe("password-attribute: also accept values stored without a {SCHEME} prefix"),
-  allowance: allowanceSchema.optional(),
-});
-
-export const certificateQuerySchema = z.strictObject({
-  directory: name.describe("the LDAP server profile to ask"),
-  baseDn: dn.optional().describe("search base (default: the directory's baseDn)"),
-  filter: filterTemplate(FILTER_TOKENS.certificate).describe(
-    "finds the entry of the certificate's owner, e.g. (&(objectClass=inetOrgPerson)(mail={email}))",
-  ),
-  userIdAttribute,
-  addressAttributes,
-  matchUserCertificate: z
-    .boolean()
-    .default(false)
-    .describe("also require the presented leaf to equal one of the entry's userCertificate;binary values"),
-  allowance: allowanceSchema
-    .optional()
-    .describe(
-      "the same group gate as an SMTP AUTH query's, so a certificate is refused like a password; the listener's onAllowanceFailure decides when it finds nothing",
-    ),
-});
+export { certificateQuerySchema, directorySchema, smtpAuthQuerySchema };
 
 const httpUrl = z.string().refine((value) => {
   try {
@@ -449,140 +255,22 @@ export const apiSchema = z
       });
   });
 
-export const configSchema = z
-  .strictObject({
-    directories: z.record(name, directorySchema),
-    smtpAuthQueries: z.record(name, smtpAuthQuerySchema).default({}),
-    certificateQueries: z.record(name, certificateQuerySchema).default({}),
-    crlSources: z.record(name, crlSourceSchema).default({}),
-    mailFlowPolicies: z.record(name, mailFlowPolicySchema).default({}),
-    authProfiles: z.record(name, authProfileSchema),
-    listeners: z.record(name, listenerSchema),
-    api: apiSchema,
-    fronts: frontsSchema.describe("protocol fronts served beside the API, deciding in-process (smtpgate serve)"),
-  })
-  .superRefine((config, ctx) => {
-    for (const issue of postfixPolicyProblems(config, config.fronts.postfixPolicy))
-      ctx.addIssue({ code: "custom", ...issue });
-    for (const [index, front] of config.fronts.dovecotSasl.entries()) {
-      if (!(front.listener in config.listeners)) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["fronts", "dovecotSasl", index, "listener"],
-          message: `no listener named "${front.listener}"`,
-        });
-      }
-    }
-    // References between sections: each must name something that exists.
-    for (const [key, query] of Object.entries(config.smtpAuthQueries)) {
-      if (!(query.directory in config.directories)) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["smtpAuthQueries", key, "directory"],
-          message: `no directory named "${query.directory}"`,
-        });
-      }
-    }
-    for (const [key, query] of Object.entries(config.certificateQueries)) {
-      if (!(query.directory in config.directories)) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["certificateQueries", key, "directory"],
-          message: `no directory named "${query.directory}"`,
-        });
-      }
-    }
-    for (const [key, profile] of Object.entries(config.authProfiles)) {
-      if (profile.type === "ldap") {
-        if (!(profile.query in config.smtpAuthQueries)) {
-          ctx.addIssue({
-            code: "custom",
-            path: ["authProfiles", key, "query"],
-            message: `no smtpAuthQueries entry named "${profile.query}"`,
-          });
-        }
-        continue;
-      }
-      if (!(profile.query in config.certificateQueries)) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["authProfiles", key, "query"],
-          message: `no certificateQueries entry named "${profile.query}"`,
-        });
-      }
-      if (profile.allowAuthFallback !== undefined && config.authProfiles[profile.allowAuthFallback]?.type !== "ldap") {
-        ctx.addIssue({
-          code: "custom",
-          path: ["authProfiles", key, "allowAuthFallback"],
-          message: `no ldap auth profile named "${profile.allowAuthFallback}"`,
-        });
-      }
-      if (profile.onInvalidCertificate === "fallback" && profile.allowAuthFallback === undefined) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["authProfiles", key, "onInvalidCertificate"],
-          message: "fallback needs allowAuthFallback (the ldap profile to fall back to)",
-        });
-      }
-      for (const [index, source] of (profile.revocation?.crlSources ?? []).entries()) {
-        if (!(source in config.crlSources)) {
-          ctx.addIssue({
-            code: "custom",
-            path: ["authProfiles", key, "revocation", "crlSources", index],
-            message: `no crlSources entry named "${source}"`,
-          });
-        }
-      }
-      if (
-        profile.revocation &&
-        profile.revocation.crlSources.length === 0 &&
-        !profile.revocation.useDistributionPoints
-      ) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["authProfiles", key, "revocation"],
-          message: "name at least one crlSources entry or set useDistributionPoints",
-        });
-      }
-    }
-    for (const [key, listener] of Object.entries(config.listeners)) {
-      const profile = config.authProfiles[listener.authProfile];
-      if (!profile) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["listeners", key, "authProfile"],
-          message: `no authProfiles entry named "${listener.authProfile}"`,
-        });
-      }
-      for (const [index, group] of listener.hostAccessTable.entries()) {
-        const policy = config.mailFlowPolicies[group.policy];
-        if (!policy) {
-          ctx.addIssue({
-            code: "custom",
-            path: ["listeners", key, "hostAccessTable", index, "policy"],
-            message: `no mailFlowPolicies entry named "${group.policy}"`,
-          });
-          continue;
-        }
-        if (policy.verifyClientCertificate && profile && profile.type !== "certificate") {
-          ctx.addIssue({
-            code: "custom",
-            path: ["listeners", key, "hostAccessTable", index, "policy"],
-            message: `policy ${group.policy} verifies client certificates but the listener's auth profile is not a certificate profile`,
-          });
-        }
-      }
-    }
-    for (const [key, policy] of Object.entries(config.mailFlowPolicies)) {
-      if (policy.verifyClientCertificate && policy.tls === "off") {
-        ctx.addIssue({
-          code: "custom",
-          path: ["mailFlowPolicies", key, "verifyClientCertificate"],
-          message: "a client certificate needs TLS: set tls to preferred or required",
-        });
-      }
-    }
-  });
+const configShape = z.strictObject({
+  directories: z.record(name, directorySchema),
+  smtpAuthQueries: z.record(name, smtpAuthQuerySchema).default({}),
+  certificateQueries: z.record(name, certificateQuerySchema).default({}),
+  crlSources: z.record(name, crlSourceSchema).default({}),
+  mailFlowPolicies: z.record(name, mailFlowPolicySchema).default({}),
+  authProfiles: z.record(name, authProfileSchema),
+  listeners: z.record(name, listenerSchema),
+  api: apiSchema,
+  fronts: frontsSchema.describe("protocol fronts served beside the API, deciding in-process (smtpgate serve)"),
+});
+
+export const configSchema = configShape.superRefine(checkReferences);
+
+/** The configuration as validated key by key, before the checks across sections (references.ts). */
+export type ConfigShape = z.output<typeof configShape>;
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
