@@ -23,7 +23,8 @@ export const EXIT_STATUS_HELP = `Exit status:
   1   the check or test found a problem (a decision denied, a certificate invalid, a bind refused)
   2   usage or configuration error (unknown option, invalid configuration, missing file or secret)
   3   a directory or CRL source could not answer (the API would tempfail)
-  70  internal error (set SMTPGATE_DEBUG=1 for the stack trace, and report it)`;
+  70  internal error (set SMTPGATE_DEBUG=1 for the stack trace, and report it)
+  130 cancelled with Ctrl-C at the password prompt`;
 
 /** A subcommand: its arguments (after the command's name) in, its exit status out. `--help` prints its help. */
 export type CommandRun = (argv: string[]) => Promise<number>;

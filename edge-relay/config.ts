@@ -36,7 +36,11 @@ export const relayConfigSchema = z.strictObject({
     .strictObject({
       starttls: address.optional().describe("plain SMTP with STARTTLS (25/587)"),
       implicitTls: address.optional().describe("SMTP over TLS from the first byte (465)"),
-      health: address.optional().describe("HTTP GET /healthz (503 while stopping) and GET /metrics (Prometheus text)"),
+      health: address
+        .optional()
+        .describe(
+          "HTTP GET /livez (alive), GET /healthz (503 while starting, stopping or the upstream is down) and GET /metrics (Prometheus text); opened first, before the policy loads",
+        ),
     })
     .refine((listen) => listen.starttls !== undefined || listen.implicitTls !== undefined, {
       message: "give starttls, implicitTls or both",

@@ -80,12 +80,20 @@ export interface HealthSources {
   upstream: UpstreamProbe;
   metrics: RelayMetrics;
   isShuttingDown(): boolean;
+  /** The relay is still waiting for its listener policy (it does not listen for SMTP yet). */
+  isStarting(): boolean;
 }
 
 /** The body of GET /healthz and its status code. */
 export function healthReport(sources: HealthSources): { code: number; body: Record<string, unknown> } {
   const upstream = sources.upstream.state;
-  const status = sources.isShuttingDown() ? "stopping" : upstream.reachable === false ? "upstream-unavailable" : "ok";
+  const status = sources.isShuttingDown()
+    ? "stopping"
+    : sources.isStarting()
+      ? "starting"
+      : upstream.reachable === false
+        ? "upstream-unavailable"
+        : "ok";
   return {
     code: status === "ok" ? 200 : 503,
     body: {

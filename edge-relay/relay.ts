@@ -115,21 +115,46 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       if (stage === "fetch") metrics.apiErrors.inc({ call: "policy" });
     },
   });
+  // The health port opens first: while the relay waits for the API, /livez says it is alive (an orchestrator must
+  // not restart it for a dependency) and /healthz answers 503 "starting".
+  const transport = createUpstreamTransport(config, options.upstreamCa);
+  /** Set by close(): new transactions get 421 4.3.2 from then on. */
+  let shuttingDown = false;
+  let started = false;
+  const ports: Relay["ports"] = {};
+  const upstreamName = `${config.upstream.host}:${config.upstream.port}`;
+  const upstream = new UpstreamProbe(() => transport.verify(), logUpstreamChange(log, upstreamName));
+  upstream.start(config.upstream.probeIntervalSeconds);
+  let health: HttpServer | undefined;
+  if (config.listen.health) {
+    health = createHealthServer({
+      listener: config.listener,
+      policy,
+      upstream,
+      metrics,
+      isShuttingDown: () => shuttingDown,
+      isStarting: () => !started,
+    });
+    const address = config.listen.health;
+    await new Promise<void>((resolve) => health?.listen(address.port, address.host, resolve));
+    ports.health = (health.address() as AddressInfo).port;
+  }
   try {
     await loadPolicyWhenAvailable(policy, { listener: config.listener, apiUrl: config.api.url }, log, {
       signal: options.signal,
       backoff: options.startupBackoff,
     });
   } catch (error) {
+    upstream.stop();
+    await new Promise<void>((resolve) => (health ? health.close(() => resolve()) : resolve()));
+    transport.close();
     await api.close();
     throw error;
   }
   policy.startRefreshing(config.api.policyRefreshSeconds);
+  started = true;
 
-  const transport = createUpstreamTransport(config, options.upstreamCa);
   const servers: AdaptedSmtpServer[] = [];
-  /** Set by close(): new transactions get 421 4.3.2 from then on. */
-  let shuttingDown = false;
   const relay: RelayContext = {
     config,
     policy,
@@ -142,7 +167,6 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     closeSession: (session) => servers.forEach((server) => server.closeSession(session)),
   };
 
-  const ports: Relay["ports"] = {};
   if (config.listen.starttls) {
     const { server, port } = await startSmtpListener(relay, false, options.tls, config.listen.starttls);
     servers.push(server);
@@ -152,23 +176,6 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     const { server, port } = await startSmtpListener(relay, true, options.tls, config.listen.implicitTls);
     servers.push(server);
     ports.implicitTls = port;
-  }
-
-  const upstreamName = `${config.upstream.host}:${config.upstream.port}`;
-  const upstream = new UpstreamProbe(() => transport.verify(), logUpstreamChange(log, upstreamName));
-  upstream.start(config.upstream.probeIntervalSeconds);
-  let health: HttpServer | undefined;
-  if (config.listen.health) {
-    health = createHealthServer({
-      listener: config.listener,
-      policy,
-      upstream,
-      metrics,
-      isShuttingDown: () => shuttingDown,
-    });
-    const address = config.listen.health;
-    await new Promise<void>((resolve) => health?.listen(address.port, address.host, resolve));
-    ports.health = (health.address() as AddressInfo).port;
   }
 
   log({

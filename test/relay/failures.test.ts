@@ -238,6 +238,7 @@ describe("failed AUTH: delay and limit", () => {
 describe("start-up: waiting for the API, refusing a configuration error", () => {
   it("does not listen while the API is not listening yet, retries with backoff (each retry a warn with the reason), and starts once it answers", async () => {
     const port = await freePort();
+    const healthPort = await freePort();
     const starting = startTestRelay({
       apiUrl: `http://127.0.0.1:${port}`,
       apiToken: TEST_TOKEN,
@@ -245,11 +246,24 @@ describe("start-up: waiting for the API, refusing a configuration error", () => 
       upstreamPort: fx.stack.sink.port,
       serverPki: fx.stack.slapd.pki,
       startupBackoff: { firstDelayMs: 100, maxDelayMs: 400 },
+      overrides: {
+        listen: {
+          starttls: { host: "127.0.0.1", port: 0 },
+          implicitTls: { host: "127.0.0.1", port: 0 },
+          health: { host: "127.0.0.1", port: healthPort },
+        },
+      },
     });
     let started = false;
     void starting.then(() => (started = true));
     await sleep(1_200);
     expect(started).toBe(false);
+    // Waiting is not dying: an orchestrator's liveness probe sees it alive, its readiness probe not ready yet.
+    const live = await fetch(`http://127.0.0.1:${healthPort}/livez`);
+    expect(live.status).toBe(200);
+    const ready = await fetch(`http://127.0.0.1:${healthPort}/healthz`);
+    expect(ready.status).toBe(503);
+    expect(((await ready.json()) as { status: string }).status).toBe("starting");
     // The API comes up on the port the relay was told about (systemd started both at once).
     const api = await startTestApi(
       stackApiConfig(fx.stack.slapd, fx.stack.pki, fx.stack.crls.baseUrl),
