@@ -53,6 +53,11 @@ const ONLY = onlyAt >= 0 ? (process.argv[onlyAt + 1] ?? "").split(",") : null;
 const unknownPart = ONLY?.find((part) => !(PARTS as readonly string[]).includes(part));
 if (unknownPart !== undefined) throw new Error(`--only: no part ${unknownPart} (parts: ${PARTS.join(", ")})`);
 const wanted = (part: (typeof PARTS)[number]): boolean => ONLY === null || ONLY.includes(part);
+// `--baseline DIR`: a second API from another checkout of smtpgate (`git archive main | tar -x -C DIR`, with a
+// node_modules link), measured right after this one in every ping and auth figure: before and after a change on
+// one machine state, where two runs minutes apart differ by more than the change.
+const baselineAt = process.argv.indexOf("--baseline");
+const BASELINE_ROOT = baselineAt >= 0 ? process.argv[baselineAt + 1] : undefined;
 
 const temp = await mkdtemp(join(os.tmpdir(), "smtpgate-bench-"));
 const processes: NodeProcess[] = [];
@@ -108,9 +113,36 @@ const apiPid = api.child.pid as number;
 const slapdPid = () => slapd.pid;
 
 const pool = new Pool(`http://127.0.0.1:${apiPort}`, { connections: 64, pipelining: 1, keepAliveTimeout: 60_000 });
+interface ApiUnderTest {
+  /** Appended to figure names: "" for this checkout, " (baseline)" for --baseline's. */
+  suffix: string;
+  pool: Pool;
+  pid: number;
+}
+const apis: ApiUnderTest[] = [{ suffix: "", pool, pid: apiPid }];
+if (BASELINE_ROOT !== undefined) {
+  const port = await freePort();
+  await writeFile(
+    join(temp, "api-baseline.json"),
+    JSON.stringify(benchApiConfig({ slapd, pki, crlBaseUrl: crls.baseUrl, port, sinkPort })),
+  );
+  const baseline = await startNodeProcess(["api/runtime/node/main.ts", "--config", join(temp, "api-baseline.json")], {
+    ready: /"msg":"listening"/,
+    env: { BENCH_BIND_PW: SEED.servicePassword, BENCH_TOKEN: TOKEN },
+    cwd: BASELINE_ROOT,
+    logFile: join(temp, "api-baseline.log"),
+  });
+  processes.push(baseline);
+  const baselinePool = new Pool(`http://127.0.0.1:${port}`, {
+    connections: 64,
+    pipelining: 1,
+    keepAliveTimeout: 60_000,
+  });
+  apis.push({ suffix: " (baseline)", pool: baselinePool, pid: baseline.child.pid as number });
+}
 const headers = { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" };
-async function post(path: string, body: string, check: (text: string) => boolean): Promise<void> {
-  const response = await pool.request({ method: "POST", path, headers, body });
+async function post(path: string, body: string, check: (text: string) => boolean, through: Pool = pool): Promise<void> {
+  const response = await through.request({ method: "POST", path, headers, body });
   const text = await response.body.text();
   if (response.statusCode !== 200 || !check(text))
     throw new Error(`${path}: ${response.statusCode} ${text.slice(0, 200)}`);
@@ -158,20 +190,21 @@ if (wanted("raw")) {
 }
 if (wanted("ping")) {
   for (const concurrency of CONCURRENCY) {
-    record(
-      "API GET /v1/ping (HTTP baseline)",
-      concurrency,
-      await measure(
-        "API GET /v1/ping",
+    for (const target of apis)
+      record(
+        `API GET /v1/ping (HTTP baseline)${target.suffix}`,
         concurrency,
-        async () => {
-          const response = await pool.request({ method: "GET", path: "/v1/ping", headers });
-          await response.body.text();
-          if (response.statusCode !== 200) throw new Error(`ping ${response.statusCode}`);
-        },
-        { api: apiPid },
-      ),
-    );
+        await measure(
+          `API GET /v1/ping${target.suffix}`,
+          concurrency,
+          async () => {
+            const response = await target.pool.request({ method: "GET", path: "/v1/ping", headers });
+            await response.body.text();
+            if (response.statusCode !== 200) throw new Error(`ping ${response.statusCode}`);
+          },
+          { api: target.pid },
+        ),
+      );
   }
 }
 // (b) auth decisions, (c) certificate decisions
@@ -179,29 +212,32 @@ log("API decisions");
 if (wanted("auth")) {
   let user = 0;
   for (const concurrency of CONCURRENCY) {
-    record(
-      "API auth, uncached",
-      concurrency,
-      await measure(
-        "API auth uncached",
+    for (const target of apis)
+      record(
+        `API auth, uncached${target.suffix}`,
         concurrency,
-        () => post("/v1/decide/auth", authBody("uncached", user++ % USERS), allowed),
-        { api: apiPid, slapd: slapdPid() },
-      ),
-    );
+        await measure(
+          `API auth uncached${target.suffix}`,
+          concurrency,
+          () => post("/v1/decide/auth", authBody("uncached", user++ % USERS), allowed, target.pool),
+          { api: target.pid, slapd: slapdPid() },
+        ),
+      );
   }
-  for (let i = 0; i < USERS; i += 1) await post("/v1/decide/auth", authBody("cached", i), allowed);
+  for (const target of apis)
+    for (let i = 0; i < USERS; i += 1) await post("/v1/decide/auth", authBody("cached", i), allowed, target.pool);
   for (const concurrency of CONCURRENCY) {
-    record(
-      "API auth, cached",
-      concurrency,
-      await measure(
-        "API auth cached",
+    for (const target of apis)
+      record(
+        `API auth, cached${target.suffix}`,
         concurrency,
-        () => post("/v1/decide/auth", authBody("cached", user++ % USERS), allowed),
-        { api: apiPid, slapd: slapdPid() },
-      ),
-    );
+        await measure(
+          `API auth cached${target.suffix}`,
+          concurrency,
+          () => post("/v1/decide/auth", authBody("cached", user++ % USERS), allowed, target.pool),
+          { api: target.pid, slapd: slapdPid() },
+        ),
+      );
   }
 }
 if (wanted("tls")) {
@@ -352,7 +388,7 @@ if (ONLY === null) {
   process.stdout.write(markdown);
 }
 
-await pool.close();
+await Promise.all(apis.map((target) => target.pool.close()));
 await nginx?.stop();
 // Let the API and relay write their profiles (and close cleanly) before the directory goes away.
 await Promise.all(processes.map((started) => started.stop()));
