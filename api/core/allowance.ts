@@ -35,7 +35,7 @@ export async function askAllowance(
   subject: { identity: string; dn: string },
   now: Date,
 ): Promise<AllowanceResult> {
-  const filled = fillFilter(allowance.filter, { ...userTokens(subject.identity, now), dn: subject.dn });
+  const filled = fillFilter(allowance.filter, userTokens(subject.identity, now, { dn: subject.dn }));
   if (!filled.ok)
     return {
       kind: "not-askable",
