@@ -1,16 +1,21 @@
 /**
- * LDAP filter templates and the tokens substituted into them (RFC 4515; docs/configuration.md).
+ * LDAP filter templates, DN templates and the tokens substituted into them (RFC 4515, RFC 4514;
+ * docs/configuration.md).
  *
- * Every substituted value is escaped as an RFC 4515 assertion value, so user input can never change the shape of
- * a filter: `*)(uid=*` becomes `\2a\29\28uid=\2a`. smtpgate never builds a DN from input; DNs come only from
- * the directory's own answers. A template is split into text and tokens once (at config load, when the schema
- * checks it) and kept, so a decision only concatenates.
+ * Every substituted value is escaped for where it goes, so user input can never change the shape of a filter or
+ * a DN: in a filter as an RFC 4515 assertion value (`*)(uid=*` becomes `\2a\29\28uid=\2a`), in a DN as an
+ * RFC 4514 attribute value (`a,ou=x` becomes `a\,ou=x`; only `bindDnTemplate` builds a DN from input). A
+ * template is split into text and tokens once (at config load, when the schema checks it) and kept, so a
+ * decision only concatenates.
  */
+import { escapeDnValue } from "../pki/certificate-tokens.ts";
 
 /** Tokens each kind of template may use. */
 export const FILTER_TOKENS = {
   /** The query that finds the user's entry. */
   user: ["u", "a", "d", "t"],
+  /** A DN template for binding the user without a search first (`bindDnTemplate`). */
+  bindDn: ["u", "a", "d"],
   /** The allowance query, run after the user is authenticated. */
   allowance: ["u", "a", "d", "dn", "t"],
   /** The certificate query, with the fields of the verified leaf (see api/pki/certificate-tokens.ts). */
@@ -75,6 +80,14 @@ export type FilledFilter = { ok: true; filter: string } | { ok: false; missing: 
 export function fillFilter(template: string, values: TokenValues): FilledFilter {
   const filled = fill(template, values, escapeFilterValue);
   return typeof filled === "string" ? { ok: true, filter: filled } : filled;
+}
+
+export type FilledDn = { ok: true; dn: string } | { ok: false; missing: string[] };
+
+/** Fills a DN template (`uid={u},ou=people,dc=example,dc=com`), each value RFC 4514-escaped; fails closed as fillFilter. */
+export function fillDn(template: string, values: TokenValues): FilledDn {
+  const filled = fill(template, values, escapeDnValue);
+  return typeof filled === "string" ? { ok: true, dn: filled } : filled;
 }
 
 function fill(
