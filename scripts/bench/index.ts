@@ -33,31 +33,20 @@ import {
   certBody,
   USERS,
 } from "./config.ts";
+import { benchArguments } from "./arguments.ts";
 import { measureIdleConnections } from "./idle-memory.ts";
 import { figure, rssBytes, type Processes, type RunResult } from "./measure.ts";
 import { writeReport, type Results } from "./report.ts";
 import { messageOfSize, submitOnce } from "./smtp-client.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
-const QUICK = process.argv.includes("--quick");
+const { QUICK, ONLY, BASELINE_ROOT, wanted } = benchArguments(process.argv);
 const RUNS = QUICK ? 1 : 3;
 const SECONDS = QUICK ? 1 : 2.5;
 const CONCURRENCY = [1, 8, 32];
 const TOKEN = "bench-token-0123456789abcdef";
 const MESSAGE = messageOfSize(10 * 1024);
 const IDLE_CONNECTIONS = 1000;
-// `--only auth,ping` measures those parts alone (printed, no report written): for before/after runs of one change.
-const PARTS = ["raw", "ping", "auth", "tls", "sessions", "nginx", "memory"] as const;
-const onlyAt = process.argv.indexOf("--only");
-const ONLY = onlyAt >= 0 ? (process.argv[onlyAt + 1] ?? "").split(",") : null;
-const unknownPart = ONLY?.find((part) => !(PARTS as readonly string[]).includes(part));
-if (unknownPart !== undefined) throw new Error(`--only: no part ${unknownPart} (parts: ${PARTS.join(", ")})`);
-const wanted = (part: (typeof PARTS)[number]): boolean => ONLY === null || ONLY.includes(part);
-// `--baseline DIR`: a second API from another checkout of smtpgate (`git archive main | tar -x -C DIR`, with a
-// node_modules link), measured right after this one in every ping and auth figure: before and after a change on
-// one machine state, where two runs minutes apart differ by more than the change.
-const baselineAt = process.argv.indexOf("--baseline");
-const BASELINE_ROOT = baselineAt >= 0 ? process.argv[baselineAt + 1] : undefined;
 
 const temp = await mkdtemp(join(os.tmpdir(), "smtpgate-bench-"));
 const processes: NodeProcess[] = [];
@@ -124,7 +113,7 @@ if (BASELINE_ROOT !== undefined) {
   const port = await freePort();
   await writeFile(
     join(temp, "api-baseline.json"),
-    JSON.stringify(benchApiConfig({ slapd, pki, crlBaseUrl: crls.baseUrl, port, sinkPort })),
+    JSON.stringify(benchApiConfig({ slapd, pki, crlBaseUrl: crls.baseUrl, port, sinkPort, directBind: false })),
   );
   const baseline = await startNodeProcess(["api/runtime/node/main.ts", "--config", join(temp, "api-baseline.json")], {
     ready: /"msg":"listening"/,
@@ -223,6 +212,16 @@ if (wanted("auth")) {
           { api: target.pid, slapd: slapdPid() },
         ),
       );
+    record(
+      "API auth, uncached, direct bind",
+      concurrency,
+      await measure(
+        "API auth uncached, direct bind",
+        concurrency,
+        () => post("/v1/decide/auth", authBody("direct", user++ % USERS), allowed),
+        { api: apiPid, slapd: slapdPid() },
+      ),
+    );
   }
   for (const target of apis)
     for (let i = 0; i < USERS; i += 1) await post("/v1/decide/auth", authBody("cached", i), allowed, target.pool);
