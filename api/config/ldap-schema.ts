@@ -67,6 +67,29 @@ export function parenthesesBalanced(filter: string): boolean {
   return depth === 0;
 }
 
+/**
+ * A DN template with tokens such as `{u}` (`uid={u},ou=people,dc=example,dc=com`): only known tokens, at least
+ * one (a fixed DN would bind every user as one entry), and each inside an attribute value, after an `=`.
+ */
+const dnTemplate = (allowed: readonly string[]) =>
+  z
+    .string()
+    .min(1)
+    .max(1024)
+    .superRefine((template, ctx) => {
+      const tokens = templateTokens(template);
+      const unknown = tokens.filter((token) => !allowed.includes(token));
+      if (unknown.length > 0)
+        ctx.addIssue({
+          code: "custom",
+          message: `unknown token ${unknown.map((t) => `{${t}}`).join(", ")} (allowed: ${allowed.map((t) => `{${t}}`).join(" ")})`,
+        });
+      else if (tokens.length === 0)
+        ctx.addIssue({ code: "custom", message: "no token: every user would bind as one DN" });
+      else if (!/^[A-Za-z][A-Za-z0-9.-]*=/.test(template))
+        ctx.addIssue({ code: "custom", message: "not a DN: it must start with attribute=value" });
+    });
+
 export const dn = z.string().min(1).max(1024).describe("A distinguished name (RFC 4514)");
 
 export const attributeName = z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/, "not an attribute name");
@@ -157,33 +180,47 @@ export const directorySchema = z
     }
   });
 
-export const smtpAuthQuerySchema = z.strictObject({
-  directory: name.describe("the LDAP server profile to ask"),
-  baseDn: dn.optional().describe("search base (default: the directory's baseDn)"),
-  filter: filterTemplate(FILTER_TOKENS.user)
-    .default("(uid={u})")
-    .describe("finds the user's entry; AD: (sAMAccountName={u})"),
-  method: z
-    .enum(["bind", "password-attribute"])
-    .default("bind")
-    .describe(
-      "bind: search the entry, then bind as its DN with the password; password-attribute: read passwordAttribute and compare locally",
-    ),
-  userIdAttribute,
-  addressAttributes,
-  passwordAttribute: z
-    .string()
-    .regex(/^[A-Za-z][A-Za-z0-9-]*(;[A-Za-z0-9-]+)*$/, "not an attribute name")
-    .default("userPassword")
-    .describe(
-      "password-attribute only: the attribute holding the hashed password; the service identity must be able to read it",
-    ),
-  allowPlaintextPasswords: z
-    .boolean()
-    .default(false)
-    .describe("password-attribute: also accept values stored without a {SCHEME} prefix"),
-  allowance: allowanceSchema.optional(),
-});
+export const smtpAuthQuerySchema = z
+  .strictObject({
+    directory: name.describe("the LDAP server profile to ask"),
+    baseDn: dn.optional().describe("search base (default: the directory's baseDn)"),
+    filter: filterTemplate(FILTER_TOKENS.user)
+      .default("(uid={u})")
+      .describe("finds the user's entry; AD: (sAMAccountName={u})"),
+    method: z
+      .enum(["bind", "password-attribute"])
+      .default("bind")
+      .describe(
+        "bind: search the entry, then bind as its DN with the password; password-attribute: read passwordAttribute and compare locally",
+      ),
+    bindDnTemplate: dnTemplate(FILTER_TOKENS.bindDn)
+      .optional()
+      .describe(
+        "method bind: bind as this DN (e.g. uid={u},ou=people,dc=example,dc=com; each value RFC 4514-escaped) and read the entry there at the same time, without a search first; filter is not used. Only where every user's DN follows from the name typed",
+      ),
+    userIdAttribute,
+    addressAttributes,
+    passwordAttribute: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9-]*(;[A-Za-z0-9-]+)*$/, "not an attribute name")
+      .default("userPassword")
+      .describe(
+        "password-attribute only: the attribute holding the hashed password; the service identity must be able to read it",
+      ),
+    allowPlaintextPasswords: z
+      .boolean()
+      .default(false)
+      .describe("password-attribute: also accept values stored without a {SCHEME} prefix"),
+    allowance: allowanceSchema.optional(),
+  })
+  .superRefine((query, ctx) => {
+    if (query.bindDnTemplate !== undefined && query.method !== "bind")
+      ctx.addIssue({
+        code: "custom",
+        path: ["bindDnTemplate"],
+        message: "needs method: bind (a DN template is where the user binds)",
+      });
+  });
 
 export const certificateQuerySchema = z.strictObject({
   directory: name.describe("the LDAP server profile to ask"),

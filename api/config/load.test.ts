@@ -102,6 +102,27 @@ describe("configuration", () => {
     expect(problemsOf(document)).toEqual(["smtpAuthQueries.q.filter: not a valid LDAP filter: unbalanced parentheses"]);
   });
 
+  it("checks a DN template: known tokens, at least one, attribute=value first, and only with method bind", () => {
+    const problems = (bindDnTemplate: string, method = "bind") => {
+      const document = minimal();
+      (document.smtpAuthQueries as Record<string, unknown>).q = { directory: "corp", bindDnTemplate, method };
+      return problemsOf(document);
+    };
+    expect(problems("uid={u},ou=people,dc=example,dc=com")).toEqual([]);
+    expect(problems("uid={t},ou=people")).toEqual([
+      "smtpAuthQueries.q.bindDnTemplate: unknown token {t} (allowed: {u} {a} {d})",
+    ]);
+    expect(problems("uid=alice,ou=people")).toEqual([
+      "smtpAuthQueries.q.bindDnTemplate: no token: every user would bind as one DN",
+    ]);
+    expect(problems("{u},ou=people")).toEqual([
+      "smtpAuthQueries.q.bindDnTemplate: not a DN: it must start with attribute=value",
+    ]);
+    expect(problems("uid={u},ou=people", "password-attribute")).toEqual([
+      "smtpAuthQueries.q.bindDnTemplate: needs method: bind (a DN template is where the user binds)",
+    ]);
+  });
+
   it("tells a value of the wrong type from a missing one", () => {
     const document = minimal();
     (document.api as Record<string, unknown>).listen = { port: "8787" };

@@ -35,7 +35,7 @@ export async function askAllowance(
   subject: { identity: string; dn: string },
   now: Date,
 ): Promise<AllowanceResult> {
-  const filled = fillFilter(allowance.filter, { ...userTokens(subject.identity, now), dn: subject.dn });
+  const filled = fillFilter(allowance.filter, userTokens(subject.identity, now, { dn: subject.dn }));
   if (!filled.ok)
     return {
       kind: "not-askable",
@@ -71,9 +71,17 @@ export async function grantAfterAllowance(
   options: { onAllowanceFailure: "reject" | "allow-temporarily"; now: Date; refusal?: SmtpReply },
 ): Promise<Decision> {
   if (!allowance) return allow(granted);
+  return verdictOfAllowance(await askAllowance(directory, allowance, granted, options.now), granted, options);
+}
+
+/** The verdict on an established identity once the allowance query has answered (see grantAfterAllowance). */
+export function verdictOfAllowance(
+  found: AllowanceResult,
+  granted: Granted,
+  options: { onAllowanceFailure: "reject" | "allow-temporarily"; refusal?: SmtpReply },
+): Decision {
   const { profile, method, dn } = granted;
   const refused = { profile, method, dn, ...(options.refusal ? { smtp: options.refusal } : {}) };
-  const found = await askAllowance(directory, allowance, granted, options.now);
   switch (found.kind) {
     case "met":
       return allow(granted);

@@ -19,7 +19,7 @@ import type { X509Certificate } from "../pki/x509.ts";
 import { ALLOWED_TEMPORARILY, askAllowance, type AllowanceQuery, type AskedQuery } from "./allowance.ts";
 import type { Directory } from "./directory.ts";
 import { addressesOf, attributeValues, identityOf } from "./directory-entry.ts";
-import { fillFilter, generalizedTime, type TokenValues } from "./ldap-filter.ts";
+import { fillFilter, withTimeToken, type TokenValues } from "./ldap-filter.ts";
 import { SMTP_REPLIES } from "../../contract/smtp-replies.ts";
 import type { Reason } from "../../contract/verdict.ts";
 import { allow, deny, proceed, tempfail, type Decision } from "./verdict.ts";
@@ -168,7 +168,7 @@ export async function evaluateCertificate(
     }
   }
   const reuse = reusableUntil === undefined ? {} : { reusableUntil };
-  const tokens = { ...certificateTokens(leaf.certificate, leaf.der), t: generalizedTime(now) };
+  const tokens = withTimeToken(certificateTokens(leaf.certificate, leaf.der), now);
   return await mapCertificate(tokens, profile, now, {
     der: leaf.der,
     reuse,

@@ -12,7 +12,7 @@
  */
 import type { CertificateFactsRequestBody } from "../../contract/requests.ts";
 import { mapCertificate, type CertificateOutcome, type CertificateProfile } from "./certificate-auth.ts";
-import { generalizedTime } from "./ldap-filter.ts";
+import { withTimeToken } from "./ldap-filter.ts";
 
 export type CertificateFacts = CertificateFactsRequestBody["certificate"];
 
@@ -35,5 +35,5 @@ export async function evaluateCertificateFacts(
   };
   if (Object.values(tokens).every((value) => value === undefined)) return { kind: "missing" };
   // Nothing is reusable: the MTA's verification (validity dates included) holds for this session only.
-  return await mapCertificate({ ...tokens, t: generalizedTime(now) }, profile, now, { reuse: {} });
+  return await mapCertificate(withTimeToken(tokens, now), profile, now, { reuse: {} });
 }

@@ -1,6 +1,13 @@
 import { FilterParser } from "ldapts";
 import { describe, expect, it } from "vitest";
-import { escapeFilterValue, fillFilter, generalizedTime, templateTokens, userTokens } from "./ldap-filter.ts";
+import {
+  escapeFilterValue,
+  fillFilter,
+  generalizedTime,
+  templateTokens,
+  userTokens,
+  withTimeToken,
+} from "./ldap-filter.ts";
 
 describe("escapeFilterValue (RFC 4515)", () => {
   it.each([
@@ -30,6 +37,21 @@ describe("escapeFilterValue (RFC 4515)", () => {
 describe("fillFilter", () => {
   it("fails closed when a token has no value", () => {
     expect(fillFilter("(mail={a})", { u: "alice" })).toEqual({ ok: false, missing: ["a"] });
+  });
+
+  it("fills every use of a token, text around and between tokens kept", () => {
+    expect(fillFilter("{u}(|(uid={u})(mail={a}))x", { u: "a*", a: "a@b" })).toEqual({
+      ok: true,
+      filter: "a\\2a(|(uid=a\\2a)(mail=a@b))x",
+    });
+    expect(fillFilter("(objectClass=*)", {})).toEqual({ ok: true, filter: "(objectClass=*)" });
+  });
+
+  it("formats {t} only for a template that uses it", () => {
+    // An invalid date throws when formatted: a template without {t} must never format it.
+    const tokens = withTimeToken({ u: "alice" }, new Date(Number.NaN));
+    expect(fillFilter("(uid={u})", tokens)).toEqual({ ok: true, filter: "(uid=alice)" });
+    expect(() => fillFilter("(validTo>={t})", tokens)).toThrow(RangeError);
   });
 
   it("lists the tokens a template uses", () => {

@@ -16,8 +16,17 @@ class FakeDirectory implements Directory {
   }
 
   async search(request: SearchRequest): Promise<DirectoryResult<DirectoryEntry[]>> {
-    this.calls.push(`search ${request.filter}`);
     this.searches.push(request);
+    if (request.scope === "base") {
+      // A read of one entry by its DN: every entry the fake knows, whichever filter lists it.
+      this.calls.push(`read ${request.baseDn}`);
+      if (this.down) return { ok: false, error: { kind: "unavailable", detail: "down" } };
+      const entry = Object.values(this.entries)
+        .flat()
+        .find((known) => known.dn === request.baseDn && Object.keys(known.attributes).length > 0);
+      return { ok: true, value: entry ? [entry] : [] };
+    }
+    this.calls.push(`search ${request.filter}`);
     if (this.down) return { ok: false, error: { kind: "unavailable", detail: "down" } };
     return { ok: true, value: (this.entries[request.filter] ?? []).slice(0, request.sizeLimit) };
   }
@@ -265,5 +274,96 @@ describe("SMTP AUTH decision (flow B)", () => {
       baseDn: "dc=example,dc=com",
       filter: "(&(uid=bob)(memberOf=cn=smtp-users,dc=example,dc=com))",
     });
+  });
+});
+
+describe("SMTP AUTH decision by a DN template (flow B without the search)", () => {
+  const direct = { ...query, bindDnTemplate: "uid={u},ou=people,dc=example,dc=com" };
+  const GROUP_SEARCH = "search (&(uid=alice)(memberOf=cn=smtp-users,dc=example,dc=com))";
+
+  it("binds and reads the entry at once, then the allowance query; the identity is the entry's", async () => {
+    const { directory, context } = setup({ query: direct });
+    const decision = await decideSmtpAuth({ username: "alice", password: "alice-password" }, context);
+    expect(decision).toMatchObject({
+      verdict: "allow",
+      identity: "alice",
+      dn: ALICE,
+      method: "ldap-bind",
+      addresses: ["alice@example.com"],
+    });
+    // Both sent before either answered; the allowance query follows the read.
+    expect(directory.calls).toEqual([`read ${ALICE}`, `bind ${ALICE}`, GROUP_SEARCH]);
+    expect(directory.searches[0]).toMatchObject({ scope: "base", attributes: ["uid", "mail"] });
+  });
+
+  it("denies a wrong password, even though the allowance query found the user", async () => {
+    const { directory, context } = setup({ query: direct });
+    expect(await decideSmtpAuth({ username: "alice", password: "wrong" }, context)).toMatchObject({
+      verdict: "deny",
+      reason: "invalid-credentials",
+      identity: null,
+    });
+    expect(directory.calls).toContain(GROUP_SEARCH);
+  });
+
+  it("denies an unknown user as no-such-user", async () => {
+    const { context } = setup({ query: direct });
+    expect(await decideSmtpAuth({ username: "mallory", password: "pw" }, context)).toMatchObject({
+      verdict: "deny",
+      reason: "no-such-user",
+      query: { baseDn: "uid=mallory,ou=people,dc=example,dc=com", filter: "(objectClass=*)" },
+    });
+  });
+
+  it("denies when the allowance query finds nothing, allows temporarily where the listener says so", async () => {
+    const { context } = setup({ query: direct });
+    expect(await decideSmtpAuth({ username: "bob", password: "bob-password" }, context)).toMatchObject({
+      verdict: "deny",
+      reason: "allowance-failed",
+    });
+    const lenient = { ...context, onAllowanceFailure: "allow-temporarily" as const };
+    expect(await decideSmtpAuth({ username: "bob", password: "bob-password" }, lenient)).toMatchObject({
+      verdict: "allow",
+      temporary: true,
+    });
+  });
+
+  it("is a temporary failure when the directory cannot answer, never an accept", async () => {
+    const { directory, context } = setup({ query: direct });
+    directory.down = true;
+    expect(await decideSmtpAuth({ username: "alice", password: "alice-password" }, context)).toMatchObject({
+      verdict: "tempfail",
+      smtp: { code: 454 },
+    });
+  });
+
+  it("refuses an entry without the user ID attribute, or with several values, whatever the password", async () => {
+    const { context } = setup({ query: { ...direct, bindDnTemplate: "{u},ou=people,dc=example,dc=com" } });
+    expect(await decideSmtpAuth({ username: "uid=twoids", password: "twoids-password" }, context)).toMatchObject({
+      verdict: "deny",
+      reason: "ambiguous-user",
+    });
+  });
+
+  it("escapes the user name as an RFC 4514 value and sends nothing for an empty password", async () => {
+    const { directory, context } = setup({ query: direct });
+    await decideSmtpAuth({ username: "alice,ou=admins", password: "pw" }, context);
+    expect(directory.calls[0]).toBe("read uid=alice\\,ou=admins,ou=people,dc=example,dc=com");
+    directory.calls = [];
+    expect(await decideSmtpAuth({ username: "alice", password: "" }, context)).toMatchObject({
+      reason: "empty-password",
+    });
+    expect(directory.calls).toEqual([]);
+  });
+
+  it("fails closed without LDAP traffic when a DN token has no value", async () => {
+    const { directory, context } = setup({
+      query: { ...direct, bindDnTemplate: "mail={a},ou=people,dc=example,dc=com" },
+    });
+    expect(await decideSmtpAuth({ username: "alice", password: "alice-password" }, context)).toMatchObject({
+      verdict: "deny",
+      reason: "no-such-user",
+    });
+    expect(directory.calls).toEqual([]);
   });
 });

@@ -9,16 +9,27 @@
  *      password attribute (method `password-attribute`);
  *   4. the allowance query, whose failure the listener turns into a reject or a temporary allowance.
  *
+ * With a DN template (`bindDnTemplate`, Dovecot's `auth_bind_userdn`), steps 2 and 3 go out together: the bind
+ * as the DN the template makes of the user name, and a read of that entry (its identity and addresses) with the
+ * service identity; the allowance query follows the read, beside the bind. One round trip instead of two in a
+ * row; the outcome is decided in the same order as with the search.
+ *
  * Any directory failure on the way is `tempfail` (454), never an accept.
  */
-import { grantAfterAllowance, type AllowanceQuery } from "./allowance.ts";
+import {
+  askAllowance,
+  grantAfterAllowance,
+  verdictOfAllowance,
+  type AllowanceQuery,
+  type AskedQuery,
+} from "./allowance.ts";
 import type { Directory, DirectoryEntry } from "./directory.ts";
 import { addressesOf, attributeValues, identityOf } from "./directory-entry.ts";
-import { fillFilter, userTokens } from "./ldap-filter.ts";
+import { fillDn, fillFilter, userTokens } from "./ldap-filter.ts";
 import { ldapResultText } from "./ldap-results.ts";
 import { verifyStoredPassword } from "./password-schemes.ts";
 import type { Method } from "../../contract/verdict.ts";
-import { deny, tempfail, type Decision } from "./verdict.ts";
+import { allow, deny, tempfail, type Decision } from "./verdict.ts";
 
 /** Longest user name smtpgate sends to a directory; longer ones are refused without LDAP traffic. */
 export const MAX_USERNAME_LENGTH = 256;
@@ -32,6 +43,8 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
 export interface SmtpAuthQuery {
   baseDn: string;
   filter: string;
+  /** Method bind: bind as this DN (tokens RFC 4514-escaped) without a search first; `filter` is then unused. */
+  bindDnTemplate?: string;
   /** Its value is the identity of an allow, whatever the client typed. */
   userIdAttribute: string;
   /** Attributes of the envelope senders the identity owns; [] = not configured (addresses: null). */
@@ -64,6 +77,8 @@ export async function decideSmtpAuth(credentials: SmtpAuthCredentials, context: 
 
   const refused = refuseWithoutDirectory(credentials, profile, query);
   if (refused) return refused;
+  if (query.bindDnTemplate !== undefined && query.method === "bind")
+    return await decideByDirectBind(credentials, context, query.bindDnTemplate);
 
   const userFilter = fillFilter(query.filter, userTokens(username, context.now));
   if (!userFilter.ok)
@@ -96,21 +111,12 @@ export async function decideSmtpAuth(credentials: SmtpAuthCredentials, context: 
     });
   // Checked before the password: an entry that cannot name its identity is refused whatever the password.
   const identity = identityOf(entry, query.userIdAttribute);
-  if (!identity.ok)
-    return deny(identity.problem === "missing" ? "no-such-user" : "ambiguous-user", {
-      ...outcome,
-      dn: entry.dn,
-      detail: identity.detail,
-      query: asked,
-    });
+  if (!identity.ok) return refusedIdentity(identity, entry, outcome, asked);
 
   const checked = wantsAttribute
     ? checkPasswordAttribute(entry, password, query)
-    : await checkBind(entry, password, directory);
-  if (checked !== "ok") {
-    if (checked.kind === "tempfail") return tempfail({ ...outcome, detail: checked.detail });
-    return deny(checked.reason, { ...outcome, dn: entry.dn, detail: checked.detail, query: asked });
-  }
+    : await checkBind(entry.dn, password, directory);
+  if (checked !== "ok") return refusedPassword(checked, entry, outcome, asked);
 
   const granted = {
     ...outcome,
@@ -122,6 +128,91 @@ export async function decideSmtpAuth(credentials: SmtpAuthCredentials, context: 
     onAllowanceFailure: context.onAllowanceFailure,
     now: context.now,
   });
+}
+
+/** The filter of a read of the entry itself: the DN is the whole query. */
+const THE_ENTRY_ITSELF = "(objectClass=*)";
+
+/** Flow B with a DN template: the bind and the read of the entry at once, then the same checks in the same order. */
+async function decideByDirectBind(
+  credentials: SmtpAuthCredentials,
+  context: SmtpAuthContext,
+  template: string,
+): Promise<Decision> {
+  const { profile, query, directory, now } = context;
+  const outcome = { profile, method: methodOf(query) };
+  const userDn = fillDn(template, userTokens(credentials.username, now));
+  if (!userDn.ok)
+    return deny("no-such-user", {
+      ...outcome,
+      detail: `token ${userDn.missing.map((t) => `{${t}}`).join(", ")} has no value`,
+    });
+
+  const asked = { baseDn: userDn.dn, filter: THE_ENTRY_ITSELF };
+  const reading = directory.search({
+    ...asked,
+    scope: "base",
+    attributes: [query.userIdAttribute, ...query.addressAttributes],
+    sizeLimit: 1,
+  });
+  // The allowance query needs the identity, so it follows the read; its answer counts only if the bind succeeds.
+  const { allowance } = query;
+  const allowing = allowance
+    ? reading.then(async function askAllowanceOfEntry(found) {
+        const entry = found.ok ? found.value[0] : undefined;
+        const identity = entry && identityOf(entry, query.userIdAttribute);
+        return entry && identity?.ok
+          ? await askAllowance(directory, allowance, { identity: identity.identity, dn: entry.dn }, now)
+          : null;
+      })
+    : null;
+  const [found, checked, allowed] = await Promise.all([
+    reading,
+    checkBind(userDn.dn, credentials.password, directory),
+    allowing,
+  ]);
+
+  if (!found.ok) return tempfail({ ...outcome, detail: found.error.detail });
+  const [entry] = found.value;
+  if (!entry) return deny("no-such-user", { ...outcome, query: asked });
+  const identity = identityOf(entry, query.userIdAttribute);
+  if (!identity.ok) return refusedIdentity(identity, entry, outcome, asked);
+  if (checked !== "ok") return refusedPassword(checked, entry, outcome, asked);
+
+  const granted = {
+    ...outcome,
+    identity: identity.identity,
+    dn: entry.dn,
+    addresses: addressesOf(entry, query.addressAttributes),
+  };
+  if (allowed === null) return allow(granted); // no allowance query
+  return verdictOfAllowance(allowed, granted, { onAllowanceFailure: context.onAllowanceFailure });
+}
+
+type Outcome = { profile: string; method: Method };
+
+function refusedIdentity(
+  identity: Extract<ReturnType<typeof identityOf>, { ok: false }>,
+  entry: DirectoryEntry,
+  outcome: Outcome,
+  asked: AskedQuery,
+): Decision {
+  return deny(identity.problem === "missing" ? "no-such-user" : "ambiguous-user", {
+    ...outcome,
+    dn: entry.dn,
+    detail: identity.detail,
+    query: asked,
+  });
+}
+
+function refusedPassword(
+  checked: Exclude<Check, "ok">,
+  entry: DirectoryEntry,
+  outcome: Outcome,
+  asked: AskedQuery,
+): Decision {
+  if (checked.kind === "tempfail") return tempfail({ ...outcome, detail: checked.detail });
+  return deny(checked.reason, { ...outcome, dn: entry.dn, detail: checked.detail, query: asked });
 }
 
 /**
@@ -161,8 +252,8 @@ type Check =
   | { kind: "deny"; reason: "invalid-credentials" | "unsupported-password-scheme"; detail?: string }
   | { kind: "tempfail"; detail: string };
 
-async function checkBind(entry: DirectoryEntry, password: string, directory: Directory): Promise<Check> {
-  const bound = await directory.bindAsUser(entry.dn, password);
+async function checkBind(dn: string, password: string, directory: Directory): Promise<Check> {
+  const bound = await directory.bindAsUser(dn, password);
   if (!bound.ok) return { kind: "tempfail", detail: bound.error.detail };
   if (bound.value.bound) return "ok";
   return {

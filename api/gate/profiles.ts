@@ -40,6 +40,7 @@ export function ldapProfileOf(
     query: {
       baseDn,
       filter: query.filter,
+      ...(query.bindDnTemplate === undefined ? {} : { bindDnTemplate: query.bindDnTemplate }),
       userIdAttribute: query.userIdAttribute,
       addressAttributes: query.addressAttributes,
       method: query.method,

@@ -11,6 +11,9 @@
 import net from "node:net";
 import tls from "node:tls";
 import { Client } from "ldapts";
+import { guardLdaptsDebugStrings } from "./ldapts-debug-guard.ts";
+
+guardLdaptsDebugStrings();
 
 export interface HostEndpoint {
   url: string;

@@ -3,7 +3,14 @@
  * they hand in. One place for how a search is asked, how a user's bind answer is read and how failures are
  * described, so the two runtimes cannot drift apart on what a decision means.
  */
-import { BusyError, InvalidCredentialsError, ResultCodeError, UnavailableError, type Client } from "ldapts";
+import {
+  BusyError,
+  InvalidCredentialsError,
+  NoSuchObjectError,
+  ResultCodeError,
+  UnavailableError,
+  type Client,
+} from "ldapts";
 import type { BindOutcome, DirectoryEntry, DirectoryResult, SearchRequest } from "../core/directory.ts";
 import { ldapResultText } from "../core/ldap-results.ts";
 import type { HostSelector } from "./host-selector.ts";
@@ -33,23 +40,36 @@ export async function onSomeHost<T>(
   return { ok: false, error: { kind: "unavailable", detail: `directory ${directory}: ${failures.join("; ")}` } };
 }
 
-/** A search (subtree unless asked otherwise) with aliases not dereferenced and no more entries than asked for. */
+/**
+ * A search (subtree unless asked otherwise) with aliases not dereferenced and no more entries than asked for. A
+ * base read of a DN that does not exist (a direct bind's unknown user) finds no entry: an answer, not a failing
+ * host; a subtree search under a missing base stays a failure (a wrong baseDn is the operator's to see).
+ */
 export async function searchEntries(
   client: Client,
   request: SearchRequest,
   timeLimitSeconds: number,
 ): Promise<DirectoryEntry[]> {
-  const result = await client.search(request.baseDn, {
-    scope: request.scope ?? "sub",
-    filter: request.filter,
-    derefAliases: "never",
-    attributes: request.attributes.length === 0 ? ["1.1"] : [...request.attributes],
-    explicitBufferAttributes: [...(request.binaryAttributes ?? [])],
-    sizeLimit: request.sizeLimit,
-    timeLimit: timeLimitSeconds,
-  });
+  const result = await readEntries(client, request, timeLimitSeconds);
   // Continuation references (referrals) are ignored: they are never chased.
   return result.searchEntries.slice(0, request.sizeLimit).map(toEntry);
+}
+
+async function readEntries(client: Client, request: SearchRequest, timeLimitSeconds: number) {
+  try {
+    return await client.search(request.baseDn, {
+      scope: request.scope ?? "sub",
+      filter: request.filter,
+      derefAliases: "never",
+      attributes: request.attributes.length === 0 ? ["1.1"] : [...request.attributes],
+      explicitBufferAttributes: [...(request.binaryAttributes ?? [])],
+      sizeLimit: request.sizeLimit,
+      timeLimit: timeLimitSeconds,
+    });
+  } catch (error) {
+    if (request.scope === "base" && error instanceof NoSuchObjectError) return { searchEntries: [] };
+    throw error;
+  }
 }
 
 /**

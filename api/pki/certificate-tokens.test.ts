@@ -51,6 +51,9 @@ describe("certificate tokens (docs/certificates.md#certificate-tokens)", () => {
     expect(escapeDnValue('a,b+c"d\\e<f>g;h')).toBe('a\\,b\\+c\\"d\\\\e\\<f\\>g\\;h');
     expect(escapeDnValue("#x")).toBe("\\#x");
     expect(escapeDnValue(" x ")).toBe("\\ x\\ ");
+    expect(escapeDnValue(" ")).toBe("\\ ");
+    expect(escapeDnValue("a\\ ")).toBe("a\\\\\\ ");
+    expect(escapeDnValue("x\u0000#")).toBe("x\\00#");
   });
 
   it("uses RFC 4514 short names only where RFC 4514 has them, dotted OIDs elsewhere, and the most specific CN", async () => {

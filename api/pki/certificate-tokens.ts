@@ -114,10 +114,24 @@ export function rfc4514(name: x509.Name): string {
     .join(",");
 }
 
-/** RFC 4514 §2.4: escape `"+,;<>\` and NUL anywhere, `#` and space at the start, space at the end. */
+/**
+ * RFC 4514 §2.4: escape `"+,;<>\` and NUL anywhere, `#` and space at the start, space at the end. Character by
+ * character, so a lone space (first and last at once) is escaped once.
+ */
 export function escapeDnValue(value: string): string {
-  let out = value.replace(/["+,;<>\\]/g, (char) => `\\${char}`).replaceAll("\u0000", "\\00");
-  if (out.startsWith("#") || out.startsWith(" ")) out = `\\${out}`;
-  if (out.endsWith(" ") && out.length > 1) out = `${out.slice(0, -1)}\\ `;
+  let out = "";
+  for (let i = 0; i < value.length; i += 1) {
+    const char = value[i] as string;
+    if (char === "\u0000") out += "\\00";
+    else if (
+      DN_SPECIALS.has(char) ||
+      (i === 0 && (char === "#" || char === " ")) ||
+      (char === " " && i === value.length - 1)
+    )
+      out += `\\${char}`;
+    else out += char;
+  }
   return out;
 }
+
+const DN_SPECIALS = new Set(['"', "+", ",", ";", "<", ">", "\\"]);

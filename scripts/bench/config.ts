@@ -36,8 +36,11 @@ export function benchApiConfig(options: {
   port: number;
   /** The sink's port: where nginx hands the sessions the `uncached` listener allowed. */
   sinkPort: number;
+  /** The `direct` listener (bindDnTemplate; default true): off for a checkout whose schema has no such key. */
+  directBind?: boolean;
 }) {
   const { slapd, pki } = options;
+  const direct = options.directBind ?? true;
   return {
     directories: {
       corp: {
@@ -50,11 +53,13 @@ export function benchApiConfig(options: {
     },
     smtpAuthQueries: {
       bind: { directory: "corp", baseDn: BENCH_BASE_DN, filter: "(uid={u})" },
+      ...(direct ? { direct: { directory: "corp", bindDnTemplate: `uid={u},${BENCH_BASE_DN}` } } : {}),
     },
     certificateQueries: { "by-mail": { directory: "corp", filter: "(mail={email})" } },
     crlSources: { "client-ca": { url: `${options.crlBaseUrl}/intermediate.crl` } },
     authProfiles: {
       uncached: { type: "ldap", query: "bind" },
+      ...(direct ? { direct: { type: "ldap", query: "direct" } } : {}),
       cached: { type: "ldap", query: "bind", ...cacheSettings() },
       cert: {
         type: "certificate",
@@ -80,6 +85,7 @@ export function benchApiConfig(options: {
         upstream: { address: "127.0.0.1", port: options.sinkPort },
       },
       cached: { authProfile: "cached" },
+      ...(direct ? { direct: { authProfile: "direct" } } : {}),
       cert: { authProfile: "cert" },
     },
     api: { tokens: [{ env: "BENCH_TOKEN" }], listen: { host: "127.0.0.1", port: options.port } },

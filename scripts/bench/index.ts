@@ -33,13 +33,14 @@ import {
   certBody,
   USERS,
 } from "./config.ts";
+import { benchArguments } from "./arguments.ts";
 import { measureIdleConnections } from "./idle-memory.ts";
 import { figure, rssBytes, type Processes, type RunResult } from "./measure.ts";
 import { writeReport, type Results } from "./report.ts";
 import { messageOfSize, submitOnce } from "./smtp-client.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
-const QUICK = process.argv.includes("--quick");
+const { QUICK, ONLY, BASELINE_ROOT, wanted } = benchArguments(process.argv);
 const RUNS = QUICK ? 1 : 3;
 const SECONDS = QUICK ? 1 : 2.5;
 const CONCURRENCY = [1, 8, 32];
@@ -101,9 +102,36 @@ const apiPid = api.child.pid as number;
 const slapdPid = () => slapd.pid;
 
 const pool = new Pool(`http://127.0.0.1:${apiPort}`, { connections: 64, pipelining: 1, keepAliveTimeout: 60_000 });
+interface ApiUnderTest {
+  /** Appended to figure names: "" for this checkout, " (baseline)" for --baseline's. */
+  suffix: string;
+  pool: Pool;
+  pid: number;
+}
+const apis: ApiUnderTest[] = [{ suffix: "", pool, pid: apiPid }];
+if (BASELINE_ROOT !== undefined) {
+  const port = await freePort();
+  await writeFile(
+    join(temp, "api-baseline.json"),
+    JSON.stringify(benchApiConfig({ slapd, pki, crlBaseUrl: crls.baseUrl, port, sinkPort, directBind: false })),
+  );
+  const baseline = await startNodeProcess(["api/runtime/node/main.ts", "--config", join(temp, "api-baseline.json")], {
+    ready: /"msg":"listening"/,
+    env: { BENCH_BIND_PW: SEED.servicePassword, BENCH_TOKEN: TOKEN },
+    cwd: BASELINE_ROOT,
+    logFile: join(temp, "api-baseline.log"),
+  });
+  processes.push(baseline);
+  const baselinePool = new Pool(`http://127.0.0.1:${port}`, {
+    connections: 64,
+    pipelining: 1,
+    keepAliveTimeout: 60_000,
+  });
+  apis.push({ suffix: " (baseline)", pool: baselinePool, pid: baseline.child.pid as number });
+}
 const headers = { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" };
-async function post(path: string, body: string, check: (text: string) => boolean): Promise<void> {
-  const response = await pool.request({ method: "POST", path, headers, body });
+async function post(path: string, body: string, check: (text: string) => boolean, through: Pool = pool): Promise<void> {
+  const response = await through.request({ method: "POST", path, headers, body });
   const text = await response.body.text();
   if (response.statusCode !== 200 || !check(text))
     throw new Error(`${path}: ${response.statusCode} ${text.slice(0, 200)}`);
@@ -115,125 +143,117 @@ const record = (name: string, concurrency: number, result: RunResult) => ((resul
 
 // (a) baselines: the directory's limit (raw ldapts, same StartTLS as the API) and the HTTP stack's.
 log("baselines");
-for (const concurrency of CONCURRENCY) {
-  const pairs = await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      const service = new Client({ url: slapd.ldapUrl });
-      const user = new Client({ url: slapd.ldapUrl });
-      for (const client of [service, user]) await client.startTLS({ ca: [slapd.pki.caPem], servername: "localhost" });
-      await service.bind(SEED.serviceDn, SEED.servicePassword);
-      return { service, user };
-    }),
-  );
-  let next = 0;
-  record(
-    "raw ldapts search+bind (StartTLS)",
-    concurrency,
-    await measure(
-      "raw ldapts search+bind",
+if (wanted("raw")) {
+  for (const concurrency of CONCURRENCY) {
+    const pairs = await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        const service = new Client({ url: slapd.ldapUrl });
+        const user = new Client({ url: slapd.ldapUrl });
+        for (const client of [service, user]) await client.startTLS({ ca: [slapd.pki.caPem], servername: "localhost" });
+        await service.bind(SEED.serviceDn, SEED.servicePassword);
+        return { service, user };
+      }),
+    );
+    let next = 0;
+    record(
+      "raw ldapts search+bind (StartTLS)",
       concurrency,
-      async (worker) => {
-        const pair = pairs[worker] as (typeof pairs)[number];
-        const uid = benchUser(next++ % USERS);
-        const found = await pair.service.search(BENCH_BASE_DN, {
-          filter: `(uid=${uid})`,
-          attributes: ["1.1"],
-          sizeLimit: 2,
-        });
-        await pair.user.bind(found.searchEntries[0]?.dn as string, `${uid}-password`);
-      },
-      { slapd: slapdPid() },
-    ),
-  );
-  await Promise.all(pairs.flatMap((pair) => [pair.service.unbind(), pair.user.unbind()]));
+      await measure(
+        "raw ldapts search+bind",
+        concurrency,
+        async (worker) => {
+          const pair = pairs[worker] as (typeof pairs)[number];
+          const uid = benchUser(next++ % USERS);
+          const found = await pair.service.search(BENCH_BASE_DN, {
+            filter: `(uid=${uid})`,
+            attributes: ["1.1"],
+            sizeLimit: 2,
+          });
+          await pair.user.bind(found.searchEntries[0]?.dn as string, `${uid}-password`);
+        },
+        { slapd: slapdPid() },
+      ),
+    );
+    await Promise.all(pairs.flatMap((pair) => [pair.service.unbind(), pair.user.unbind()]));
+  }
 }
-for (const concurrency of CONCURRENCY) {
-  record(
-    "API GET /v1/ping (HTTP baseline)",
-    concurrency,
-    await measure(
-      "API GET /v1/ping",
-      concurrency,
-      async () => {
-        const response = await pool.request({ method: "GET", path: "/v1/ping", headers });
-        await response.body.text();
-        if (response.statusCode !== 200) throw new Error(`ping ${response.statusCode}`);
-      },
-      { api: apiPid },
-    ),
-  );
+if (wanted("ping")) {
+  for (const concurrency of CONCURRENCY) {
+    for (const target of apis)
+      record(
+        `API GET /v1/ping (HTTP baseline)${target.suffix}`,
+        concurrency,
+        await measure(
+          `API GET /v1/ping${target.suffix}`,
+          concurrency,
+          async () => {
+            const response = await target.pool.request({ method: "GET", path: "/v1/ping", headers });
+            await response.body.text();
+            if (response.statusCode !== 200) throw new Error(`ping ${response.statusCode}`);
+          },
+          { api: target.pid },
+        ),
+      );
+  }
 }
-
 // (b) auth decisions, (c) certificate decisions
 log("API decisions");
-let user = 0;
-for (const concurrency of CONCURRENCY) {
-  record(
-    "API auth, uncached",
-    concurrency,
-    await measure(
-      "API auth uncached",
+if (wanted("auth")) {
+  let user = 0;
+  for (const concurrency of CONCURRENCY) {
+    for (const target of apis)
+      record(
+        `API auth, uncached${target.suffix}`,
+        concurrency,
+        await measure(
+          `API auth uncached${target.suffix}`,
+          concurrency,
+          () => post("/v1/decide/auth", authBody("uncached", user++ % USERS), allowed, target.pool),
+          { api: target.pid, slapd: slapdPid() },
+        ),
+      );
+    record(
+      "API auth, uncached, direct bind",
       concurrency,
-      () => post("/v1/decide/auth", authBody("uncached", user++ % USERS), allowed),
-      { api: apiPid, slapd: slapdPid() },
-    ),
-  );
+      await measure(
+        "API auth uncached, direct bind",
+        concurrency,
+        () => post("/v1/decide/auth", authBody("direct", user++ % USERS), allowed),
+        { api: apiPid, slapd: slapdPid() },
+      ),
+    );
+  }
+  for (const target of apis)
+    for (let i = 0; i < USERS; i += 1) await post("/v1/decide/auth", authBody("cached", i), allowed, target.pool);
+  for (const concurrency of CONCURRENCY) {
+    for (const target of apis)
+      record(
+        `API auth, cached${target.suffix}`,
+        concurrency,
+        await measure(
+          `API auth cached${target.suffix}`,
+          concurrency,
+          () => post("/v1/decide/auth", authBody("cached", user++ % USERS), allowed, target.pool),
+          { api: target.pid, slapd: slapdPid() },
+        ),
+      );
+  }
 }
-for (let i = 0; i < USERS; i += 1) await post("/v1/decide/auth", authBody("cached", i), allowed);
-for (const concurrency of CONCURRENCY) {
-  record(
-    "API auth, cached",
-    concurrency,
-    await measure(
-      "API auth cached",
+if (wanted("tls")) {
+  const certificateBody = certBody(pki);
+  for (const concurrency of CONCURRENCY) {
+    record(
+      "API certificate (tls) decisions",
       concurrency,
-      () => post("/v1/decide/auth", authBody("cached", user++ % USERS), allowed),
-      { api: apiPid, slapd: slapdPid() },
-    ),
-  );
-}
-const certificateBody = certBody(pki);
-for (const concurrency of CONCURRENCY) {
-  record(
-    "API certificate (tls) decisions",
-    concurrency,
-    await measure("API tls decisions", concurrency, () => post("/v1/decide/tls", certificateBody, allowed), {
-      api: apiPid,
-      slapd: slapdPid(),
-    }),
-  );
+      await measure("API tls decisions", concurrency, () => post("/v1/decide/tls", certificateBody, allowed), {
+        api: apiPid,
+        slapd: slapdPid(),
+      }),
+    );
+  }
 }
 const apiRssUnderLoad = rssBytes(apiPid);
 
-// (d) relay sessions vs a bare smtp-server
-log("SMTP sessions (EHLO, STARTTLS, AUTH, MAIL, RCPT, 10 kB DATA, QUIT)");
-const bare = await startNode(
-  "bare-smtp",
-  ["scripts/bench/bare-smtp.ts", slapd.pki.keyFile, slapd.pki.certFile],
-  /PORT (\d+)/,
-);
-const relayPort = await freePort();
-const relayHealth = await freePort();
-await writeFile(
-  join(temp, "relay.json"),
-  JSON.stringify(
-    benchRelayConfig({
-      apiPort,
-      slapd,
-      starttlsPort: relayPort,
-      healthPort: relayHealth,
-      sinkPort,
-      upstreamMaxConnections: 32,
-    }),
-  ),
-);
-const relay = await startNode(
-  "relay",
-  [...profile, "edge-relay/main.ts", "--config", join(temp, "relay.json")],
-  /relay listening/,
-  { BENCH_TOKEN: TOKEN },
-);
-const relayPid = relay.child.pid as number;
 const session = (port: number) => (worker: number) =>
   submitOnce({
     port,
@@ -242,31 +262,62 @@ const session = (port: number) => (worker: number) =>
     body: MESSAGE,
     ca: slapd.pki.caPem,
   });
-for (const concurrency of CONCURRENCY) {
-  record(
-    "bare smtp-server sessions",
-    concurrency,
-    await measure("bare smtp-server session", concurrency, session(Number(bare.ready[1])), {
-      "bare smtp-server": bare.child.pid,
-    }),
+let relayRssUnderLoad = 0;
+// (d) relay sessions vs a bare smtp-server
+if (wanted("sessions")) {
+  log("SMTP sessions (EHLO, STARTTLS, AUTH, MAIL, RCPT, 10 kB DATA, QUIT)");
+  const bare = await startNode(
+    "bare-smtp",
+    ["scripts/bench/bare-smtp.ts", slapd.pki.keyFile, slapd.pki.certFile],
+    /PORT (\d+)/,
   );
-  record(
-    "relay sessions",
-    concurrency,
-    await measure("relay session", concurrency, session(relayPort), {
-      relay: relayPid,
-      api: apiPid,
-      slapd: slapdPid(),
-      sink: sink.child.pid,
-    }),
+  const relayPort = await freePort();
+  const relayHealth = await freePort();
+  await writeFile(
+    join(temp, "relay.json"),
+    JSON.stringify(
+      benchRelayConfig({
+        apiPort,
+        slapd,
+        starttlsPort: relayPort,
+        healthPort: relayHealth,
+        sinkPort,
+        upstreamMaxConnections: 32,
+      }),
+    ),
   );
+  const relay = await startNode(
+    "relay",
+    [...profile, "edge-relay/main.ts", "--config", join(temp, "relay.json")],
+    /relay listening/,
+    { BENCH_TOKEN: TOKEN },
+  );
+  const relayPid = relay.child.pid as number;
+  for (const concurrency of CONCURRENCY) {
+    record(
+      "bare smtp-server sessions",
+      concurrency,
+      await measure("bare smtp-server session", concurrency, session(Number(bare.ready[1])), {
+        "bare smtp-server": bare.child.pid,
+      }),
+    );
+    record(
+      "relay sessions",
+      concurrency,
+      await measure("relay session", concurrency, session(relayPort), {
+        relay: relayPid,
+        api: apiPid,
+        slapd: slapdPid(),
+        sink: sink.child.pid,
+      }),
+    );
+  }
+  relayRssUnderLoad = rssBytes(relayPid);
 }
-const relayRssUnderLoad = rssBytes(relayPid);
-
 // (d') the same sessions through nginx's mail proxy (one worker process, like the one relay process), which asks
 // GET /v1/nginx/auth/uncached and hands the session to the sink with XCLIENT.
 let nginx: NginxMail | null = null;
-if (existsSync("/usr/sbin/nginx")) {
+if (wanted("nginx") && existsSync("/usr/sbin/nginx")) {
   const clientCaFile = join(temp, "client-ca.pem");
   await writeFile(clientCaFile, `${pki.root.pem}${pki.intermediate.pem}`);
   nginx = await startNginxMail({
@@ -290,49 +341,53 @@ if (existsSync("/usr/sbin/nginx")) {
       }),
     );
   }
-} else log("  nginx is not installed (scripts/setup.sh): no nginx sessions");
+} else if (wanted("nginx")) log("  nginx is not installed (scripts/setup.sh): no nginx sessions");
 
 // (e) memory: a fresh relay process with 1,000 idle connections (each past its greeting), so the heap the
-// session runs grew does not hide the cost of a connection.
-log("memory");
-const idleRelayPort = await freePort();
-await writeFile(
-  join(temp, "relay-idle.json"),
-  JSON.stringify(benchRelayConfig({ apiPort, slapd, starttlsPort: idleRelayPort, sinkPort, socketTimeoutMs: 120_000 })),
-);
-const idleRelay = await startNode(
-  "relay-idle",
-  ["edge-relay/main.ts", "--config", join(temp, "relay-idle.json")],
-  /relay listening/,
-  { BENCH_TOKEN: TOKEN },
-);
-const idle = await measureIdleConnections(
-  { pid: idleRelay.child.pid as number, port: idleRelayPort },
-  IDLE_CONNECTIONS,
-);
-const memory = {
-  idleConnectionsGreeted: idle.idleConnectionsGreeted,
-  relayRssIdleBytes: idle.relayRssIdleBytes,
-  relayRssWith1000IdleBytes: idle.relayRssWithIdleBytes,
-  relayBytesPerIdleConnection: idle.relayBytesPerIdleConnection,
-  relayRssUnderLoadBytes: relayRssUnderLoad,
-  apiRssUnderLoadBytes: apiRssUnderLoad,
-};
-log(
-  `  fresh relay RSS ${(memory.relayRssIdleBytes / 2 ** 20).toFixed(1)} MiB, ${(memory.relayRssWith1000IdleBytes / 2 ** 20).toFixed(1)} MiB with ${memory.idleConnectionsGreeted} idle greeted connections (${(memory.relayBytesPerIdleConnection / 1024).toFixed(1)} KiB each)`,
-);
+// session runs grew does not hide the cost of a connection; and the report. Whole runs only (not with --only).
+if (ONLY === null) {
+  log("memory");
+  const idleRelayPort = await freePort();
+  await writeFile(
+    join(temp, "relay-idle.json"),
+    JSON.stringify(
+      benchRelayConfig({ apiPort, slapd, starttlsPort: idleRelayPort, sinkPort, socketTimeoutMs: 120_000 }),
+    ),
+  );
+  const idleRelay = await startNode(
+    "relay-idle",
+    ["edge-relay/main.ts", "--config", join(temp, "relay-idle.json")],
+    /relay listening/,
+    { BENCH_TOKEN: TOKEN },
+  );
+  const idle = await measureIdleConnections(
+    { pid: idleRelay.child.pid as number, port: idleRelayPort },
+    IDLE_CONNECTIONS,
+  );
+  const memory = {
+    idleConnectionsGreeted: idle.idleConnectionsGreeted,
+    relayRssIdleBytes: idle.relayRssIdleBytes,
+    relayRssWith1000IdleBytes: idle.relayRssWithIdleBytes,
+    relayBytesPerIdleConnection: idle.relayBytesPerIdleConnection,
+    relayRssUnderLoadBytes: relayRssUnderLoad,
+    apiRssUnderLoadBytes: apiRssUnderLoad,
+  };
+  log(
+    `  fresh relay RSS ${(memory.relayRssIdleBytes / 2 ** 20).toFixed(1)} MiB, ${(memory.relayRssWith1000IdleBytes / 2 ** 20).toFixed(1)} MiB with ${memory.idleConnectionsGreeted} idle greeted connections (${(memory.relayBytesPerIdleConnection / 1024).toFixed(1)} KiB each)`,
+  );
 
-// ---------------------------------------------------------------------------------------------------------------
-const name = QUICK ? "quick" : "latest";
-const markdown = await writeReport(
-  { results, memory, concurrency: CONCURRENCY, runs: RUNS, seconds: SECONDS },
-  join(ROOT, "bench-results"),
-  name,
-);
-log(`\nwritten: bench-results/${name}.{json,md}\n`);
-process.stdout.write(markdown);
+  // ---------------------------------------------------------------------------------------------------------------
+  const name = QUICK ? "quick" : "latest";
+  const markdown = await writeReport(
+    { results, memory, concurrency: CONCURRENCY, runs: RUNS, seconds: SECONDS },
+    join(ROOT, "bench-results"),
+    name,
+  );
+  log(`\nwritten: bench-results/${name}.{json,md}\n`);
+  process.stdout.write(markdown);
+}
 
-await pool.close();
+await Promise.all(apis.map((target) => target.pool.close()));
 await nginx?.stop();
 // Let the API and relay write their profiles (and close cleanly) before the directory goes away.
 await Promise.all(processes.map((started) => started.stop()));

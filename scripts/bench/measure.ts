@@ -128,7 +128,11 @@ export async function figure(
     runs.push(await closedLoop(concurrency, options.seconds, operation, processes));
   const median = medianRun(runs);
   process.stderr.write(
-    `  ${label.padEnd(34)} c=${String(concurrency).padStart(2)}  ${median.rate.toFixed(0).padStart(6)}/s  p50 ${median.p50.toFixed(2)} ms  p99 ${median.p99.toFixed(2)} ms${median.errors ? `  errors ${median.errors}` : ""}\n`,
+    `  ${label.padEnd(34)} c=${String(concurrency).padStart(2)}  ${median.rate.toFixed(0).padStart(6)}/s  p50 ${median.p50.toFixed(2)} ms  p99 ${median.p99.toFixed(2)} ms  CPU ms/op ${Object.entries(
+      median.cpuMsPerOp,
+    )
+      .map(([name, ms]) => `${name} ${ms.toFixed(3)}`)
+      .join(", ")}${median.errors ? `  errors ${median.errors}` : ""}\n`,
   );
   return median;
 }

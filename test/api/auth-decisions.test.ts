@@ -9,6 +9,18 @@ let proxy: CountingProxy;
 let api: TestApi;
 
 const ALLOWANCE = `(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))`;
+/** The same users bound directly, without the search (bindDnTemplate): every flow B test runs both ways. */
+const DN_TEMPLATE = `uid={u},${SEED.peopleDn}`;
+const WAYS = [
+  { way: "search, then bind", submission: "submission", lenient: "lenient", profile: "corp", direct: false },
+  {
+    way: "direct bind by DN template",
+    submission: "submission-dn",
+    lenient: "lenient-dn",
+    profile: "corp-dn",
+    direct: true,
+  },
+];
 
 beforeAll(async () => {
   slapd = await startSlapd();
@@ -26,12 +38,14 @@ beforeAll(async () => {
       },
       smtpAuthQueries: {
         bind: { directory: "corp", filter: "(uid={u})", method: "bind", allowance: { filter: ALLOWANCE } },
+        "bind-dn": { directory: "corp", bindDnTemplate: DN_TEMPLATE, method: "bind", allowance: { filter: ALLOWANCE } },
         "bind-by-mail": { directory: "corp", filter: "(mail={a})", method: "bind" },
         attribute: { directory: "corp", method: "password-attribute" },
         "attribute-plain": { directory: "corp", method: "password-attribute", allowPlaintextPasswords: true },
       },
       authProfiles: {
         corp: { type: "ldap", query: "bind" },
+        "corp-dn": { type: "ldap", query: "bind-dn" },
         mail: { type: "ldap", query: "bind-by-mail" },
         attribute: { type: "ldap", query: "attribute" },
         "attribute-plain": { type: "ldap", query: "attribute-plain" },
@@ -39,6 +53,8 @@ beforeAll(async () => {
       listeners: {
         submission: { authProfile: "corp", onAllowanceFailure: "reject" },
         lenient: { authProfile: "corp", onAllowanceFailure: "allow-temporarily" },
+        "submission-dn": { authProfile: "corp-dn", onAllowanceFailure: "reject" },
+        "lenient-dn": { authProfile: "corp-dn", onAllowanceFailure: "allow-temporarily" },
         mail: { authProfile: "mail" },
         attribute: { authProfile: "attribute" },
         "attribute-plain": { authProfile: "attribute-plain" },
@@ -57,9 +73,12 @@ afterAll(async () => {
 
 const { alice, bob } = SEED.users;
 
-describe("SMTP AUTH decisions against OpenLDAP (bind + allowance)", () => {
+describe.each(WAYS)("SMTP AUTH decisions against OpenLDAP (bind + allowance), $way", (way) => {
+  const decide = (request: Parameters<TestApi["decideAuth"]>[0]) =>
+    api.decideAuth({ listener: way.submission, ...request });
+
   it("allows alice: bind succeeds and she is in smtp-users", async () => {
-    expect(await api.decideAuth({ username: "alice", password: alice.password })).toMatchObject({
+    expect(await decide({ username: "alice", password: alice.password })).toMatchObject({
       verdict: "allow",
       authenticated: true,
       method: "ldap-bind",
@@ -69,19 +88,19 @@ describe("SMTP AUTH decisions against OpenLDAP (bind + allowance)", () => {
       reason: "ok",
       smtp: { code: 235, enhanced: "2.7.0", text: "Authentication succeeded" },
       close: false,
-      profile: "corp",
+      profile: way.profile,
       decisionId: expect.stringMatching(/^[0-9a-f-]{36}$/),
     });
   });
 
   it("accepts AUTH LOGIN the same way", async () => {
-    expect(await api.decideAuth({ username: "alice", password: alice.password, mechanism: "LOGIN" })).toMatchObject({
+    expect(await decide({ username: "alice", password: alice.password, mechanism: "LOGIN" })).toMatchObject({
       verdict: "allow",
     });
   });
 
   it("denies a wrong password with 535 5.7.8", async () => {
-    expect(await api.decideAuth({ username: "alice", password: "wrong" })).toMatchObject({
+    expect(await decide({ username: "alice", password: "wrong" })).toMatchObject({
       verdict: "deny",
       authenticated: false,
       identity: null,
@@ -91,7 +110,7 @@ describe("SMTP AUTH decisions against OpenLDAP (bind + allowance)", () => {
   });
 
   it("denies an unknown user with the same SMTP reply as a wrong password", async () => {
-    const verdict = await api.decideAuth({ username: "mallory", password: "x" });
+    const verdict = await decide({ username: "mallory", password: "x" });
     expect(verdict).toMatchObject({
       verdict: "deny",
       reason: "no-such-user",
@@ -99,8 +118,17 @@ describe("SMTP AUTH decisions against OpenLDAP (bind + allowance)", () => {
     });
   });
 
-  it("denies an ambiguous user (two entries with uid=dup) without binding", async () => {
-    expect(await api.decideAuth({ username: "dup", password: SEED.users.dup.password })).toMatchObject({
+  it.runIf(way.direct)("binds the one entry a DN template names, where a search would find two", async () => {
+    // dup is in no group: the bind succeeded and the allowance query has its say.
+    expect(await decide({ username: "dup", password: SEED.users.dup.password })).toMatchObject({
+      verdict: "deny",
+      reason: "allowance-failed",
+      dn: SEED.dupDns[0],
+    });
+  });
+
+  it.runIf(!way.direct)("denies an ambiguous user (two entries with uid=dup) without binding", async () => {
+    expect(await decide({ username: "dup", password: SEED.users.dup.password })).toMatchObject({
       verdict: "deny",
       reason: "ambiguous-user",
       smtp: { code: 535 },
@@ -108,7 +136,7 @@ describe("SMTP AUTH decisions against OpenLDAP (bind + allowance)", () => {
   });
 
   it("denies bob (right password, not in smtp-users) when the listener rejects on allowance failure", async () => {
-    expect(await api.decideAuth({ username: "bob", password: bob.password })).toMatchObject({
+    expect(await decide({ username: "bob", password: bob.password })).toMatchObject({
       verdict: "deny",
       reason: "allowance-failed",
       dn: bob.dn,
@@ -117,7 +145,7 @@ describe("SMTP AUTH decisions against OpenLDAP (bind + allowance)", () => {
   });
 
   it("allows bob temporarily, marked, when the listener says allow-temporarily", async () => {
-    expect(await api.decideAuth({ listener: "lenient", username: "bob", password: bob.password })).toMatchObject({
+    expect(await decide({ listener: way.lenient, username: "bob", password: bob.password })).toMatchObject({
       verdict: "allow",
       authenticated: true,
       temporary: true,
@@ -125,7 +153,7 @@ describe("SMTP AUTH decisions against OpenLDAP (bind + allowance)", () => {
       smtp: { code: 235 },
     });
     // A wrong password is still a deny on that listener.
-    expect(await api.decideAuth({ listener: "lenient", username: "bob", password: "nope" })).toMatchObject({
+    expect(await decide({ listener: way.lenient, username: "bob", password: "nope" })).toMatchObject({
       verdict: "deny",
       reason: "invalid-credentials",
     });
@@ -133,14 +161,14 @@ describe("SMTP AUTH decisions against OpenLDAP (bind + allowance)", () => {
 
   it("sends not one byte to LDAP for an empty password", async () => {
     // Make sure pooled connections exist, so a leak would show up as bytes rather than a connection.
-    await api.decideAuth({ username: "alice", password: alice.password });
+    await decide({ username: "alice", password: alice.password });
     proxy.reset();
-    expect(await api.decideAuth({ username: "alice", password: "" })).toMatchObject({
+    expect(await decide({ username: "alice", password: "" })).toMatchObject({
       verdict: "deny",
       reason: "empty-password",
       smtp: { code: 535, enhanced: "5.7.8" },
     });
-    expect(await api.decideAuth({ username: "", password: "" })).toMatchObject({
+    expect(await decide({ username: "", password: "" })).toMatchObject({
       verdict: "deny",
       reason: "empty-password",
     });
@@ -149,11 +177,12 @@ describe("SMTP AUTH decisions against OpenLDAP (bind + allowance)", () => {
   });
 
   it("fills {a} for a user@domain login and fails closed without a domain", async () => {
-    expect(
-      await api.decideAuth({ listener: "mail", username: "alice@example.com", password: alice.password }),
-    ).toMatchObject({ verdict: "allow", dn: alice.dn });
+    expect(await decide({ listener: "mail", username: "alice@example.com", password: alice.password })).toMatchObject({
+      verdict: "allow",
+      dn: alice.dn,
+    });
     proxy.reset();
-    expect(await api.decideAuth({ listener: "mail", username: "alice", password: alice.password })).toMatchObject({
+    expect(await decide({ listener: "mail", username: "alice", password: alice.password })).toMatchObject({
       verdict: "deny",
       reason: "no-such-user",
     });
@@ -161,7 +190,10 @@ describe("SMTP AUTH decisions against OpenLDAP (bind + allowance)", () => {
   });
 });
 
-describe("injection attempts in the user name", () => {
+describe.each(WAYS)("injection attempts in the user name, $way", (way) => {
+  const decide = (request: Parameters<TestApi["decideAuth"]>[0]) =>
+    api.decideAuth({ listener: way.submission, ...request });
+
   it.each([
     ["*", "no-such-user"],
     ["*)(uid=*))(|(uid=*", "no-such-user"],
@@ -169,16 +201,20 @@ describe("injection attempts in the user name", () => {
     ["al*", "no-such-user"],
     ["\\", "no-such-user"],
     ["\\2a", "no-such-user"],
+    // RFC 4514 specials: a DN template must keep them inside the one attribute value.
+    [`alice,${SEED.peopleDn}`, "no-such-user"],
+    ["alice+cn=alice", "no-such-user"],
+    ["#0405616c696365", "no-such-user"],
     ["alice\u0000", "malformed-username"],
     ["x".repeat(10 * 1024), "malformed-username"],
   ])("denies %j (%s) and never authenticates", async (username, reason) => {
     // With the right password of a real user: a filter that matched more than intended would show here.
-    const verdict = await api.decideAuth({ username, password: alice.password });
+    const verdict = await decide({ username, password: alice.password });
     expect(verdict).toMatchObject({ verdict: "deny", authenticated: false, reason });
   });
 
   it("logs a cut-down user name for a 10 kB attempt", async () => {
-    await api.decideAuth({ username: "y".repeat(10 * 1024), password: "p" });
+    await decide({ username: "y".repeat(10 * 1024), password: "p" });
     const line = api.logs.findLast((record) => record.msg === "decision");
     expect(String(line?.user)).toMatch(/^y{128}…\(10240 chars\)$/);
   });

@@ -24,11 +24,17 @@ function configFor(directory: Record<string, unknown>): ConfigInput {
     },
     smtpAuthQueries: {
       q: { directory: "corp", allowance: { filter: `(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))` } },
+      "q-dn": {
+        directory: "corp",
+        bindDnTemplate: `uid={u},${SEED.peopleDn}`,
+        allowance: { filter: `(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))` },
+      },
     },
-    authProfiles: { corp: { type: "ldap", query: "q" } },
+    authProfiles: { corp: { type: "ldap", query: "q" }, "corp-dn": { type: "ldap", query: "q-dn" } },
     listeners: {
       submission: { authProfile: "corp" },
       lenient: { authProfile: "corp", onAllowanceFailure: "allow-temporarily" },
+      "lenient-dn": { authProfile: "corp-dn", onAllowanceFailure: "allow-temporarily" },
     },
     api: API_TOKENS_CONFIG,
   };
@@ -72,6 +78,10 @@ describe("every directory host down", () => {
     expect(await server.decideAuth({ listener: "lenient", username: "alice", password: alice.password })).toMatchObject(
       TEMPFAIL,
     );
+    // The same without the search (a DN template): the bind and the read fail together.
+    expect(
+      await server.decideAuth({ listener: "lenient-dn", username: "alice", password: alice.password }),
+    ).toMatchObject(TEMPFAIL);
     const line = server.logs.findLast((record) => record.msg === "decision");
     expect(String(line?.detail)).toMatch(/ECONNREFUSED/);
   });
@@ -93,8 +103,14 @@ describe("every directory host down", () => {
     expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject({
       verdict: "allow",
     });
+    expect(
+      await server.decideAuth({ listener: "lenient-dn", username: "alice", password: alice.password }),
+    ).toMatchObject({ verdict: "allow", temporary: false });
     await lonely.stop();
     expect(await server.decideAuth({ username: "alice", password: alice.password })).toMatchObject(TEMPFAIL);
+    expect(
+      await server.decideAuth({ listener: "lenient-dn", username: "alice", password: alice.password }),
+    ).toMatchObject(TEMPFAIL);
   });
 
   it("reports not-ready on /readyz while no host answers", async () => {
