@@ -17,6 +17,11 @@ export interface SearchRequest {
   filter: string;
   /** `sub` (the default) searches the whole subtree; `base` reads the base entry alone. */
   scope?: "base" | "sub";
+  /**
+   * A base read of a DN that does not exist finds no entry (an answer: the direct bind's unknown user) instead of
+   * failing; without it a missing base is a failure, as a wrong configured baseDn must be seen.
+   */
+  missingBaseIsEmpty?: boolean;
   /** Attributes to return; `[]` for none. */
   attributes: readonly string[];
   /** Attributes whose values must come back as bytes (password hashes). */

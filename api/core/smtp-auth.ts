@@ -152,6 +152,7 @@ async function decideByDirectBind(
   const reading = directory.search({
     ...asked,
     scope: "base",
+    missingBaseIsEmpty: true,
     attributes: [query.userIdAttribute, ...query.addressAttributes],
     sizeLimit: 1,
   });

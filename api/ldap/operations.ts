@@ -42,8 +42,9 @@ export async function onSomeHost<T>(
 
 /**
  * A search (subtree unless asked otherwise) with aliases not dereferenced and no more entries than asked for. A
- * base read of a DN that does not exist (a direct bind's unknown user) finds no entry: an answer, not a failing
- * host; a subtree search under a missing base stays a failure (a wrong baseDn is the operator's to see).
+ * base read asked with missingBaseIsEmpty (a direct bind's unknown user) finds no entry when the DN does not
+ * exist: an answer, not a failing host; any other missing base stays a failure (a wrong baseDn is the operator's
+ * to see).
  */
 export async function searchEntries(
   client: Client,
@@ -67,7 +68,8 @@ async function readEntries(client: Client, request: SearchRequest, timeLimitSeco
       timeLimit: timeLimitSeconds,
     });
   } catch (error) {
-    if (request.scope === "base" && error instanceof NoSuchObjectError) return { searchEntries: [] };
+    if (request.scope === "base" && request.missingBaseIsEmpty && error instanceof NoSuchObjectError)
+      return { searchEntries: [] };
     throw error;
   }
 }
