@@ -116,6 +116,15 @@ export const relayConfigSchema = z.strictObject({
         .max(100_000)
         .default(1_000)
         .describe("concurrent client connections per listening port"),
+      greetingDelayMs: z
+        .number()
+        .int()
+        .min(0)
+        .max(10_000)
+        .default(100)
+        .describe(
+          "wait before the greeting; a client that talks in it gets 421 (early-talker detection). Default smtp-server's 100 ms; 0 for submission ports, where no client talks first and the wait is only latency",
+        ),
       socketTimeoutMs: z
         .number()
         .int()
@@ -164,6 +173,7 @@ export const relayConfigSchema = z.strictObject({
       authFailureDelayMs: 2_000,
       maxAuthFailures: 3,
       maxClients: 1_000,
+      greetingDelayMs: 100,
       socketTimeoutMs: 60_000,
       shutdownGraceMs: 10_000,
       commandDeadlineMs: 30_000,

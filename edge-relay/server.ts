@@ -182,6 +182,7 @@ export async function startSmtpListener(
       const state = sessions.find(session);
       state?.log("info", `ICID ${state.icid} SMTP rejected (${check}): ${printable(reply, 300)}`, { check, reply });
     },
+    greetingDelayMs: () => relay.config.limits.greetingDelayMs,
     slowClients: {
       limits: () => relay.config.limits,
       expired(session, deadline, limits) {

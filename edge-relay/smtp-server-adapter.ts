@@ -29,9 +29,13 @@
  *    a deadline per command line, a DATA deadline with a minimum rate and a maximum session duration, fed here
  *    with every chunk as the parser is handed it and with the parser's DATA boundaries; past one, `421 4.4.2` and
  *    close.
+ * 8. The wait before the greeting. smtp-server waits a fixed 100 ms after accepting a connection (a command
+ *    sent in that window gets `421 You talk too soon`: early-talker detection), which caps every session's latency;
+ *    `greetingDelayMs(session)` sets it per connection, 0 greeting at once (submission ports want no wait).
  *
  * smtp-server internals relied on (checked by the relay's end-to-end tests, which read the exact reply lines):
  * SMTPServer#connect/connections/server/_onError/_onClientConnect, SMTPConnection#send/handler_AUTH/_nextHandler,
+ * SMTPConnection#init's body (_setListeners, the maxClients refusal, connectionReady) for 8,
  * and that only the SASL steps use `_nextHandler`; for 7, SMTPConnection#_parser/_createParser (a new parser after
  * STARTTLS)/_onClose/_handlerPending/_dataStream and SMTPStream#write/startDataMode/_endDataMode/_dataMode.
  */
@@ -59,6 +63,8 @@ export interface SessionAdjustments {
   refused(session: SMTPServerSession, check: string, reply: string): void;
   /** The slow-client limits and what to do when a session passes one (7). */
   slowClients: SlowClientPolicy;
+  /** Milliseconds between accepting a connection and its greeting, read per connection (8). */
+  greetingDelayMs(): number;
 }
 
 /** Commands a TLS-required session may not use before STARTTLS (MAIL, RCPT, DATA and AUTH are judged in hooks). */
@@ -139,6 +145,7 @@ export class AdaptedSmtpServer extends EnhancedCodeSmtpServer {
     super.adjustConnection(connection);
     adjust(connection, this.#adjustments);
     enforceDeadlines(connection, this.#adjustments.slowClients);
+    greetAfter(connection, this.#adjustments.greetingDelayMs());
     this.#connections.set(connection.session, connection);
   }
 
@@ -307,5 +314,24 @@ function enforceDeadlines(connection: SMTPConnection, policy: SlowClientPolicy):
   connection._onClose = function closeWithDeadlines() {
     deadlines.stop();
     stockOnClose();
+  };
+}
+
+/** 8: smtp-server's init() with the wait before the greeting this connection's listener asks for. */
+function greetAfter(connection: SMTPConnection, delayMs: number): void {
+  connection.init = function initWithGreetingDelay() {
+    connection._setListeners(() => {
+      const server = connection._server;
+      if (server.options.maxClients && server.connections.size > server.options.maxClients) {
+        connection.send(421, `${connection.name} Too many connected clients, try again in a moment`, false);
+        return;
+      }
+      if (delayMs === 0) {
+        connection.connectionReady();
+        return;
+      }
+      // Unref'd as smtp-server's: a connection waiting for its greeting does not keep the process alive.
+      setTimeout(() => connection.connectionReady(), delayMs).unref();
+    });
   };
 }

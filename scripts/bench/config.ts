@@ -101,6 +101,7 @@ export function benchRelayConfig(options: {
   sinkPort: number;
   upstreamMaxConnections?: number;
   socketTimeoutMs?: number;
+  greetingDelayMs?: number;
 }) {
   return {
     listener: "uncached",
@@ -119,6 +120,7 @@ export function benchRelayConfig(options: {
     limits: {
       maxClients: 5000,
       ...(options.socketTimeoutMs === undefined ? {} : { socketTimeoutMs: options.socketTimeoutMs }),
+      ...(options.greetingDelayMs === undefined ? {} : { greetingDelayMs: options.greetingDelayMs }),
     },
   };
 }

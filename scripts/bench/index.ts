@@ -254,6 +254,20 @@ if (wanted("tls")) {
 }
 const apiRssUnderLoad = rssBytes(apiPid);
 
+/** A relay child process in front of the API and the sink (config.ts), once it listens; its pid. */
+async function startRelay(
+  name: string,
+  options: Omit<Parameters<typeof benchRelayConfig>[0], "apiPort" | "slapd" | "sinkPort">,
+  nodeOptions: string[] = [],
+): Promise<number> {
+  const file = join(temp, `${name}.json`);
+  await writeFile(file, JSON.stringify(benchRelayConfig({ apiPort, slapd, sinkPort, ...options })));
+  const started = await startNode(name, [...nodeOptions, "edge-relay/main.ts", "--config", file], /relay listening/, {
+    BENCH_TOKEN: TOKEN,
+  });
+  return started.child.pid as number;
+}
+
 const session = (port: number) => (worker: number) =>
   submitOnce({
     port,
@@ -271,28 +285,19 @@ if (wanted("sessions")) {
     ["scripts/bench/bare-smtp.ts", slapd.pki.keyFile, slapd.pki.certFile],
     /PORT (\d+)/,
   );
-  const relayPort = await freePort();
-  const relayHealth = await freePort();
-  await writeFile(
-    join(temp, "relay.json"),
-    JSON.stringify(
-      benchRelayConfig({
-        apiPort,
-        slapd,
-        starttlsPort: relayPort,
-        healthPort: relayHealth,
-        sinkPort,
-        upstreamMaxConnections: 32,
-      }),
-    ),
-  );
-  const relay = await startNode(
+  const [relayPort, relayHealth, promptRelayPort] = [await freePort(), await freePort(), await freePort()];
+  const relayPid = await startRelay(
     "relay",
-    [...profile, "edge-relay/main.ts", "--config", join(temp, "relay.json")],
-    /relay listening/,
-    { BENCH_TOKEN: TOKEN },
+    { starttlsPort: relayPort, healthPort: relayHealth, upstreamMaxConnections: 32 },
+    profile,
   );
-  const relayPid = relay.child.pid as number;
+  // The same relay greeting at once (limits.greetingDelayMs: 0, for submission ports): the bare smtp-server and
+  // the relay above both wait smtp-server's 100 ms.
+  const promptRelayPid = await startRelay("relay-prompt", {
+    starttlsPort: promptRelayPort,
+    upstreamMaxConnections: 32,
+    greetingDelayMs: 0,
+  });
   for (const concurrency of CONCURRENCY) {
     record(
       "bare smtp-server sessions",
@@ -306,6 +311,16 @@ if (wanted("sessions")) {
       concurrency,
       await measure("relay session", concurrency, session(relayPort), {
         relay: relayPid,
+        api: apiPid,
+        slapd: slapdPid(),
+        sink: sink.child.pid,
+      }),
+    );
+    record(
+      "relay sessions, greetingDelayMs 0",
+      concurrency,
+      await measure("relay session, no greeting delay", concurrency, session(promptRelayPort), {
+        relay: promptRelayPid,
         api: apiPid,
         slapd: slapdPid(),
         sink: sink.child.pid,
@@ -348,22 +363,8 @@ if (wanted("nginx") && existsSync("/usr/sbin/nginx")) {
 if (ONLY === null) {
   log("memory");
   const idleRelayPort = await freePort();
-  await writeFile(
-    join(temp, "relay-idle.json"),
-    JSON.stringify(
-      benchRelayConfig({ apiPort, slapd, starttlsPort: idleRelayPort, sinkPort, socketTimeoutMs: 120_000 }),
-    ),
-  );
-  const idleRelay = await startNode(
-    "relay-idle",
-    ["edge-relay/main.ts", "--config", join(temp, "relay-idle.json")],
-    /relay listening/,
-    { BENCH_TOKEN: TOKEN },
-  );
-  const idle = await measureIdleConnections(
-    { pid: idleRelay.child.pid as number, port: idleRelayPort },
-    IDLE_CONNECTIONS,
-  );
+  const idleRelayPid = await startRelay("relay-idle", { starttlsPort: idleRelayPort, socketTimeoutMs: 120_000 });
+  const idle = await measureIdleConnections({ pid: idleRelayPid, port: idleRelayPort }, IDLE_CONNECTIONS);
   const memory = {
     idleConnectionsGreeted: idle.idleConnectionsGreeted,
     relayRssIdleBytes: idle.relayRssIdleBytes,

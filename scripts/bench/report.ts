@@ -43,6 +43,9 @@ function targetsOf(results: Results, concurrency: number[]) {
     relayVsBare: ratio("relay sessions", "bare smtp-server sessions", c),
     relayVsPostfixReference:
       (results["relay sessions"]?.[c]?.rate ?? Number.NaN) / (REFERENCE.postfixSessions[c] as number),
+    promptRelayVsPostfixReference:
+      (results["relay sessions, greetingDelayMs 0"]?.[c]?.rate ?? Number.NaN) /
+      (REFERENCE.postfixSessions[c] as number),
     nginxVsRelay: ratio("nginx + smtpgate sessions", "relay sessions", c),
     nginxVsPostfixReference:
       (results["nginx + smtpgate sessions"]?.[c]?.rate ?? Number.NaN) / (REFERENCE.postfixSessions[c] as number),
@@ -92,6 +95,11 @@ function markdown(report: Report, machine: Machine, targets: Targets): string {
   row("API auth cached / GET /v1/ping", "cachedVsPing", "≥ 0.80");
   row("relay session / bare smtp-server session", "relayVsBare", "≥ 0.70 (c=8, 32)");
   row("relay session / Postfix+Dovecot (reference figures)", "relayVsPostfixReference", "> 1");
+  row(
+    "relay session, greetingDelayMs 0 / Postfix+Dovecot (reference figures)",
+    "promptRelayVsPostfixReference",
+    "≥ 1.2",
+  );
   row("nginx + smtpgate session / relay session", "nginxVsRelay", "(compared, no target)");
   row(
     "nginx + smtpgate session / Postfix+Dovecot (reference figures)",
