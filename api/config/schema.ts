@@ -12,6 +12,7 @@ import { FilterParser } from "ldapts";
 import { mailFlowPolicySchema, nameSchema, senderGroupSchema } from "../../contract/listener-policy.ts";
 import { FILTER_TOKENS, templateTokens } from "../core/ldap-filter.ts";
 import { secretRef } from "../../lib/config/secret-ref.ts";
+import { bruteForcePolicySchema, bruteForceStoreSchema } from "./brute-force-schema.ts";
 
 const name = nameSchema;
 
@@ -399,6 +400,7 @@ export const listenerSchema = z.strictObject({
     .describe(
       "where nginx's mail proxy hands a session this listener allowed (GET /v1/nginx/auth/<listener>: Auth-Server, Auth-Port); without it that endpoint answers a temporary failure",
     ),
+  bruteForce: bruteForcePolicySchema,
 });
 
 export const apiSchema = z
@@ -456,6 +458,7 @@ export const configSchema = z
     mailFlowPolicies: z.record(name, mailFlowPolicySchema).default({}),
     authProfiles: z.record(name, authProfileSchema),
     listeners: z.record(name, listenerSchema),
+    bruteForceStore: bruteForceStoreSchema,
     api: apiSchema,
   })
   .superRefine((config, ctx) => {

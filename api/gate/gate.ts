@@ -43,6 +43,8 @@ import {
 import { SMTP_REPLIES } from "../../contract/smtp-replies.ts";
 import type { Reason } from "../../contract/verdict.ts";
 import { deny, proceed, tempfail, type Decision } from "../core/verdict.ts";
+import { userKeyOf, type BruteForceLimiter } from "../core/brute-force.ts";
+import { guardSmtpAuth } from "./brute-force-guard.ts";
 
 export interface PresentedCertificate {
   /** base64 DER, leaf first. */
@@ -54,6 +56,8 @@ export interface AuthRequest extends SmtpAuthCredentials {
   mechanism: "PLAIN" | "LOGIN";
   /** The certificate the client presented at STARTTLS (null: none), so AUTH is judged by the same profile rules. */
   certificate?: PresentedCertificate | null | undefined;
+  /** The SMTP client, for the brute-force limiter (absent: not limited, e.g. smtpgate test-auth). */
+  client?: { ip: string } | undefined;
 }
 
 export interface TlsRequest {
@@ -82,13 +86,21 @@ export interface GateOptions {
   now?: () => Date;
   /** Told what each certificate check found (smtpgate test-cert); decisions do not depend on it. */
   certificateObserver?: CertificateObserver;
+  /** Brute-force control of SMTP AUTH, and the user generations that flush cached decisions. */
+  bruteForce?: BruteForceLimiter | null;
 }
 
 interface LdapProfile {
   name: string;
   query: SmtpAuthQuery;
   directory: Directory;
-  cache: DecisionCache<Decision> | null;
+  cache: DecisionCache<CachedAuth> | null;
+}
+
+/** A cached SMTP AUTH decision and the generation its identity had then (a flush of the identity drops it). */
+interface CachedAuth {
+  decision: Decision;
+  identityGeneration: number | null;
 }
 
 interface ProfileCache {
@@ -110,6 +122,7 @@ export class Gate {
   readonly #caches = new Map<string, ProfileCache>();
   /** Cache keys under a random key made for this gate: never configured, never logged, gone with the process. */
   readonly #cacheKeys = new CacheKeys();
+  readonly bruteForce: BruteForceLimiter | null;
 
   constructor(options: GateOptions) {
     const { config } = options;
@@ -117,6 +130,7 @@ export class Gate {
     this.#directories = options.directories;
     this.#now = options.now ?? (() => new Date());
     this.crls = options.crls ?? null;
+    this.bruteForce = options.bruteForce ?? null;
     const directory = (name: string): Directory => {
       const found = options.directories[name];
       if (!found) throw new Error(`no directory adapter for "${name}"`);
@@ -138,7 +152,7 @@ export class Gate {
         const baseDn = baseDnOf(query);
         this.#ldapProfiles.set(name, {
           name,
-          cache: cacheFor<Decision>(name, "auth", profile.cache),
+          cache: cacheFor<CachedAuth>(name, "auth", profile.cache),
           directory: directory(query.directory),
           query: {
             baseDn,
@@ -316,6 +330,14 @@ export class Gate {
   }
 
   async #smtpAuth(request: AuthRequest, profile: LdapProfile): Promise<Decision> {
+    const method = profile.query.method === "bind" ? "ldap-bind" : "ldap-password";
+    return await guardSmtpAuth(this.bruteForce, request, { profile: profile.name, method }, (generation) =>
+      this.#smtpAuthCached(request, profile, generation),
+    );
+  }
+
+  /** `generation`: the user's flush generation, part of every cache key; null = do not use the cache. */
+  async #smtpAuthCached(request: AuthRequest, profile: LdapProfile, generation: number | null): Promise<Decision> {
     const decide = (): Promise<Decision> =>
       decideSmtpAuth(request, {
         profile: profile.name,
@@ -327,6 +349,7 @@ export class Gate {
     const cache = profile.cache;
     // What is refused without the directory costs nothing to decide again, and is never worth an entry.
     if (!cache || refuseWithoutDirectory(request, profile.name, profile.query)) return await decide();
+    if (generation === null && this.bruteForce) return await decide();
 
     // Every input the decision depends on: the listener too, since it decides what an allowance failure means.
     const { username, password, authzid } = request;
@@ -338,21 +361,34 @@ export class Gate {
       password,
       authzid === undefined ? "-" : "+",
       authzid ?? "",
+      String(generation ?? 0),
     );
     const cached = cache.get(key);
-    if (cached) return { ...cached, cache: "hit" };
+    // A hit also needs its identity unflushed since it was stored (an unreadable generation is no hit).
+    if (cached && cached.identityGeneration !== null) {
+      if ((await this.#identityGeneration(cached.decision, username)) === cached.identityGeneration)
+        return { ...cached.decision, cache: "hit" };
+    }
     const decision = await decide();
     switch (decision.verdict) {
       case "allow":
       case "deny":
-        cache.set(key, decision, decision.verdict === "allow");
+        cache.set(
+          key,
+          { decision, identityGeneration: await this.#identityGeneration(decision, username) },
+          decision.verdict === "allow",
+        );
         break;
       case "tempfail": {
         // Never cached; with serveStaleSeconds, a recent enough allow for exactly these credentials stands in.
         const stale = decision.reason === "directory-unavailable" ? cache.getStale(key) : undefined;
-        if (stale)
+        const unflushed =
+          stale !== undefined &&
+          stale.value.identityGeneration !== null &&
+          (await this.#identityGeneration(stale.value.decision, username)) === stale.value.identityGeneration;
+        if (stale && unflushed)
           return {
-            ...stale.value,
+            ...stale.value.decision,
             detail: staleDetail(stale.ageSeconds, cache.policy, decision.detail),
             cache: "stale",
           };
@@ -362,6 +398,17 @@ export class Gate {
         break;
     }
     return { ...decision, cache: "miss" };
+  }
+
+  /**
+   * The flush generation of the identity a decision names, when it is not the name as typed (`alice@example.com`
+   * found alice): flushing alice must drop it too. 0 without a limiter or an identity; null when unreadable.
+   */
+  async #identityGeneration(decision: Decision, username: string): Promise<number | null> {
+    if (!this.bruteForce || decision.identity === null || userKeyOf(decision.identity) === userKeyOf(username))
+      return 0;
+    const [generation] = (await this.bruteForce.generations([decision.identity])) ?? [];
+    return generation ?? null;
   }
 
   /** A certificate chain's outcome under a certificate profile, through the profile's cache when it has one. */
