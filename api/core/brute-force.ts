@@ -67,6 +67,8 @@ export interface LimiterStore {
   read(windows: readonly WindowRef[], flag: string, now: number): Promise<{ windows: WindowState[]; flag: boolean }>;
   /** Adds (or refreshes) each member at `now`, keeping at most `keep` of the newest per window. */
   record(entries: readonly (WindowRef & { member: string; keep: number })[], now: number): Promise<void>;
+  /** Lets go of connections (the memory store has none). */
+  close?(): Promise<void>;
   /** Sets `flag` for `ttlMs` from `now` and deletes `clear`. */
   trust(flag: string, ttlMs: number, clear: readonly string[], now: number): Promise<void>;
 }
@@ -240,6 +242,10 @@ export class BruteForceLimiter {
   /** Drops one user's blocks and trust, and (through the generation) their cached decisions; the new generation. */
   async flushUser(username: string): Promise<number> {
     return await this.#options.store.bumpGeneration(userKeyOf(username));
+  }
+
+  async close(): Promise<void> {
+    await this.#options.store.close?.();
   }
 
   /** The generations of names (the decision cache checks an entry's identity too); null when the store failed. */

@@ -2,47 +2,13 @@
 // cn=Monitor), real HTTP, the memory store. Sprays from one address, against one user from many, from one IPv6 /64;
 // a stale password retried; the user's own network after a spray; observe mode; flushing a user.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ConfigInput } from "../../api/config/schema.ts";
-import { API_TOKENS_CONFIG, slapdDirectory, startTestApi, type TestApi } from "../../dev/api.ts";
+import { startTestApi, type TestApi } from "../../dev/api.ts";
 import { SEED, startSlapd, type SlapdInstance } from "../../dev/slapd/index.ts";
 import { completedBinds } from "../../dev/slapd/monitor.ts";
+import { attempt, bruteForceConfig } from "./brute-force-fixture.ts";
 
 const { alice, bob } = SEED.users;
 const METRICS_TOKEN = "metrics-token-0123456789";
-
-export function bruteForceConfig(slapd: SlapdInstance, extra: Partial<ConfigInput> = {}): ConfigInput {
-  return {
-    directories: { corp: slapdDirectory(slapd) },
-    smtpAuthQueries: { corp: { directory: "corp" } },
-    authProfiles: {
-      corp: { type: "ldap", query: "corp" },
-      cached: { type: "ldap", query: "corp", cache: { positiveTtlSeconds: 300, negativeTtlSeconds: 0 } },
-    },
-    listeners: {
-      submission: { authProfile: "corp" },
-      cached: { authProfile: "cached" },
-      observed: { authProfile: "corp", bruteForce: { mode: "observe" } },
-    },
-    api: { ...API_TOKENS_CONFIG, metricsTokens: [{ env: "METRICS_TOKEN" }] },
-    ...extra,
-  };
-}
-
-/** POST /v1/decide/auth from `ip`. */
-export async function attempt(
-  api: TestApi,
-  fields: { ip: string; username: string; password: string; listener?: string },
-): Promise<Record<string, unknown>> {
-  const response = await api.post("/v1/decide/auth", {
-    listener: fields.listener ?? "submission",
-    client: { ip: fields.ip },
-    mechanism: "PLAIN",
-    username: fields.username,
-    password: fields.password,
-  });
-  if (response.status !== 200) throw new Error(`decide/auth: ${response.status} ${JSON.stringify(response.body)}`);
-  return response.body;
-}
 
 /** Runs the attempts in order; the index of the first rate-limited one (-1: none was). */
 async function firstLimited(api: TestApi, attempts: Parameters<typeof attempt>[1][]): Promise<number> {

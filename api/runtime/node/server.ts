@@ -15,6 +15,8 @@ import type { Gate } from "../../gate/gate.ts";
 import type { Logger } from "../../http/app.ts";
 import type { LdapDirectory } from "../../ldap/ldap-directory.ts";
 import { composeApi } from "../compose.ts";
+import { RedisLimiterStore } from "../../limiter/redis-store.ts";
+import { readSecret } from "../../../lib/config/secret-ref.ts";
 import { loadCrls, NODE_FILES, nodeDirectory } from "./loaders.ts";
 import { countRequestsInFlight, drainHttpServer, LiveApp } from "./live-app.ts";
 import { probeDirectoriesAtStart } from "./startup-probe.ts";
@@ -76,6 +78,13 @@ async function buildNodeRuntime(
     log,
     ...NODE_FILES,
     createDirectory: (name, directory, access) => nodeDirectory(name, directory, access),
+    createRedisLimiterStore: (store, storeEnv) =>
+      new RedisLimiterStore({
+        url: store.url ?? "",
+        password: store.password ? readSecret(store.password, storeEnv) : undefined,
+        keyPrefix: store.keyPrefix,
+        commandTimeoutMs: store.commandTimeoutMs,
+      }),
   });
   await loadCrls(crls, config, source);
   const crlTimer = crls ? setInterval(() => void crls.refreshDue(), CRL_SCHEDULE_MS).unref() : undefined;
@@ -87,6 +96,7 @@ async function buildNodeRuntime(
     close: async () => {
       clearInterval(crlTimer);
       await Promise.all(Object.values(directories).map((directory) => directory.close()));
+      await gate.bruteForce?.close();
     },
   };
 }
