@@ -6,6 +6,8 @@ import { startTestApi, type TestApi } from "../../dev/api.ts";
 import { SEED, startSlapd, type SlapdInstance } from "../../dev/slapd/index.ts";
 import { completedBinds } from "../../dev/slapd/monitor.ts";
 import { attempt, bruteForceConfig } from "./brute-force-fixture.ts";
+import { smtpgate } from "../cli/run.ts";
+import { TEST_TOKEN } from "../../dev/api.ts";
 
 const { alice, bob } = SEED.users;
 const METRICS_TOKEN = "metrics-token-0123456789";
@@ -172,6 +174,23 @@ describe("with the default thresholds", () => {
       mode: "observe",
       clientIp: "192.0.2.99",
     });
+  });
+
+  it("flushes a user from the command line (smtpgate flush)", async () => {
+    const ip = "192.0.2.130";
+    for (const i of range(10)) await attempt(api, { ip, username: "bob", password: `cli-${i}` });
+    expect(await attempt(api, { ip, username: "bob", password: bob.password })).toMatchObject({
+      reason: "rate-limited",
+    });
+    const run = await smtpgate(["flush", "--api", api.url, "--user", "bob"], {
+      env: { SMTPGATE_API_TOKEN: TEST_TOKEN },
+    });
+    expect(run).toMatchObject({ code: 0, stdout: expect.stringMatching(/^flushed bob \(generation \d+\)\n$/) });
+    expect(await attempt(api, { ip, username: "bob", password: bob.password })).toMatchObject({ verdict: "allow" });
+    const refused = await smtpgate(["flush", "--api", api.url, "--user", "bob"], {
+      env: { SMTPGATE_API_TOKEN: "wrong-token-000000" },
+    });
+    expect(refused.code).toBe(3);
   });
 
   it("refuses a flush without a token or a user", async () => {
