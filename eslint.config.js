@@ -16,14 +16,15 @@ import tseslint from "typescript-eslint";
  * options when two blocks match). Tests may import anything.
  */
 const OUTSIDE_API = ["edge-relay", "mail-flow", "fronts", "test", "dev", "scripts"];
-/** api/ layers, inner to outer: core, pki, cache < config < gate < ldap, metrics, decisions < http < runtime. */
+/** api/ layers, inner to outer: core, pki, cache < config < gate < ldap, limiter, metrics, decisions < http < runtime. */
 const API_LAYERS = {
-  "api/core": ["config", "gate", "ldap", "metrics", "decisions", "http", "runtime"],
-  "api/pki": ["config", "gate", "ldap", "metrics", "decisions", "http", "runtime"],
-  "api/cache": ["config", "gate", "ldap", "metrics", "decisions", "http", "runtime"],
-  "api/config": ["gate", "ldap", "metrics", "decisions", "http", "runtime"],
-  "api/gate": ["ldap", "metrics", "decisions", "http", "runtime"],
+  "api/core": ["config", "gate", "ldap", "limiter", "metrics", "decisions", "http", "runtime"],
+  "api/pki": ["config", "gate", "ldap", "limiter", "metrics", "decisions", "http", "runtime"],
+  "api/cache": ["config", "gate", "ldap", "limiter", "metrics", "decisions", "http", "runtime"],
+  "api/config": ["gate", "ldap", "limiter", "metrics", "decisions", "http", "runtime"],
+  "api/gate": ["ldap", "limiter", "metrics", "decisions", "http", "runtime"],
   "api/ldap": ["decisions", "http", "runtime"],
+  "api/limiter": ["gate", "ldap", "metrics", "decisions", "http", "runtime"],
   "api/metrics": ["decisions", "http", "runtime"],
   "api/decisions": ["http", "runtime"],
   "api/http": ["runtime"],

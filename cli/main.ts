@@ -55,6 +55,12 @@ const SUBCOMMANDS: readonly Subcommand[] = [
     load: async () => (await import("./cert-inspect.ts")).run,
   },
   {
+    name: "flush",
+    synopsis: "smtpgate flush [--api URL] [--token-env NAME] --user NAME",
+    summary: "drop one user's cached decisions and brute-force blocks on a running API (every replica with Redis)",
+    load: async () => (await import("./flush.ts")).run,
+  },
+  {
     name: "token new",
     synopsis: "smtpgate token new [--bytes N]",
     summary: "print a new random API token (for api.tokens)",

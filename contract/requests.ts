@@ -100,3 +100,15 @@ export type IdentityRequestBody = z.output<typeof identityRequestSchema>;
 export const cacheFlushRequestSchema = z.strictObject({
   profile: z.string().min(1).max(64).optional().describe("the auth profile whose cache to empty; absent: all"),
 });
+
+/**
+ * POST /v1/users/flush: after a password change (or to lift a block), drop one user's cached SMTP AUTH decisions and
+ * brute-force blocks and trust, on every replica that shares the brute-force store.
+ */
+export const userFlushRequestSchema = z.strictObject({
+  user: z
+    .string()
+    .min(1)
+    .max(256)
+    .describe("the user's identity (the user ID attribute's value) or the name they type; trimmed and lower-cased"),
+});

@@ -25,6 +25,7 @@ export const REASONS = [
   "unsupported-password-scheme",
   "allowance-failed",
   "directory-unavailable",
+  "rate-limited",
   "auth-not-offered",
   "already-authenticated",
   "certificate-not-used",

@@ -13,6 +13,7 @@ import { frontsSchema } from "../../contract/fronts-config.ts";
 import { secretRef } from "../../lib/config/secret-ref.ts";
 import { certificateQuerySchema, directorySchema, durationMs, name, smtpAuthQuerySchema } from "./ldap-schema.ts";
 import { checkReferences } from "./references.ts";
+import { bruteForcePolicySchema, bruteForceStoreSchema } from "./brute-force-schema.ts";
 
 export { certificateQuerySchema, directorySchema, smtpAuthQuerySchema };
 
@@ -207,6 +208,7 @@ export const listenerSchema = z.strictObject({
     .describe(
       "where nginx's mail proxy hands a session this listener allowed (GET /v1/nginx/auth/<listener>: Auth-Server, Auth-Port); without it that endpoint answers a temporary failure",
     ),
+  bruteForce: bruteForcePolicySchema,
 });
 
 export const apiSchema = z
@@ -263,6 +265,7 @@ const configShape = z.strictObject({
   mailFlowPolicies: z.record(name, mailFlowPolicySchema).default({}),
   authProfiles: z.record(name, authProfileSchema),
   listeners: z.record(name, listenerSchema),
+  bruteForceStore: bruteForceStoreSchema,
   api: apiSchema,
   fronts: frontsSchema.describe("protocol fronts served beside the API, deciding in-process (smtpgate serve)"),
 });

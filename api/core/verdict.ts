@@ -5,6 +5,9 @@
 import { SMTP_REPLIES, type SmtpReply } from "../../contract/smtp-replies.ts";
 import type { Method, Reason, Verdict, VerdictKind } from "../../contract/verdict.ts";
 import type { AskedQuery } from "./allowance.ts";
+import type { Block } from "./brute-force.ts";
+
+type BucketKind = Block["bucket"];
 
 /** What the core decides; the shell adds the decision id. */
 export type Decision = Omit<Verdict, "decisionId"> & {
@@ -18,6 +21,8 @@ export type Decision = Omit<Verdict, "decisionId"> & {
   cache?: "hit" | "miss" | "stale";
   /** The last query asked before a deny (filled filter and base), for the log line. */
   query?: AskedQuery;
+  /** The brute-force limiter found a bucket full (api/core/brute-force.ts): blocked, or only observed. */
+  bruteForce?: { bucket: BucketKind; enforced: boolean; retryAfterSeconds: number };
 };
 
 interface Outcome {
@@ -90,7 +95,7 @@ export function deny(
 
 /** A directory (or revocation source) that cannot answer is a temporary failure, never an accept. */
 export function tempfail(
-  outcome: Outcome & { reason?: "directory-unavailable" | "certificate-revocation-unknown" },
+  outcome: Outcome & { reason?: "directory-unavailable" | "certificate-revocation-unknown" | "rate-limited" },
 ): Decision {
   // Whatever DN was reached, a tempfail names none: nothing was decided about it.
   return notAuthenticated(
@@ -104,4 +109,16 @@ export function tempfail(
 /** No decision yet: the session goes on and the relay offers SMTP AUTH. The reason says why. */
 export function proceed(reason: Reason, outcome: Outcome & { dn?: string | null }): Decision {
   return notAuthenticated("continue", reason, null, outcome);
+}
+
+/**
+ * A full brute-force bucket: 454 and when to try again, decided before any directory traffic, so it says nothing
+ * about the password (the same answer whether it was right or not).
+ */
+export function rateLimited(outcome: Outcome & { block: Block }): Decision {
+  return {
+    ...tempfail({ ...outcome, reason: "rate-limited" }),
+    retryAfter: outcome.block.retryAfterSeconds,
+    bruteForce: { ...outcome.block, enforced: true },
+  };
 }

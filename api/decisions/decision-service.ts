@@ -52,6 +52,7 @@ export class DecisionService {
   async decideAuth(request: AuthRequestBody, context: DecisionContext = {}): Promise<Decided> {
     const started = performance.now();
     const result = await this.#options.gate.decideAuth(request);
+    if (result.ok && result.decision.bruteForce) this.#bruteForceBlock(request, result.decision.bruteForce);
     return this.#answer("auth", started, result, (decision, verdict) => ({
       ...decisionLog("auth", request, context, decision, verdict, started),
       mechanism: request.mechanism,
@@ -75,6 +76,25 @@ export class DecisionService {
       ...decisionLog("identity", request, context, decision, verdict, started),
       user: loggedUsername(request.identity),
     }));
+  }
+
+  /**
+   * One line per blocked (or, in observe mode, would-be blocked) attempt, for fail2ban: the fields before
+   * `clientIp` are fixed words, and the user name comes after it, so a crafted name cannot name another address.
+   */
+  #bruteForceBlock(request: AuthRequestBody, block: NonNullable<Decision["bruteForce"]>): void {
+    const mode = block.enforced ? "enforce" : "observe";
+    this.#options.metrics.bruteForceBlock(request.listener, block.bucket, mode);
+    this.#options.log({
+      level: "warn",
+      msg: "brute-force block",
+      listener: request.listener,
+      bucket: block.bucket,
+      mode,
+      retryAfter: block.retryAfterSeconds,
+      clientIp: request.client.ip,
+      user: loggedUsername(request.username),
+    });
   }
 
   #answer(

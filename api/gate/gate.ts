@@ -31,11 +31,17 @@ import {
   type CertificateProfile,
 } from "../core/certificate-auth.ts";
 import type { Directory } from "../core/directory.ts";
-import { decideSmtpAuth, refuseWithoutDirectory } from "../core/smtp-auth.ts";
+import { decideSmtpAuth } from "../core/smtp-auth.ts";
 import { SMTP_REPLIES } from "../../contract/smtp-replies.ts";
 import type { Reason } from "../../contract/verdict.ts";
 import { deny, proceed, tempfail, type Decision } from "../core/verdict.ts";
-import { certificateProfileOf, ldapProfileOf, listenerPolicyOf, type LdapProfile } from "./profiles.ts";
+import {
+  certificateProfileOf,
+  ldapProfileOf,
+  listenerPolicyOf,
+  type CachedAuth,
+  type LdapProfile,
+} from "./profiles.ts";
 import { decideByCertificateFacts, decideByIdentity } from "./mta-facts.ts";
 import { readiness, type Readiness } from "./readiness.ts";
 import type {
@@ -56,6 +62,9 @@ export type {
   ProfileCacheStats,
   TlsRequest,
 } from "./requests.ts";
+import type { BruteForceLimiter } from "../core/brute-force.ts";
+import { guardSmtpAuth } from "./brute-force-guard.ts";
+import { smtpAuthThroughCache, staleDetail } from "./auth-cache.ts";
 
 export interface GateOptions {
   config: Config;
@@ -68,6 +77,8 @@ export interface GateOptions {
   now?: () => Date;
   /** Told what each certificate check found (smtpgate test-cert); decisions do not depend on it. */
   certificateObserver?: CertificateObserver;
+  /** Brute-force control of SMTP AUTH, and the user generations that flush cached decisions. */
+  bruteForce?: BruteForceLimiter | null;
 }
 
 interface ProfileCache {
@@ -89,6 +100,7 @@ export class Gate {
   readonly #caches = new Map<string, ProfileCache>();
   /** Cache keys under a random key made for this gate: never configured, never logged, gone with the process. */
   readonly #cacheKeys = new CacheKeys();
+  readonly bruteForce: BruteForceLimiter | null;
 
   constructor(options: GateOptions) {
     const { config } = options;
@@ -96,6 +108,7 @@ export class Gate {
     this.#directories = options.directories;
     this.#now = options.now ?? (() => new Date());
     this.crls = options.crls ?? null;
+    this.bruteForce = options.bruteForce ?? null;
     const directory = (name: string): Directory => {
       const found = options.directories[name];
       if (!found) throw new Error(`no directory adapter for "${name}"`);
@@ -112,7 +125,7 @@ export class Gate {
       if (profile.type === "ldap") {
         this.#ldapProfiles.set(name, {
           ...ldapProfileOf(name, profile, config, directory),
-          cache: cacheFor<Decision>(name, "auth", profile.cache),
+          cache: cacheFor<CachedAuth>(name, "auth", profile.cache),
         });
         continue;
       }
@@ -248,6 +261,7 @@ export class Gate {
   }
 
   async #smtpAuth(request: AuthRequest, profile: LdapProfile): Promise<Decision> {
+    const method = profile.query.method === "bind" ? "ldap-bind" : "ldap-password";
     const decide = (): Promise<Decision> =>
       decideSmtpAuth(request, {
         profile: profile.name,
@@ -256,44 +270,13 @@ export class Gate {
         directory: profile.directory,
         now: this.#now(),
       });
-    const cache = profile.cache;
-    // What is refused without the directory costs nothing to decide again, and is never worth an entry.
-    if (!cache || refuseWithoutDirectory(request, profile.name, profile.query)) return await decide();
-
-    // Every input the decision depends on: the listener too, since it decides what an allowance failure means.
-    const { username, password, authzid } = request;
-    const key = this.#cacheKeys.key(
-      "auth",
-      profile.name,
-      request.listener,
-      username,
-      password,
-      authzid === undefined ? "-" : "+",
-      authzid ?? "",
+    return await guardSmtpAuth(this.bruteForce, request, { profile: profile.name, method }, (generation) =>
+      smtpAuthThroughCache(request, profile, generation, {
+        decide,
+        cacheKeys: this.#cacheKeys,
+        bruteForce: this.bruteForce,
+      }),
     );
-    const cached = cache.get(key);
-    if (cached) return { ...cached, cache: "hit" };
-    const decision = await decide();
-    switch (decision.verdict) {
-      case "allow":
-      case "deny":
-        cache.set(key, decision, decision.verdict === "allow");
-        break;
-      case "tempfail": {
-        // Never cached; with serveStaleSeconds, a recent enough allow for exactly these credentials stands in.
-        const stale = decision.reason === "directory-unavailable" ? cache.getStale(key) : undefined;
-        if (stale)
-          return {
-            ...stale.value,
-            detail: staleDetail(stale.ageSeconds, cache.policy, decision.detail),
-            cache: "stale",
-          };
-        break;
-      }
-      case "continue":
-        break;
-    }
-    return { ...decision, cache: "miss" };
   }
 
   /** A certificate chain's outcome under a certificate profile, through the profile's cache when it has one. */
@@ -375,10 +358,6 @@ export class Gate {
 
 function withCache(decision: Decision, cache: CacheOutcome | undefined): Decision {
   return cache === undefined ? decision : { ...decision, cache };
-}
-
-function staleDetail(ageSeconds: number, policy: CachePolicy, unavailable: string | undefined): string {
-  return `directory unavailable: answered with the allow cached ${ageSeconds} s ago (serveStaleSeconds ${policy.serveStaleSeconds}); ${unavailable ?? ""}`;
 }
 
 function unknownListener(listener: string): GateResult {

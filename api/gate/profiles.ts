@@ -15,11 +15,17 @@ import { DEFAULT_CHAIN_LIMITS } from "../pki/certificate-chain.ts";
 import type { CrlStore } from "../pki/crl-store.ts";
 import type { GateOptions } from "./gate.ts";
 
+/** A cached SMTP AUTH decision and the generation its identity had then (a flush of the identity drops it). */
+export interface CachedAuth {
+  decision: Decision;
+  identityGeneration: number | null;
+}
+
 export interface LdapProfile {
   name: string;
   query: SmtpAuthQuery;
   directory: Directory;
-  cache: DecisionCache<Decision> | null;
+  cache: DecisionCache<CachedAuth> | null;
 }
 
 type AuthProfiles = Config["authProfiles"][string];

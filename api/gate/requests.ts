@@ -17,6 +17,8 @@ export interface AuthRequest extends SmtpAuthCredentials {
   mechanism: "PLAIN" | "LOGIN";
   /** The certificate the client presented at STARTTLS (null: none), so AUTH is judged by the same profile rules. */
   certificate?: PresentedCertificate | null | undefined;
+  /** The SMTP client, for the brute-force limiter (absent: not limited, e.g. smtpgate test-auth). */
+  client?: { ip: string } | undefined;
 }
 
 export interface TlsRequest {

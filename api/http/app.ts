@@ -9,6 +9,7 @@
  *   GET  /v1/listeners/:n  the listener's host access table and mail-flow policies, for relays (ETag)
  *   GET  /v1/cache         each auth profile's decision cache: policy, entries, hits, misses, stale serves
  *   POST /v1/cache/flush   empties one profile's decision cache (`{"profile": "corp"}`) or all of them
+ *   POST /v1/users/flush   drops one user's cached decisions and brute-force blocks (`{"user": "alice"}`), everywhere
  *   GET  /v1/ping          `{"ok":true}`: the cheapest authenticated answer (the HTTP stack's baseline)
  *   GET  /v1/nginx/auth/:l nginx's mail proxy `auth_http` protocol for listener l (fronts/nginx-auth/)
  *   GET  /healthz          the process is up
@@ -35,6 +36,7 @@ import {
   certificateFactsRequestSchema,
   identityRequestSchema,
   tlsRequestSchema,
+  userFlushRequestSchema,
 } from "../../contract/requests.ts";
 import { validate, type ValueProblem } from "../../lib/validation/problems.ts";
 
@@ -189,6 +191,29 @@ export function createApp(options: AppOptions): Hono<Env> & { decisions: Decisio
       flushed,
     });
     return c.json({ profile: profile ?? null, flushed });
+  });
+
+  // Through the brute-force store's generation of the user: every replica sharing the store sees it at once.
+  app.post("/v1/users/flush", async (c) => {
+    const body = await parseBody(c, userFlushRequestSchema);
+    if (!body.ok) return body.response;
+    const limiter = options.gate.bruteForce;
+    if (!limiter) return c.json({ user: body.value.user, generation: null });
+    let generation: number;
+    try {
+      generation = await limiter.flushUser(body.value.user);
+    } catch (error) {
+      options.log({ level: "error", msg: "user flush failed", requestId: c.get("requestId"), error: String(error) });
+      return problem(c, 503, "store-unavailable", "Brute-force store unavailable", "the flush did not happen: retry");
+    }
+    options.log({
+      level: "info",
+      msg: "user flushed",
+      requestId: c.get("requestId"),
+      user: body.value.user,
+      generation,
+    });
+    return c.json({ user: body.value.user, generation });
   });
 
   app.post("/v1/decide/tls", async (c) => {

@@ -46,6 +46,7 @@ export class ApiMetrics {
   readonly #decisions: Counter<"kind" | "verdict" | "reason" | "method" | "profile">;
   readonly #duration: Histogram<"kind" | "cache">;
   readonly #requests: Counter<"route" | "status">;
+  readonly #bruteForceBlocks: Counter<"listener" | "bucket" | "mode">;
 
   constructor(options: ApiMetricsOptions) {
     const registry = this.#registry;
@@ -66,6 +67,21 @@ export class ApiMetrics {
       ["route", "status"],
     );
 
+    this.#bruteForceBlocks = registry.counter(
+      "smtpgate_bruteforce_blocked_total",
+      "SMTP AUTH attempts the brute-force limiter blocked (mode enforce) or would have blocked (mode observe), by listener and the bucket that was full (address, user, pair).",
+      ["listener", "bucket", "mode"],
+    );
+    const storeFailures = registry.counter(
+      "smtpgate_bruteforce_store_failures_total",
+      "Brute-force store operations that failed (read before a decision, record after it, generation for the cache); bruteForceStore.onStoreFailure says what the attempt got.",
+      ["operation"],
+    );
+    registry.onCollect(() => {
+      for (const [operation, count] of Object.entries(options.gate.bruteForce?.storeFailures ?? {}))
+        storeFailures.set({ operation }, count);
+    });
+
     this.#observeDirectories(options.directories ?? {});
     this.#observeCaches(options.gate);
     this.#observeCrls(options.gate, now);
@@ -81,6 +97,11 @@ export class ApiMetrics {
       profile: decision.profile,
     });
     this.#duration.observe({ kind, cache: decision.cache ?? "none" }, seconds);
+  }
+
+  /** An attempt the brute-force limiter blocked, or would have blocked in observe mode. */
+  bruteForceBlock(listener: string, bucket: string, mode: "enforce" | "observe"): void {
+    this.#bruteForceBlocks.inc({ listener, bucket, mode });
   }
 
   /** One HTTP answer; `route` is the matched route pattern, never the raw path. */

@@ -21,6 +21,9 @@ import type { Config, DirectoryConfig } from "../config/schema.ts";
 import type { Directory } from "../core/directory.ts";
 import type { DecisionService } from "../decisions/decision-service.ts";
 import { Gate } from "../gate/gate.ts";
+import { BruteForceLimiter, type LimiterStore } from "../core/brute-force.ts";
+import { bruteForcePolicySchema, type BruteForceStoreConfig } from "../config/brute-force-schema.ts";
+import { MemoryLimiterStore } from "../limiter/memory-store.ts";
 import { createTokenChecker } from "../http/api-tokens.ts";
 import { createApp } from "../http/app.ts";
 import type { HostSelector } from "../ldap/host-selector.ts";
@@ -54,6 +57,8 @@ export interface RuntimeAdapter<D extends Directory & { selector: HostSelector }
   /** How the CRL store downloads (fetch) and reads (readFile) CRLs. */
   crlTransport: Pick<CrlStoreOptions, "fetch" | "readFile">;
   createDirectory(name: string, directory: DirectoryConfig, access: DirectoryAccess): D;
+  /** The brute-force store of `bruteForceStore.type: redis` (absent: this runtime has only the memory store). */
+  createRedisLimiterStore?: (store: BruteForceStoreConfig, env: Environment) => LimiterStore;
 }
 
 export interface ComposedApi<D> {
@@ -80,7 +85,8 @@ export async function composeApi<D extends Directory & { selector: HostSelector 
   throwIfProblems(adapter.source, problems);
 
   const crls = createCrlStore(config, adapter);
-  const gate = new Gate({ config, directories, trustAnchors, intermediates, crls });
+  const bruteForce = createBruteForceLimiter(config, adapter);
+  const gate = new Gate({ config, directories, trustAnchors, intermediates, crls, bruteForce });
   const app = createApp({
     gate,
     tokens: await createTokenChecker(secrets.apiTokens),
@@ -95,6 +101,38 @@ export async function composeApi<D extends Directory & { selector: HostSelector 
     ),
   });
   return { app, decisions: app.decisions, gate, directories, crls };
+}
+
+/** The limiter over the configured store; each store failure is logged (and counted by the metrics). */
+export function createBruteForceLimiter(
+  config: Config,
+  adapter: Pick<RuntimeAdapter<never>, "createRedisLimiterStore" | "env" | "log" | "source">,
+): BruteForceLimiter {
+  const settings = config.bruteForceStore;
+  if (settings.type === "redis" && !adapter.createRedisLimiterStore)
+    throwIfProblems(adapter.source, [
+      { path: "bruteForceStore.type", message: "this runtime has no Redis store: use memory" },
+    ]);
+  const store =
+    settings.type === "redis" && adapter.createRedisLimiterStore
+      ? adapter.createRedisLimiterStore(settings, adapter.env)
+      : new MemoryLimiterStore();
+  const off = { ...bruteForcePolicySchema.parse(undefined), mode: "off" as const };
+  return new BruteForceLimiter({
+    store,
+    // An unknown listener never reaches the limiter (the gate refuses it first); "off" keeps the type honest.
+    policyOf: (listener) => config.listeners[listener]?.bruteForce ?? off,
+    onStoreFailure: settings.onStoreFailure,
+    storeFailed: (operation, error) =>
+      adapter.log({
+        level: "error",
+        msg: "brute-force store failed",
+        store: settings.type,
+        operation,
+        onStoreFailure: settings.onStoreFailure,
+        error: error instanceof Error ? error.message : String(error),
+      }),
+  });
 }
 
 /** Reads a file the configuration names, or records the problem with it (and answers undefined). */

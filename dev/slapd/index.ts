@@ -46,6 +46,8 @@ export interface SlapdOptions {
   ports?: { ldap: number; ldaps: number };
   /** `dir` of another (stopped or idle) instance: copy its database instead of loading the seed. */
   dataFrom?: string;
+  /** Adds the monitor database (cn=Monitor, readable by the admin): tests count the binds slapd saw (monitor.ts). */
+  monitor?: boolean;
 }
 
 export interface SlapdInstance {
@@ -123,6 +125,7 @@ function slapdConf(dir: string, pki: ServerPki, options: SlapdOptions, rootpwHas
     "",
     "overlay memberof",
     "",
+    ...(options.monitor ? ["database monitor", `access to * by dn.exact="${SEED.adminDn}" read by * none`, ""] : []),
   ];
   return lines.join("\n");
 }

@@ -18,6 +18,8 @@ import { InProcessDecider } from "../../decisions/in-process-decider.ts";
 import type { Logger } from "../../http/app.ts";
 import type { LdapDirectory } from "../../ldap/ldap-directory.ts";
 import { composeApi } from "../compose.ts";
+import { RedisLimiterStore } from "../../limiter/redis-store.ts";
+import { readSecret } from "../../../lib/config/secret-ref.ts";
 import { loadCrls, NODE_FILES, nodeDirectory } from "./loaders.ts";
 import { countRequestsInFlight, drainHttpServer, LiveApp } from "./live-app.ts";
 import { probeDirectoriesAtStart } from "./startup-probe.ts";
@@ -95,6 +97,13 @@ async function buildNodeRuntime(
     log,
     ...NODE_FILES,
     createDirectory: (name, directory, access) => nodeDirectory(name, directory, access),
+    createRedisLimiterStore: (store, storeEnv) =>
+      new RedisLimiterStore({
+        url: store.url ?? "",
+        password: store.password ? readSecret(store.password, storeEnv) : undefined,
+        keyPrefix: store.keyPrefix,
+        commandTimeoutMs: store.commandTimeoutMs,
+      }),
   });
   await loadCrls(crls, config, source);
   const crlTimer = crls ? setInterval(() => void crls.refreshDue(), CRL_SCHEDULE_MS).unref() : undefined;
@@ -107,6 +116,7 @@ async function buildNodeRuntime(
     close: async () => {
       clearInterval(crlTimer);
       await Promise.all(Object.values(directories).map((directory) => directory.close()));
+      await gate.bruteForce?.close();
     },
   };
 }
