@@ -155,7 +155,10 @@ export function decisionHooks(relay: RelayContext) {
         );
         return callback(null, { user: verdict.identity });
       }
-      if (verdict.verdict === "tempfail") {
+      // A brute-force block (reason rate-limited) is a guess like a wrong password: it waits the failure delay
+      // and counts towards maxAuthFailures, so a client that keeps trying is closed with 421; it still says 454.
+      const blocked = verdict.verdict === "tempfail" && verdict.reason === "rate-limited";
+      if (verdict.verdict === "tempfail" && !blocked) {
         metrics.auth.inc({ method: "password", result: "tempfail" });
         state.log(
           "warn",
@@ -165,7 +168,7 @@ export function decisionHooks(relay: RelayContext) {
         return callback(replyError(verdict.smtp ?? SMTP_REPLIES.authTemporaryFailure));
       }
       state.authFailures += 1;
-      metrics.auth.inc({ method: "password", result: "failure" });
+      metrics.auth.inc({ method: "password", result: blocked ? "tempfail" : "failure" });
       state.log(
         "info",
         `SMTP Auth: (ICID ${state.icid}) failed for user: ${user} using AUTH mechanism: ${auth.method} reason ${verdict.reason}`,
@@ -180,7 +183,7 @@ export function decisionHooks(relay: RelayContext) {
         relay.closeSession(session);
         return;
       }
-      callback(replyError(verdict.smtp ?? SMTP_REPLIES.authInvalid));
+      callback(replyError(verdict.smtp ?? (blocked ? SMTP_REPLIES.authTemporaryFailure : SMTP_REPLIES.authInvalid)));
     })().catch((error: unknown) => callback(error as Error));
   };
 

@@ -1,5 +1,5 @@
 /**
- * Brute-force control (SPEC §13): consulted before any LDAP traffic, told the outcome after. Pure logic over an
+ * Brute-force control (docs/brute-force.md): consulted before any LDAP traffic, told the outcome after. Pure logic over an
  * abstract `LimiterStore` (api/limiter/: memory for one process, Redis for replicas) and a clock.
  *
  * Three buckets, each a sliding window of distinct failures (a log of members with their time, trimmed to the
