@@ -61,6 +61,12 @@ const SUBCOMMANDS: readonly Subcommand[] = [
     load: async () => (await import("./flush.ts")).run,
   },
   {
+    name: "blocks",
+    synopsis: "smtpgate blocks [--api URL] [clear --address IP | clear --user NAME]",
+    summary: "list the brute-force blocks of a running API, or lift one (an address's or a user's)",
+    load: async () => (await import("./blocks.ts")).run,
+  },
+  {
     name: "token new",
     synopsis: "smtpgate token new [--bytes N]",
     summary: "print a new random API token (for api.tokens)",

@@ -112,3 +112,9 @@ export const userFlushRequestSchema = z.strictObject({
     .max(256)
     .describe("the user's identity (the user ID attribute's value) or the name they type; trimmed and lower-cased"),
 });
+
+export const addressClearRequestSchema = z.strictObject({
+  address: z
+    .union([z.ipv4(), z.ipv6()])
+    .describe("a client address; its address bucket is emptied at each listener's prefix length (e.g. its /64)"),
+});

@@ -19,6 +19,7 @@
  * at once on every replica sharing the store, and lets the decision cache tell a flushed entry from a live one.
  */
 import { createHmac } from "node:crypto";
+import { clearAddress, listBlocks, type ListedBlock } from "./brute-force-blocks.ts";
 
 export type BucketKind = "address" | "user" | "pair";
 export const BUCKET_KINDS: readonly BucketKind[] = ["address", "user", "pair"];
@@ -67,6 +68,10 @@ export interface LimiterStore {
   read(windows: readonly WindowRef[], flag: string, now: number): Promise<{ windows: WindowState[]; flag: boolean }>;
   /** Adds (or refreshes) each member at `now`, keeping at most `keep` of the newest per window. */
   record(entries: readonly (WindowRef & { member: string; keep: number })[], now: number): Promise<void>;
+  /** Every window whose key starts with `prefix`, with its members' times (operator listings; not on the decision path). */
+  scan?(prefix: string, now: number): Promise<{ key: string; times: number[] }[]>;
+  /** Deletes windows (an operator lifting a block). */
+  clear?(keys: readonly string[]): Promise<void>;
   /** Lets go of connections (the memory store has none). */
   close?(): Promise<void>;
   /** Sets `flag` for `ttlMs` from `now` and deletes `clear`. */
@@ -242,6 +247,20 @@ export class BruteForceLimiter {
   /** Drops one user's blocks and trust, and (through the generation) their cached decisions; the new generation. */
   async flushUser(username: string): Promise<number> {
     return await this.#options.store.bumpGeneration(userKeyOf(username));
+  }
+
+  /** Every full bucket under the listeners' policies (api/core/brute-force-blocks.ts). */
+  async blocks(listeners: readonly string[]): Promise<ListedBlock[]> {
+    return await listBlocks(this.#options.store, this.#policies(listeners), this.#now());
+  }
+
+  /** Empties the address buckets of `ip` at each listener's prefix length; the networks emptied. */
+  async clearAddress(ip: string, listeners: readonly string[]): Promise<string[]> {
+    return await clearAddress(this.#options.store, ip, this.#policies(listeners));
+  }
+
+  #policies(listeners: readonly string[]): [string, BruteForcePolicy][] {
+    return listeners.map((listener) => [listener, this.#options.policyOf(listener)]);
   }
 
   async close(): Promise<void> {

@@ -136,6 +136,11 @@ export class Gate {
   }
 
   /** The listener's host access table and the policies it uses, or null for an unknown listener. */
+  /** Every listener's name (the brute-force listings apply each one's policy). */
+  listenerNames(): string[] {
+    return Object.keys(this.#config.listeners);
+  }
+
   listenerPolicy(name: string): ListenerPolicy | null {
     return listenerPolicyOf(this.#config, name);
   }

@@ -9,7 +9,7 @@
  *   GET  /v1/listeners/:n  the listener's host access table and mail-flow policies, for relays (ETag)
  *   GET  /v1/cache         each auth profile's decision cache: policy, entries, hits, misses, stale serves
  *   POST /v1/cache/flush   empties one profile's decision cache (`{"profile": "corp"}`) or all of them
- *   POST /v1/users/flush   drops one user's cached decisions and brute-force blocks (`{"user": "alice"}`), everywhere
+ *   POST /v1/users/flush, GET /v1/blocks, POST /v1/addresses/clear: the brute-force routes (./brute-force-routes.ts)
  *   GET  /v1/ping          `{"ok":true}`: the cheapest authenticated answer (the HTTP stack's baseline)
  *   GET  /v1/nginx/auth/:l nginx's mail proxy `auth_http` protocol for listener l (fronts/nginx-auth/)
  *   GET  /healthz          the process is up
@@ -20,7 +20,6 @@ import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 import { matchedRoutes } from "hono/route";
-import type { z } from "zod";
 import type { Gate } from "../gate/gate.ts";
 import { DecisionService, type Decided, type LogRecord, type Logger } from "../decisions/decision-service.ts";
 import { InProcessDecider } from "../decisions/in-process-decider.ts";
@@ -29,16 +28,16 @@ import { ApiMetrics, type ObservedDirectory } from "../metrics/api-metrics.ts";
 import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from "../../lib/prometheus.ts";
 import { bearerToken, type TokenChecker } from "./api-tokens.ts";
 import { openApiDocument } from "./openapi.ts";
-import { problem, type FieldProblem } from "./problem.ts";
+import { problem } from "./problem.ts";
 import {
   authRequestSchema,
   cacheFlushRequestSchema,
   certificateFactsRequestSchema,
   identityRequestSchema,
   tlsRequestSchema,
-  userFlushRequestSchema,
 } from "../../contract/requests.ts";
-import { validate, type ValueProblem } from "../../lib/validation/problems.ts";
+import { malformed, parseBody, parseJson } from "./request-body.ts";
+import { addBruteForceRoutes } from "./brute-force-routes.ts";
 
 export type { LogRecord, Logger };
 
@@ -193,28 +192,7 @@ export function createApp(options: AppOptions): Hono<Env> & { decisions: Decisio
     return c.json({ profile: profile ?? null, flushed });
   });
 
-  // Through the brute-force store's generation of the user: every replica sharing the store sees it at once.
-  app.post("/v1/users/flush", async (c) => {
-    const body = await parseBody(c, userFlushRequestSchema);
-    if (!body.ok) return body.response;
-    const limiter = options.gate.bruteForce;
-    if (!limiter) return c.json({ user: body.value.user, generation: null });
-    let generation: number;
-    try {
-      generation = await limiter.flushUser(body.value.user);
-    } catch (error) {
-      options.log({ level: "error", msg: "user flush failed", requestId: c.get("requestId"), error: String(error) });
-      return problem(c, 503, "store-unavailable", "Brute-force store unavailable", "the flush did not happen: retry");
-    }
-    options.log({
-      level: "info",
-      msg: "user flushed",
-      requestId: c.get("requestId"),
-      user: body.value.user,
-      generation,
-    });
-    return c.json({ user: body.value.user, generation });
-  });
+  addBruteForceRoutes(app, options.gate, options.log);
 
   app.post("/v1/decide/tls", async (c) => {
     const body = await parseBody(c, tlsRequestSchema);
@@ -301,34 +279,7 @@ function routeOf(c: Context): string {
   return "(unmatched)";
 }
 
-type Parsed<T> = { ok: true; value: T } | { ok: false; response: Response };
-
-async function parseBody<S extends z.ZodType>(c: Context, schema: S): Promise<Parsed<z.output<S>>> {
-  return parseJson(c, await c.req.text(), schema);
-}
-
-function parseJson<S extends z.ZodType>(c: Context, text: string, schema: S): Parsed<z.output<S>> {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    return { ok: false, response: malformed(c, [{ field: "(body)", message: "not a JSON document" }]) };
-  }
-  // A request's values are not quoted back: they may be passwords.
-  const checked = validate(schema, json, { showValues: false });
-  return checked.ok ? checked : { ok: false, response: malformed(c, checked.problems.map(fieldProblem)) };
-}
-
 /** A verdict (200), or the gate's complaint about the call (400). */
 function answer(c: Context, decided: Decided): Response {
   return decided.ok ? c.json(decided.verdict) : malformed(c, [{ field: decided.field, message: decided.problem }]);
-}
-
-function fieldProblem(problem: ValueProblem): FieldProblem {
-  return { field: problem.path, message: problem.message };
-}
-
-function malformed(c: Context, errors: FieldProblem[]): Response {
-  const detail = errors.map((error) => `${error.field}: ${error.message}`).join("; ");
-  return problem(c, 400, "malformed-request", "Malformed request", detail, errors);
 }

@@ -77,6 +77,18 @@ export class MemoryLimiterStore implements LimiterStore {
     this.#evict(this.#flags);
   }
 
+  async scan(prefix: string, now: number): Promise<{ key: string; times: number[] }[]> {
+    const found: { key: string; times: number[] }[] = [];
+    for (const [key, window] of this.#windows) {
+      if (key.startsWith(prefix) && window.expiresAt > now) found.push({ key, times: [...window.members.values()] });
+    }
+    return found;
+  }
+
+  async clear(keys: readonly string[]): Promise<void> {
+    for (const key of keys) this.#windows.delete(key);
+  }
+
   /** The window with members older than its length dropped; undefined when nothing is left. */
   #trimmed(ref: WindowRef, now: number): Window | undefined {
     const window = this.#windows.get(ref.key);

@@ -127,6 +127,22 @@ export class RedisLimiterStore implements LimiterStore {
     );
   }
 
+  async scan(prefix: string): Promise<{ key: string; times: number[] }[]> {
+    const found: { key: string; times: number[] }[] = [];
+    const pattern = `${globEscaped(this.#prefix + prefix)}*`;
+    for await (const keys of this.#client.scanIterator({ MATCH: pattern, COUNT: 1000, TYPE: "zset" })) {
+      for (const key of keys) {
+        const members = await this.#call(() => this.#client.zRangeWithScores(key, 0, -1));
+        found.push({ key: key.slice(this.#prefix.length), times: members.map((member) => Number(member.score)) });
+      }
+    }
+    return found;
+  }
+
+  async clear(keys: readonly string[]): Promise<void> {
+    if (keys.length > 0) await this.#call(() => this.#client.del(keys.map((key) => this.#prefix + key)));
+  }
+
   /** Lets go at once, connected or still trying: replies still due are not waited for. */
   async close(): Promise<void> {
     if (this.#client.isOpen) this.#client.destroy();
@@ -149,4 +165,9 @@ export class RedisLimiterStore implements LimiterStore {
       clearTimeout(timer);
     }
   }
+}
+
+/** A literal for a SCAN MATCH pattern. */
+function globEscaped(text: string): string {
+  return text.replace(/[*?[\]\\]/g, "\\$&");
 }
