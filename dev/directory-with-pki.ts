@@ -15,14 +15,16 @@ export interface DirectoryWithPki {
   close(): Promise<void>;
 }
 
-export async function startDirectoryWithPki(options: { extraLdif?: string } = {}): Promise<DirectoryWithPki> {
+export async function startDirectoryWithPki(
+  options: { extraLdif?: string; monitor?: boolean } = {},
+): Promise<DirectoryWithPki> {
   const crls = await serveCrls();
   try {
     const pki = await generateClientPki({ crlBaseUrl: crls.baseUrl });
     crls.set("/intermediate.crl", pki.crls.intermediateCurrent.der);
     crls.set("/root.crl", pki.crls.rootCurrent.der);
     const extraLdif = [certUsersLdif(pki), ...(options.extraLdif ? [options.extraLdif] : [])].join("\n");
-    const slapd = await startSlapd({ extraSchema: CAC_SCHEMA, extraLdif });
+    const slapd = await startSlapd({ extraSchema: CAC_SCHEMA, extraLdif, monitor: options.monitor ?? false });
     return {
       slapd,
       pki,

@@ -85,6 +85,8 @@ export function benchApiConfig(options: {
         upstream: { address: "127.0.0.1", port: options.sinkPort },
       },
       cached: { authProfile: "cached" },
+      // The same decisions with the brute-force limiter off: its cost (scripts/bench/brute-force.ts).
+      nolimit: { authProfile: "uncached", bruteForce: { mode: "off" } },
       ...(direct ? { direct: { authProfile: "direct" } } : {}),
       cert: { authProfile: "cert" },
     },

@@ -13,7 +13,7 @@
  * the ratios and files: report.ts. The slapd, PKI, CRL server and process handling come from dev/.
  */
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
 import { Client } from "ldapts";
@@ -34,6 +34,7 @@ import {
   USERS,
 } from "./config.ts";
 import { benchArguments } from "./arguments.ts";
+import { benchBruteForce, type SprayResult } from "./brute-force.ts";
 import { measureIdleConnections } from "./idle-memory.ts";
 import { figure, rssBytes, type Processes, type RunResult } from "./measure.ts";
 import { writeReport, type Results } from "./report.ts";
@@ -77,7 +78,8 @@ const measure = (
 
 // ---------------------------------------------------------------------------------------------------------------
 log(`smtpgate benchmark: ${RUNS} run(s) of ${SECONDS} s per figure, concurrency ${CONCURRENCY.join("/")}`);
-const directory = await startDirectoryWithPki({ extraLdif: await benchUsersLdif() });
+// cn=Monitor counts the binds slapd completed (the brute-force spray).
+const directory = await startDirectoryWithPki({ extraLdif: await benchUsersLdif(), monitor: true });
 const { slapd, pki, crls } = directory;
 
 // The sink first: the API's configuration names it as the upstream nginx hands sessions to.
@@ -109,6 +111,8 @@ interface ApiUnderTest {
   pid: number;
 }
 const apis: ApiUnderTest[] = [{ suffix: "", pool, pid: apiPid }];
+/** Pools of the other API processes a part starts (closed at the end). */
+const extraPools: Pool[] = [];
 if (BASELINE_ROOT !== undefined) {
   const port = await freePort();
   await writeFile(
@@ -253,6 +257,38 @@ if (wanted("tls")) {
   }
 }
 const apiRssUnderLoad = rssBytes(apiPid);
+// (c') the brute-force limiter: its cost per decision (off, memory, Redis) and a spray held at the threshold.
+let spray: SprayResult | null = null;
+if (wanted("bruteforce")) {
+  spray = await benchBruteForce({
+    slapd,
+    temp,
+    concurrency: CONCURRENCY,
+    quick: QUICK,
+    api: { pool, pid: apiPid },
+    apiConfig: benchApiConfig({ slapd, pki, crlBaseUrl: crls.baseUrl, port: apiPort, sinkPort }),
+    port: await freePort(),
+    startApi: async (name, file) => {
+      const started = await startNode(name, ["api/runtime/node/main.ts", "--config", file], /"msg":"listening"/, {
+        BENCH_BIND_PW: SEED.servicePassword,
+        BENCH_TOKEN: TOKEN,
+      });
+      const port = JSON.parse(await readFile(file, "utf8")).api.listen.port as number;
+      const through = new Pool(`http://127.0.0.1:${port}`, {
+        connections: 64,
+        pipelining: 1,
+        keepAliveTimeout: 60_000,
+      });
+      extraPools.push(through);
+      return { pid: started.child.pid as number, pool: through };
+    },
+    measure,
+    record,
+    post,
+    log,
+    headers,
+  });
+}
 
 /** A relay child process in front of the API and the sink (config.ts), once it listens; its pid. */
 async function startRelay(
@@ -380,7 +416,7 @@ if (ONLY === null) {
   // ---------------------------------------------------------------------------------------------------------------
   const name = QUICK ? "quick" : "latest";
   const markdown = await writeReport(
-    { results, memory, concurrency: CONCURRENCY, runs: RUNS, seconds: SECONDS },
+    { results, memory, spray, concurrency: CONCURRENCY, runs: RUNS, seconds: SECONDS },
     join(ROOT, "bench-results"),
     name,
   );
@@ -388,7 +424,7 @@ if (ONLY === null) {
   process.stdout.write(markdown);
 }
 
-await Promise.all(apis.map((target) => target.pool.close()));
+await Promise.all([...apis.map((target) => target.pool), ...extraPools].map((through) => through.close()));
 await nginx?.stop();
 // Let the API and relay write their profiles (and close cleanly) before the directory goes away.
 await Promise.all(processes.map((started) => started.stop()));

@@ -3,6 +3,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
+import type { SprayResult } from "./brute-force.ts";
 import type { RunResult } from "./measure.ts";
 
 /** Reference figures (docs/performance.md) measured on this kind of machine (not re-measurable here). */
@@ -25,6 +26,8 @@ export interface Memory {
 export interface Report {
   results: Results;
   memory: Memory;
+  /** The brute-force spray (scripts/bench/brute-force.ts); null when the part did not run. */
+  spray: SprayResult | null;
   concurrency: number[];
   runs: number;
   seconds: number;
@@ -47,6 +50,8 @@ function targetsOf(results: Results, concurrency: number[]) {
       (results["relay sessions, greetingDelayMs 0"]?.[c]?.rate ?? Number.NaN) /
       (REFERENCE.postfixSessions[c] as number),
     nginxVsRelay: ratio("nginx + smtpgate sessions", "relay sessions", c),
+    limiterMemoryVsOff: ratio("API auth, uncached, limiter memory", "API auth, uncached, limiter off", c),
+    limiterRedisVsOff: ratio("API auth, uncached, limiter redis", "API auth, uncached, limiter off (redis API)", c),
     nginxVsPostfixReference:
       (results["nginx + smtpgate sessions"]?.[c]?.rate ?? Number.NaN) / (REFERENCE.postfixSessions[c] as number),
   }));
@@ -106,6 +111,14 @@ function markdown(report: Report, machine: Machine, targets: Targets): string {
     "nginxVsPostfixReference",
     "(compared, no target)",
   );
+  row("API auth uncached, brute-force limiter memory / off", "limiterMemoryVsOff", "≥ 0.95");
+  row("API auth uncached, brute-force limiter Redis / off", "limiterRedisVsOff", "≥ 0.95");
+  const { spray } = report;
+  if (spray)
+    lines.push(
+      "",
+      `Brute-force spray: ${spray.attempts} wrong passwords from ${spray.addresses} addresses at ${spray.users} users (Redis store), ${spray.attemptsPerSecond.toFixed(0)}/s: ${spray.blocked} blocked, ${spray.passed} reached the directory, slapd completed ${spray.binds} binds; the threshold is ${spray.threshold} (${spray.users} users × the user bucket's 20 per window; goal: binds ≤ threshold).`,
+    );
   lines.push(
     "",
     `Relay memory: a fresh relay holds ${(memory.relayRssIdleBytes / 2 ** 20).toFixed(1)} MiB RSS, ${(memory.relayRssWith1000IdleBytes / 2 ** 20).toFixed(1)} MiB with ${memory.idleConnectionsGreeted} idle connections past their greeting (${(memory.relayBytesPerIdleConnection / 1024).toFixed(1)} KiB per connection); the relay that ran the sessions holds ${(memory.relayRssUnderLoadBytes / 2 ** 20).toFixed(1)} MiB; the API ${(memory.apiRssUnderLoadBytes / 2 ** 20).toFixed(1)} MiB after the decision runs.`,
@@ -118,7 +131,14 @@ function markdown(report: Report, machine: Machine, targets: Targets): string {
 export async function writeReport(report: Report, folder: string, name: string): Promise<string> {
   const machine = machineOf(report);
   const targets = targetsOf(report.results, report.concurrency);
-  const output = { machine, results: report.results, targets, memory: report.memory, reference: REFERENCE };
+  const output = {
+    machine,
+    results: report.results,
+    targets,
+    memory: report.memory,
+    spray: report.spray,
+    reference: REFERENCE,
+  };
   await mkdir(folder, { recursive: true });
   await writeFile(join(folder, `${name}.json`), `${JSON.stringify(output, null, 2)}\n`);
   const text = markdown(report, machine, targets);
