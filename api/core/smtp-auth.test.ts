@@ -192,15 +192,30 @@ describe("SMTP AUTH decision (flow B)", () => {
     expect(decision.smtp).toEqual({ code: 454, enhanced: "4.7.0", text: "Temporary authentication failure" });
   });
 
-  it("refuses an authorization identity other than the user", async () => {
+  it("refuses an authorization identity other than the user, whatever the password, without a bind", async () => {
     const { directory, context } = setup();
+    for (const password of ["alice-password", "wrong"])
+      expect((await decideSmtpAuth({ username: "alice", password, authzid: "bob" }, context)).reason).toBe(
+        "authzid-not-permitted",
+      );
+    expect(directory.calls.some((call) => call.startsWith("bind"))).toBe(false);
     expect(
-      (await decideSmtpAuth({ username: "alice", password: "alice-password", authzid: "bob" }, context)).reason,
+      (await decideSmtpAuth({ username: "alice", password: "alice-password", authzid: "al\u0000ice" }, context)).reason,
     ).toBe("authzid-not-permitted");
-    expect(directory.calls).toEqual([]);
     expect(
       (await decideSmtpAuth({ username: "alice", password: "alice-password", authzid: "alice" }, context)).verdict,
     ).toBe("allow");
+  });
+
+  it("takes the entry's identity as the user's own authorization identity, as typed or not", async () => {
+    const { context } = setup();
+    const asTyped = { username: "ALICE", password: "alice-password" };
+    for (const authzid of ["ALICE", "alice"])
+      expect(await decideSmtpAuth({ ...asTyped, authzid }, context)).toMatchObject({
+        verdict: "allow",
+        identity: "alice",
+      });
+    expect((await decideSmtpAuth({ ...asTyped, authzid: "Alice" }, context)).reason).toBe("authzid-not-permitted");
   });
 
   it("fails closed when a token has no value", async () => {
@@ -280,6 +295,16 @@ describe("SMTP AUTH decision (flow B)", () => {
 describe("SMTP AUTH decision by a DN template (flow B without the search)", () => {
   const direct = { ...query, bindDnTemplate: "uid={u},ou=people,dc=example,dc=com" };
   const GROUP_SEARCH = "search (&(uid=alice)(memberOf=cn=smtp-users,dc=example,dc=com))";
+
+  it("refuses another authorization identity after the bind, so a wrong password still counts as one", async () => {
+    const { context } = setup({ query: direct });
+    expect((await decideSmtpAuth({ username: "alice", password: "wrong", authzid: "bob" }, context)).reason).toBe(
+      "invalid-credentials",
+    );
+    expect(
+      (await decideSmtpAuth({ username: "alice", password: "alice-password", authzid: "bob" }, context)).reason,
+    ).toBe("authzid-not-permitted");
+  });
 
   it("binds and reads the entry at once, then the allowance query; the identity is the entry's", async () => {
     const { directory, context } = setup({ query: direct });

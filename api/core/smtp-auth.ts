@@ -112,18 +112,16 @@ export async function decideSmtpAuth(credentials: SmtpAuthCredentials, context: 
   // Checked before the password: an entry that cannot name its identity is refused whatever the password.
   const identity = identityOf(entry, query.userIdAttribute);
   if (!identity.ok) return refusedIdentity(identity, entry, outcome, asked);
+  // Before the password too: acting as someone else is refused whatever the password, and costs no bind.
+  if (!authzidPermitted(credentials, identity.identity))
+    return deny("authzid-not-permitted", { ...outcome, dn: entry.dn, query: asked });
 
   const checked = wantsAttribute
     ? checkPasswordAttribute(entry, password, query)
     : await checkBind(entry.dn, password, directory);
   if (checked !== "ok") return refusedPassword(checked, entry, outcome, asked);
 
-  const granted = {
-    ...outcome,
-    identity: identity.identity,
-    dn: entry.dn,
-    addresses: addressesOf(entry, query.addressAttributes),
-  };
+  const granted = grantedOf(outcome, identity.identity, entry, query);
   return await grantAfterAllowance(directory, query.allowance, granted, {
     onAllowanceFailure: context.onAllowanceFailure,
     now: context.now,
@@ -179,18 +177,21 @@ async function decideByDirectBind(
   const identity = identityOf(entry, query.userIdAttribute);
   if (!identity.ok) return refusedIdentity(identity, entry, outcome, asked);
   if (checked !== "ok") return refusedPassword(checked, entry, outcome, asked);
+  // After the password here: the bind has run beside the read, and a wrong password must count as one.
+  if (!authzidPermitted(credentials, identity.identity))
+    return deny("authzid-not-permitted", { ...outcome, dn: entry.dn, query: asked });
 
-  const granted = {
-    ...outcome,
-    identity: identity.identity,
-    dn: entry.dn,
-    addresses: addressesOf(entry, query.addressAttributes),
-  };
+  const granted = grantedOf(outcome, identity.identity, entry, query);
   if (allowed === null) return allow(granted); // no allowance query
   return verdictOfAllowance(allowed, granted, { onAllowanceFailure: context.onAllowanceFailure });
 }
 
 type Outcome = { profile: string; method: Method };
+
+/** What an allow names: the identity, its entry and the addresses it owns. */
+function grantedOf(outcome: Outcome, identity: string, entry: DirectoryEntry, query: SmtpAuthQuery) {
+  return { ...outcome, identity, dn: entry.dn, addresses: addressesOf(entry, query.addressAttributes) };
+}
 
 function refusedIdentity(
   identity: Extract<ReturnType<typeof identityOf>, { ok: false }>,
@@ -232,9 +233,19 @@ export function refuseWithoutDirectory(
     return deny("invalid-credentials", { ...outcome, detail: "password longer than the limit" });
   const malformed = malformedUsername(username);
   if (malformed) return deny("malformed-username", { ...outcome, detail: malformed });
-  // RFC 4616: an authorization identity other than the authentication identity asks to act as someone else.
-  if (authzid !== undefined && authzid !== "" && authzid !== username) return deny("authzid-not-permitted", outcome);
+  // Whether an authorization identity is the user's own needs the entry (authzidPermitted); a malformed one does not.
+  if (authzid !== undefined && authzid !== "" && malformedUsername(authzid))
+    return deny("authzid-not-permitted", { ...outcome, detail: "authorization identity malformed" });
   return null;
+}
+
+/**
+ * RFC 4616: an authorization identity other than the user's own asks to act as someone else, which no profile
+ * permits. The user's own is the name as typed or the entry's identity, so `ALICE` may say `alice`.
+ */
+function authzidPermitted(credentials: SmtpAuthCredentials, identity: string): boolean {
+  const { authzid } = credentials;
+  return authzid === undefined || authzid === "" || authzid === credentials.username || authzid === identity;
 }
 
 /** Why a user name is never sent to a directory, or null when it may be. */
