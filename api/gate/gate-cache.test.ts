@@ -219,12 +219,12 @@ describe("the gate's SMTP AUTH cache", () => {
     expect(await auth("alice", SHARED)).toMatchObject({ verdict: "allow", cache: "miss" });
   });
 
-  it("keeps nothing for what is refused without the directory (empty password, malformed user, foreign authzid)", async () => {
+  it("keeps nothing for what is refused without the directory (empty password, malformed user, malformed authzid)", async () => {
     const { auth, gate } = setup(ON);
     for (let i = 0; i < 2; i += 1) {
       expect(await auth("alice", "")).toMatchObject({ reason: "empty-password" });
       expect(await auth("alice\n", SHARED)).toMatchObject({ reason: "malformed-username" });
-      expect(await auth("alice", SHARED, "submission", { authzid: "bob" })).toMatchObject({
+      expect(await auth("alice", SHARED, "submission", { authzid: "bob\n" })).toMatchObject({
         reason: "authzid-not-permitted",
       });
     }
