@@ -16,29 +16,20 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
-import { Client } from "ldapts";
 import { Pool } from "undici";
 import { startDirectoryWithPki } from "../../dev/directory-with-pki.ts";
 import { startNginxMail, type NginxMail } from "../../dev/nginx/index.ts";
 import { freePort } from "../../dev/ports.ts";
 import { startNodeProcess, type NodeProcess } from "../../dev/processes.ts";
 import { SEED } from "../../dev/slapd/index.ts";
-import {
-  authBody,
-  BENCH_BASE_DN,
-  benchApiConfig,
-  benchRelayConfig,
-  benchUser,
-  benchUsersLdif,
-  certBody,
-  USERS,
-} from "./config.ts";
+import { authBody, benchApiConfig, benchRelayConfig, benchUser, benchUsersLdif, certBody, USERS } from "./config.ts";
 import { benchArguments } from "./arguments.ts";
 import { benchBruteForce, type SprayResult } from "./brute-force.ts";
 import { measureIdleConnections } from "./idle-memory.ts";
 import { figure, rssBytes, type Processes, type RunResult } from "./measure.ts";
 import { writeReport, type Results } from "./report.ts";
 import { messageOfSize, submitOnce } from "./smtp-client.ts";
+import { measureRawLdap } from "./raw-ldap.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const { QUICK, ONLY, BASELINE_ROOT, wanted } = benchArguments(process.argv);
@@ -147,40 +138,9 @@ const record = (name: string, concurrency: number, result: RunResult) => ((resul
 
 // (a) baselines: the directory's limit (raw ldapts, same StartTLS as the API) and the HTTP stack's.
 log("baselines");
-if (wanted("raw")) {
-  for (const concurrency of CONCURRENCY) {
-    const pairs = await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        const service = new Client({ url: slapd.ldapUrl });
-        const user = new Client({ url: slapd.ldapUrl });
-        for (const client of [service, user]) await client.startTLS({ ca: [slapd.pki.caPem], servername: "localhost" });
-        await service.bind(SEED.serviceDn, SEED.servicePassword);
-        return { service, user };
-      }),
-    );
-    let next = 0;
-    record(
-      "raw ldapts search+bind (StartTLS)",
-      concurrency,
-      await measure(
-        "raw ldapts search+bind",
-        concurrency,
-        async (worker) => {
-          const pair = pairs[worker] as (typeof pairs)[number];
-          const uid = benchUser(next++ % USERS);
-          const found = await pair.service.search(BENCH_BASE_DN, {
-            filter: `(uid=${uid})`,
-            attributes: ["1.1"],
-            sizeLimit: 2,
-          });
-          await pair.user.bind(found.searchEntries[0]?.dn as string, `${uid}-password`);
-        },
-        { slapd: slapdPid() },
-      ),
-    );
-    await Promise.all(pairs.flatMap((pair) => [pair.service.unbind(), pair.user.unbind()]));
-  }
-}
+if (wanted("raw"))
+  for (const concurrency of CONCURRENCY)
+    record("raw ldapts search+bind (StartTLS)", concurrency, await measureRawLdap(slapd, concurrency, measure));
 if (wanted("ping")) {
   for (const concurrency of CONCURRENCY) {
     for (const target of apis)
