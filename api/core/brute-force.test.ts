@@ -109,6 +109,44 @@ describe("the buckets", () => {
   });
 });
 
+describe("reading under the user's generation", () => {
+  class CountingStore extends MemoryLimiterStore {
+    reads = 0;
+    override read(...args: Parameters<MemoryLimiterStore["read"]>) {
+      this.reads += 1;
+      return super.read(...args);
+    }
+  }
+  const limiterOver = (store: CountingStore) =>
+    new BruteForceLimiter({
+      store,
+      policyOf: () => ({ ...DEFAULTS, pair: { limit: 2, windowSeconds: 60 } }),
+      onStoreFailure: "allow",
+      storeFailed: () => {},
+    });
+  const fail = async (limiter: BruteForceLimiter, password: string) => {
+    const consulted = await limiter.consult({ listener: "s", clientIp: "192.0.2.1", username: "alice", password });
+    if (!consulted.block) await consulted.settle("failure");
+    return consulted.block;
+  };
+
+  it("reads the windows once, and again only when another replica's flush moved the generation", async () => {
+    const store = new CountingStore();
+    const [here, there] = [limiterOver(store), limiterOver(store)];
+    await fail(here, "1");
+    await fail(here, "2");
+    expect((await fail(here, "3"))?.bucket).toBe("pair");
+    expect(store.reads).toBe(3);
+    await there.flushUser("alice");
+    // The guess (0) is stale: the windows are read again under generation 1, where nothing is recorded yet.
+    expect(await fail(here, "3")).toBeNull();
+    expect(store.reads).toBe(5);
+    await fail(here, "4");
+    expect(store.reads).toBe(6);
+    expect((await fail(here, "5"))?.bucket).toBe("pair");
+  });
+});
+
 describe("when the store fails", () => {
   const broken = new MemoryLimiterStore();
   broken.read = async () => {

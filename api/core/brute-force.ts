@@ -158,10 +158,19 @@ export class BruteForceLimiter {
   #memberKey: Promise<Uint8Array> | undefined;
   /** Failed store operations by name, for the metrics. */
   readonly storeFailures: Record<string, number> = {};
+  /** Users whose generation is not 0 (flushed at least once), as last read: the guess `consult` reads under. */
+  readonly #generationSeen = new Map<string, number>();
 
   constructor(options: BruteForceLimiterOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
+  }
+
+  #rememberGeneration(user: string, generation: number): void {
+    if (generation === 0) return;
+    // Bounded: a guess that is gone only costs a second read.
+    if (this.#generationSeen.size >= 10_000) this.#generationSeen.clear();
+    this.#generationSeen.set(user, generation);
   }
 
   /**
@@ -184,17 +193,26 @@ export class BruteForceLimiter {
       user: { key: `user:${g}:${user}`, windowMs: policy.user.windowSeconds * 1000 },
       pair: { key: `pair:${g}:${user}:${prefix}`, windowMs: policy.pair.windowSeconds * 1000 },
     });
+    const readAt = (g: number) => {
+      const refs = windows(g);
+      return store.read(
+        BUCKET_KINDS.map((kind) => refs[kind]),
+        `trust:${g}:${user}:${prefix}`,
+        now,
+      );
+    };
     try {
-      [generation = 0] = await store.generations([user]);
-      const refs = windows(generation);
-      [state, memberKey] = await Promise.all([
-        store.read(
-          BUCKET_KINDS.map((kind) => refs[kind]),
-          `trust:${generation}:${user}:${prefix}`,
-          now,
-        ),
+      // The windows are read under the generation this process last saw for the user (0 for almost everyone), in
+      // the same round trip as the generation itself; read again only when a flush has moved it since.
+      const guess = this.#generationSeen.get(user) ?? 0;
+      let guessed: typeof state;
+      [[generation = 0], guessed, memberKey] = await Promise.all([
+        store.generations([user]),
+        readAt(guess),
         this.#key(),
       ]);
+      state = generation === guess ? guessed : await readAt(generation);
+      this.#rememberGeneration(user, generation);
     } catch (error) {
       this.#unavailable("read", error);
       return { ...NOTHING, enforced: false };
