@@ -9,7 +9,7 @@
  *
  *   const store = new RedisLimiterStore({ url: "redis://127.0.0.1:6379", keyPrefix: "smtpgate:bf:", commandTimeoutMs: 250 });
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { createClient } from "redis";
 import type { LimiterStore, WindowRef, WindowState } from "../core/brute-force.ts";
 
@@ -91,7 +91,7 @@ export class RedisLimiterStore implements LimiterStore {
 
   async read(windows: readonly WindowRef[], flag: string, now: number) {
     const reply = (await this.#call(() =>
-      this.#client.eval(READ, {
+      this.#script(READ, {
         keys: [...windows.map((window) => this.#prefix + window.key), this.#prefix + flag],
         arguments: [String(now), ...windows.map((window) => String(window.windowMs))],
       }),
@@ -107,7 +107,7 @@ export class RedisLimiterStore implements LimiterStore {
 
   async record(entries: readonly (WindowRef & { member: string; keep: number })[], now: number): Promise<void> {
     await this.#call(() =>
-      this.#client.eval(RECORD, {
+      this.#script(RECORD, {
         keys: entries.map((entry) => this.#prefix + entry.key),
         arguments: [
           String(now),
@@ -153,6 +153,19 @@ export class RedisLimiterStore implements LimiterStore {
     return `${this.#prefix}generation:${name}`;
   }
 
+  /**
+   * A script by its SHA-1 (EVALSHA), so its text goes out only when this Redis has not seen it yet (NOSCRIPT: after
+   * a restart or SCRIPT FLUSH), then by EVAL, which also puts it in the server's script cache for the next call.
+   */
+  async #script(text: string, options: { keys: string[]; arguments: string[] }): Promise<unknown> {
+    try {
+      return await this.#client.evalSha(shaOf(text), options);
+    } catch (error) {
+      if (!String((error as Error)?.message).startsWith("NOSCRIPT")) throw error;
+      return await this.#client.eval(text, options);
+    }
+  }
+
   /** The command, or a rejection once `commandTimeoutMs` has passed. */
   async #call<T>(command: () => Promise<T>): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -165,6 +178,13 @@ export class RedisLimiterStore implements LimiterStore {
       clearTimeout(timer);
     }
   }
+}
+
+const SHA_OF = new Map<string, string>();
+function shaOf(script: string): string {
+  let sha = SHA_OF.get(script);
+  if (sha === undefined) SHA_OF.set(script, (sha = createHash("sha1").update(script).digest("hex")));
+  return sha;
 }
 
 /** A literal for a SCAN MATCH pattern. */

@@ -2,9 +2,11 @@
 // across both at the shared threshold, a flush on one reaches the other, and an unreachable Redis is what
 // bruteForceStore.onStoreFailure says (logged and counted).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createClient } from "redis";
 import { startTestApi, type TestApi } from "../../dev/api.ts";
 import { startRedis, type RedisInstance } from "../../dev/redis.ts";
 import { SEED, startSlapd, type SlapdInstance } from "../../dev/slapd/index.ts";
+import { RedisLimiterStore } from "../../api/limiter/redis-store.ts";
 import { attempt, bruteForceConfig } from "./brute-force-fixture.ts";
 
 const { alice } = SEED.users;
@@ -114,5 +116,32 @@ describe("an unreachable Redis under onStoreFailure allow", () => {
     expect(await attempt(api, { ip, username: "alice", password: "wrong" })).toMatchObject({
       reason: "invalid-credentials",
     });
+  });
+});
+
+describe("the Redis store's scripts", () => {
+  it("runs them by SHA-1 and sends their text again when Redis has forgotten them (SCRIPT FLUSH, a restart)", async () => {
+    const redis = await startRedis();
+    const store = new RedisLimiterStore({ url: redis.url, keyPrefix: "t:", commandTimeoutMs: 2000 });
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
+    try {
+      const window = { key: "address:192.0.2.1/32", windowMs: 60_000 };
+      await store.record([{ ...window, member: "m1", keep: 10 }], 1000);
+      await store.record([{ ...window, member: "m2", keep: 10 }], 1001);
+      await admin.scriptFlush();
+      expect((await store.read([window], "flag", 1002)).windows[0]).toMatchObject({ count: 2, oldestMs: 1000 });
+      await store.record([{ ...window, member: "m3", keep: 10 }], 1003);
+      expect((await store.read([window], "flag", 1004)).windows[0]).toMatchObject({ count: 3 });
+      const calls = (await admin.sendCommand(["INFO", "commandstats"])) as string;
+      // Every call goes by hash (EVALSHA); the text (EVAL) only after NOSCRIPT: RECORD on its first call and after
+      // the flush, READ on its first call (after the flush). The second RECORD and the second READ went by hash alone.
+      expect(calls).toMatch(/cmdstat_evalsha:calls=5,.*failed_calls=3/);
+      expect(calls).toMatch(/cmdstat_eval:calls=3,/);
+    } finally {
+      await admin.quit();
+      await store.close();
+      await redis.stop();
+    }
   });
 });
