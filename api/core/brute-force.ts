@@ -193,11 +193,12 @@ export class BruteForceLimiter {
       user: { key: `user:${g}:${user}`, windowMs: policy.user.windowSeconds * 1000 },
       pair: { key: `pair:${g}:${user}:${prefix}`, windowMs: policy.pair.windowSeconds * 1000 },
     });
+    const trustFlag = (g: number): string => `trust:${g}:${user}:${prefix}`;
     const readAt = (g: number) => {
       const refs = windows(g);
       return store.read(
         BUCKET_KINDS.map((kind) => refs[kind]),
-        `trust:${g}:${user}:${prefix}`,
+        trustFlag(g),
         now,
       );
     };
@@ -238,12 +239,7 @@ export class BruteForceLimiter {
       if (enforced || outcome === "neutral") return;
       try {
         if (outcome === "success") {
-          await store.trust(
-            `trust:${generation}:${user}:${prefix}`,
-            policy.trustSeconds * 1000,
-            [refs.pair.key],
-            this.#now(),
-          );
+          await store.trust(trustFlag(generation), policy.trustSeconds * 1000, [refs.pair.key], this.#now());
           return;
         }
         await store.record(

@@ -13,8 +13,18 @@ import { createHash, randomBytes } from "node:crypto";
 import { createClient } from "redis";
 import type { LimiterStore, WindowRef, WindowState } from "../core/brute-force.ts";
 
+interface LuaScript {
+  text: string;
+  /** What EVALSHA names it by. */
+  sha: string;
+}
+
+function script(text: string): LuaScript {
+  return { text, sha: createHash("sha1").update(text).digest("hex") };
+}
+
 /** KEYS: the windows then the flag; ARGV: now, then each window's length in ms. */
-const READ = `
+const READ = script(`
 local now = tonumber(ARGV[1])
 local out = {}
 for i = 1, #KEYS - 1 do
@@ -24,10 +34,10 @@ for i = 1, #KEYS - 1 do
   out[#out + 1] = oldest[2] or ''
 end
 out[#out + 1] = redis.call('EXISTS', KEYS[#KEYS])
-return out`;
+return out`);
 
 /** KEYS: the windows; ARGV: now, then for each window its member, length in ms and how many members to keep. */
-const RECORD = `
+const RECORD = script(`
 local now = tonumber(ARGV[1])
 for i = 1, #KEYS do
   local member, window, keep = ARGV[i * 3 - 1], tonumber(ARGV[i * 3]), tonumber(ARGV[i * 3 + 1])
@@ -36,7 +46,7 @@ for i = 1, #KEYS do
   redis.call('ZREMRANGEBYRANK', KEYS[i], 0, -(keep + 1))
   redis.call('PEXPIRE', KEYS[i], window)
 end
-return 0`;
+return 0`);
 
 export interface RedisLimiterStoreOptions {
   url: string;
@@ -157,9 +167,9 @@ export class RedisLimiterStore implements LimiterStore {
    * A script by its SHA-1 (EVALSHA), so its text goes out only when this Redis has not seen it yet (NOSCRIPT: after
    * a restart or SCRIPT FLUSH), then by EVAL, which also puts it in the server's script cache for the next call.
    */
-  async #script(text: string, options: { keys: string[]; arguments: string[] }): Promise<unknown> {
+  async #script({ text, sha }: LuaScript, options: { keys: string[]; arguments: string[] }): Promise<unknown> {
     try {
-      return await this.#client.evalSha(shaOf(text), options);
+      return await this.#client.evalSha(sha, options);
     } catch (error) {
       if (!String((error as Error)?.message).startsWith("NOSCRIPT")) throw error;
       return await this.#client.eval(text, options);
@@ -178,13 +188,6 @@ export class RedisLimiterStore implements LimiterStore {
       clearTimeout(timer);
     }
   }
-}
-
-const SHA_OF = new Map<string, string>();
-function shaOf(script: string): string {
-  let sha = SHA_OF.get(script);
-  if (sha === undefined) SHA_OF.set(script, (sha = createHash("sha1").update(script).digest("hex")));
-  return sha;
 }
 
 /** A literal for a SCAN MATCH pattern. */

@@ -17,7 +17,7 @@ import { startRedis, type RedisInstance } from "../../dev/redis.ts";
 import { completedBinds } from "../../dev/slapd/monitor.ts";
 import type { SlapdInstance } from "../../dev/slapd/index.ts";
 import { benchUser, USERS } from "./config.ts";
-import type { Processes, RunResult } from "./measure.ts";
+import type { MeasureFigure, Processes, RunResult } from "./measure.ts";
 
 /** The default user bucket (docs/brute-force.md): distinct failures per user per 15 minutes. */
 const USER_LIMIT = 20;
@@ -48,7 +48,7 @@ export interface BruteForceBenchContext {
   apiConfig: Record<string, unknown>;
   port: number;
   startApi: (name: string, configFile: string) => Promise<{ pid: number; pool: Pool }>;
-  measure: (label: string, c: number, op: (worker: number) => Promise<void>, pids: Processes) => Promise<RunResult>;
+  measure: MeasureFigure;
   record: (name: string, c: number, result: RunResult) => void;
   post: (path: string, body: string, check: (text: string) => boolean, through: Pool) => Promise<void>;
   log: (text: string) => void;

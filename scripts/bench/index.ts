@@ -26,7 +26,7 @@ import { authBody, benchApiConfig, benchRelayConfig, benchUser, benchUsersLdif, 
 import { benchArguments } from "./arguments.ts";
 import { benchBruteForce, type SprayResult } from "./brute-force.ts";
 import { measureIdleConnections } from "./idle-memory.ts";
-import { figure, rssBytes, type Processes, type RunResult } from "./measure.ts";
+import { figure, rssBytes, type MeasureFigure, type RunResult } from "./measure.ts";
 import { writeReport, type Results } from "./report.ts";
 import { messageOfSize, submitOnce } from "./smtp-client.ts";
 import { measureRawLdap } from "./raw-ldap.ts";
@@ -59,12 +59,7 @@ async function startNode(
   return started;
 }
 
-const measure = (
-  label: string,
-  concurrency: number,
-  operation: (worker: number) => Promise<void>,
-  pids: Processes,
-): Promise<RunResult> =>
+const measure: MeasureFigure = (label, concurrency, operation, pids) =>
   figure(label, concurrency, operation, pids, { runs: RUNS, seconds: SECONDS, warmUpSeconds: QUICK ? 0.3 : 0.7 });
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -103,6 +103,14 @@ export function medianRun(runs: RunResult[]): RunResult {
   return sorted[Math.floor(sorted.length / 2)] as RunResult;
 }
 
+/** A figure measured with the run's settings (index.ts binds `figure` to them): what the parts are given. */
+export type MeasureFigure = (
+  label: string,
+  concurrency: number,
+  operation: (worker: number) => Promise<void>,
+  pids: Processes,
+) => Promise<RunResult>;
+
 export interface FigureOptions {
   /** Recorded runs; the figure is their median (by rate). */
   runs: number;

@@ -4,11 +4,13 @@
 import { Client } from "ldapts";
 import { SEED, type SlapdInstance } from "../../dev/slapd/index.ts";
 import { BENCH_BASE_DN, benchUser, USERS } from "./config.ts";
-import type { Processes, RunResult } from "./measure.ts";
+import type { MeasureFigure, RunResult } from "./measure.ts";
 
-type Measure = (label: string, c: number, op: (worker: number) => Promise<void>, pids: Processes) => Promise<RunResult>;
-
-export async function measureRawLdap(slapd: SlapdInstance, concurrency: number, measure: Measure): Promise<RunResult> {
+export async function measureRawLdap(
+  slapd: SlapdInstance,
+  concurrency: number,
+  measure: MeasureFigure,
+): Promise<RunResult> {
   const pairs = await Promise.all(
     Array.from({ length: concurrency }, async () => {
       const service = new Client({ url: slapd.ldapUrl });
