@@ -147,6 +147,50 @@ describe("reading under the user's generation", () => {
   });
 });
 
+describe("writing trust", () => {
+  class TrustCountingStore extends MemoryLimiterStore {
+    trusts = 0;
+    override trust(...args: Parameters<MemoryLimiterStore["trust"]>) {
+      this.trusts += 1;
+      return super.trust(...args);
+    }
+  }
+
+  it("writes it once for successes close together, again after a failure or a tenth of trustSeconds", async () => {
+    const store = new TrustCountingStore();
+    let now = 1_000_000;
+    const limiter = new BruteForceLimiter({
+      store,
+      policyOf: () => ({ ...DEFAULTS, trustSeconds: 1000 }),
+      onStoreFailure: "allow",
+      storeFailed: () => {},
+      now: () => now,
+    });
+    const login = async (password: string, outcome: "success" | "failure") => {
+      const consulted = await limiter.consult({ listener: "s", clientIp: "192.0.2.1", username: "alice", password });
+      await consulted.settle(outcome);
+    };
+    await login("right", "success");
+    await login("right", "success");
+    await login("right", "success");
+    expect(store.trusts).toBe(1);
+    // A failure since fills the pair bucket: the next success must clear it.
+    await login("wrong", "failure");
+    await login("right", "success");
+    expect(store.trusts).toBe(2);
+    now += 99_000;
+    await login("right", "success");
+    expect(store.trusts).toBe(2);
+    now += 1_000;
+    await login("right", "success");
+    expect(store.trusts).toBe(3);
+    // A flush moves the generation, so the flag this process wrote is another key now.
+    await limiter.flushUser("alice");
+    await login("right", "success");
+    expect(store.trusts).toBe(4);
+  });
+});
+
 describe("when the store fails", () => {
   const broken = new MemoryLimiterStore();
   broken.read = async () => {

@@ -160,6 +160,8 @@ export class BruteForceLimiter {
   readonly storeFailures: Record<string, number> = {};
   /** Users whose generation is not 0 (flushed at least once), as last read: the guess `consult` reads under. */
   readonly #generationSeen = new Map<string, number>();
+  /** When this process last wrote each trust flag: a success soon after needs no second write. */
+  readonly #trustWritten = new Map<string, number>();
 
   constructor(options: BruteForceLimiterOptions) {
     this.#options = options;
@@ -168,9 +170,17 @@ export class BruteForceLimiter {
 
   #rememberGeneration(user: string, generation: number): void {
     if (generation === 0) return;
-    // Bounded: a guess that is gone only costs a second read.
-    if (this.#generationSeen.size >= 10_000) this.#generationSeen.clear();
-    this.#generationSeen.set(user, generation);
+    remember(this.#generationSeen, user, generation);
+  }
+
+  /**
+   * Whether a success must write the pair's trust: not when the flag is set, the pair bucket is empty (nothing to
+   * clear) and this process wrote the flag less than a tenth of `trustSeconds` ago. The user's next success from
+   * their usual network then costs no store write; trust lasts at least nine tenths of `trustSeconds` after it.
+   */
+  #trustIsFresh(flag: string, trusted: boolean, pairCount: number, trustMs: number, now: number): boolean {
+    const written = this.#trustWritten.get(flag);
+    return trusted && pairCount === 0 && written !== undefined && now - written < trustMs / 10;
   }
 
   /**
@@ -239,7 +249,12 @@ export class BruteForceLimiter {
       if (enforced || outcome === "neutral") return;
       try {
         if (outcome === "success") {
-          await store.trust(trustFlag(generation), policy.trustSeconds * 1000, [refs.pair.key], this.#now());
+          const flag = trustFlag(generation);
+          const trustMs = policy.trustSeconds * 1000;
+          const pairCount = (state.windows[BUCKET_KINDS.indexOf("pair")] as WindowState).count;
+          if (this.#trustIsFresh(flag, trusted, pairCount, trustMs, now)) return;
+          await store.trust(flag, trustMs, [refs.pair.key], this.#now());
+          remember(this.#trustWritten, flag, now);
           return;
         }
         await store.record(
@@ -316,4 +331,10 @@ export class BruteForceLimiter {
     this.#memberKey.catch(() => (this.#memberKey = undefined));
     return this.#memberKey;
   }
+}
+
+/** Sets a process-local guess, bounded: a guess that is gone only costs a store call. */
+function remember<V>(guesses: Map<string, V>, key: string, value: V): void {
+  if (guesses.size >= 10_000) guesses.clear();
+  guesses.set(key, value);
 }
