@@ -1,17 +1,16 @@
 // A real Postfix (3.7.11, Debian) asks smtpgate for SMTP AUTH over the Dovecot protocol: the API serves the
 // front in-process (the `fronts:` section, started by the Node runtime), a private Postfix uses it with the
 // main.cf lines of docs/integrations/postfix-sasl.main.cf, and swaks is the SMTP client.
-import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { validateConfig } from "../../api/config/load.ts";
 import { startApiServer, type ApiServer } from "../../api/runtime/node/server.ts";
 import { slapdDirectory, TEST_TOKEN } from "../../dev/api.ts";
 import { freePort } from "../../dev/ports.ts";
 import { startPostfix, type PostfixInstance } from "../../dev/postfix/index.ts";
+import { swaksTranscript } from "../../dev/postfix/swaks.ts";
 import { generateServerPki } from "../../dev/server-pki.ts";
 import { startSink, type Sink } from "../../dev/sink.ts";
 import { SEED, startSlapd, type SlapdInstance } from "../../dev/slapd/index.ts";
@@ -19,7 +18,6 @@ import { startSocketTap, type SocketTap } from "../../dev/socket-tap.ts";
 import type { LogRecord } from "../../lib/json-lines.ts";
 import { startFronts } from "../start-fronts.ts";
 
-const run = promisify(execFile);
 const SNIPPET = new URL("../../docs/integrations/postfix-sasl.main.cf", import.meta.url);
 const FIXTURE = new URL("./fixtures/postfix-3.7.11.txt", import.meta.url);
 const SNIPPET_ADDRESS = "127.0.0.1:12345";
@@ -83,13 +81,8 @@ afterAll(async () => {
 });
 
 async function swaks(auth: "PLAIN" | "LOGIN", user: string, password: string, ...more: string[]): Promise<string> {
-  const args = ["--server", "127.0.0.1", "--port", String(postfix.port), "--tls", "--auth", auth];
-  args.push("--auth-user", user, "--auth-password", password, ...more);
-  try {
-    return (await run("swaks", args.length > 0 && more.length > 0 ? args : [...args, "--quit-after", "AUTH"])).stdout;
-  } catch (error) {
-    return (error as { stdout: string }).stdout;
-  }
+  const args = ["--tls", "--auth", auth, "--auth-user", user, "--auth-password", password, ...more];
+  return await swaksTranscript(postfix.port, more.length > 0 ? args : [...args, "--quit-after", "AUTH"]);
 }
 
 describe("Postfix with smtpd_sasl_type = dovecot and smtpgate", () => {

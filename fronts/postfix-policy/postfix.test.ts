@@ -1,11 +1,9 @@
 // A real Postfix (3.7.11, Debian) asks smtpgate's policy server at RCPT, with the main.cf lines of
 // docs/integrations/postfix-policy.main.cf: Postfix verifies the client certificate against its own CA file and
 // sends its fingerprints; smtpgate maps them in LDAP. swaks is the SMTP client, with the test PKI's certificates.
-import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { validateConfig } from "../../api/config/load.ts";
 import { startApiServer, type ApiServer } from "../../api/runtime/node/server.ts";
@@ -13,6 +11,7 @@ import { TEST_TOKEN, TEST_TOKEN_NEXT } from "../../dev/api.ts";
 import { generateClientPki, writeClientPki } from "../../dev/client-pki/index.ts";
 import { freePort } from "../../dev/ports.ts";
 import { startPostfix, type PostfixInstance } from "../../dev/postfix/index.ts";
+import { swaksTranscript } from "../../dev/postfix/swaks.ts";
 import { generateServerPki } from "../../dev/server-pki.ts";
 import { startSink, type Sink } from "../../dev/sink.ts";
 import { SEED, startSlapd, type SlapdInstance } from "../../dev/slapd/index.ts";
@@ -20,7 +19,6 @@ import type { LogRecord } from "../../lib/json-lines.ts";
 import { addFingerprints, policyTestConfig } from "../../test/fronts/postfix-policy-support.ts";
 import { startFronts } from "../start-fronts.ts";
 
-const run = promisify(execFile);
 const SNIPPET = new URL("../../docs/integrations/postfix-policy.main.cf", import.meta.url);
 const SNIPPET_ADDRESS = "inet:127.0.0.1:10040";
 const SNIPPET_CA = "/etc/postfix/client-ca.pem";
@@ -78,14 +76,10 @@ afterAll(async () => {
 
 /** swaks with `leaf`'s certificate over STARTTLS, from `from` to an address Postfix must relay for. */
 async function send(leaf: "alice" | "bob" | "carol", from: string): Promise<string> {
-  const args = ["--server", "127.0.0.1", "--port", String(postfix.port), "--tls", "--from", from];
-  args.push("--to", "someone@elsewhere.example", "--tls-cert", files[`${leaf}.pem`] as string);
-  args.push("--tls-key", files[`${leaf}.key`] as string);
-  try {
-    return (await run("swaks", args)).stdout;
-  } catch (error) {
-    return (error as { stdout: string }).stdout;
-  }
+  return await swaksTranscript(postfix.port, [
+    ...["--tls", "--from", from, "--to", "someone@elsewhere.example"],
+    ...["--tls-cert", files[`${leaf}.pem`] as string, "--tls-key", files[`${leaf}.key`] as string],
+  ]);
 }
 
 describe("Postfix with check_policy_service and smtpgate", () => {
