@@ -3,13 +3,13 @@
 // started. The master runs as a child of this process (`master -d`, the same daemon `postfix start` launches), so
 // that it is killed when the tests exit, and is stopped by its PID. It runs as root, as the tests do here: the
 // daemons drop to the `postfix` user themselves.
-import { spawn, type ChildProcess } from "node:child_process";
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { canConnect, freePort } from "../ports.ts";
-import { killOnExit, removeOnExit } from "../processes.ts";
+import { startDaemon, type Daemon } from "../daemon.ts";
+import { freePort } from "../ports.ts";
+import { removeOnExit } from "../processes.ts";
 import { waitFor } from "../wait.ts";
 import { execFileAsync } from "../slapd/tools.ts";
 
@@ -132,40 +132,29 @@ export async function startPostfix(options: PostfixOptions = {}): Promise<Postfi
       return "";
     }
   };
-  let master: ChildProcess | undefined;
-  let exited: Promise<void> = Promise.resolve();
-  let output = "";
-  master = spawn(MASTER, ["-c", configDir, "-d"], { stdio: ["ignore", "pipe", "pipe"] });
-  killOnExit(master);
-  exited = new Promise((resolve) => master?.once("exit", () => resolve()));
-  for (const stream of [master.stdout, master.stderr]) stream?.on("data", (chunk: Buffer) => (output += chunk));
+  let master: Daemon;
   try {
-    await waitFor(
-      async () => {
-        if (master?.exitCode !== null) throw new Error(`master exited (${master?.exitCode}): ${output}`);
-        return canConnect(port);
-      },
-      { timeoutMs: READY_TIMEOUT_MS, intervalMs: 50, what: `Postfix smtpd on 127.0.0.1:${port}` },
-    );
+    master = await startDaemon({
+      command: MASTER,
+      args: ["-c", configDir, "-d"],
+      port,
+      what: "Postfix smtpd",
+      timeoutMs: READY_TIMEOUT_MS,
+    });
   } catch (error) {
-    master.kill("SIGKILL");
     forgetDir();
     await rm(dir, { recursive: true, force: true });
     throw new Error(`Postfix did not start: ${(error as Error).message}\n${maillog().slice(-2000)}`, { cause: error });
   }
 
   let closed = false;
-  const stop = async (): Promise<void> => {
-    if (master && master.exitCode === null && master.signalCode === null) master.kill("SIGTERM");
-    await exited;
-    master = undefined;
-  };
+  const stop = (): Promise<void> => master.stop();
   return {
     port,
     dir,
     configDir,
     get pid() {
-      return master?.pid;
+      return master.pid;
     },
     maillog,
     waitForLog: async (pattern, timeoutMs = 5_000) => {

@@ -1,0 +1,58 @@
+// A system daemon run in the foreground as a child of this process (Postfix's `master -d`, `dovecot -F`): killed
+// when this process exits, ready once it accepts connections on its port, stopped by its PID.
+import { spawn, type ChildProcess } from "node:child_process";
+import { canConnect } from "./ports.ts";
+import { killOnExit } from "./processes.ts";
+import { waitFor } from "./wait.ts";
+
+export interface DaemonOptions {
+  command: string;
+  args: string[];
+  /** Ready once 127.0.0.1:`port` accepts connections. */
+  port: number;
+  /** For the error message: "Postfix smtpd". */
+  what: string;
+  timeoutMs?: number;
+}
+
+export interface Daemon {
+  /** The daemon's PID while it runs. */
+  readonly pid: number | undefined;
+  /** What it wrote to stdout and stderr so far. */
+  output(): string;
+  /** SIGTERM, wait for the exit. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Starts the daemon and waits until its port accepts connections; SIGKILLs it and throws when it does not. */
+export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
+  let child: ChildProcess | undefined = spawn(options.command, options.args, { stdio: ["ignore", "pipe", "pipe"] });
+  const started = child;
+  killOnExit(started);
+  const exited = new Promise<void>((resolve) => started.once("exit", () => resolve()));
+  let output = "";
+  for (const stream of [started.stdout, started.stderr]) stream?.on("data", (chunk: Buffer) => (output += chunk));
+  try {
+    await waitFor(
+      async () => {
+        if (started.exitCode !== null) throw new Error(`${options.command} exited (${started.exitCode}): ${output}`);
+        return canConnect(options.port);
+      },
+      { timeoutMs: options.timeoutMs ?? 15_000, intervalMs: 50, what: `${options.what} on 127.0.0.1:${options.port}` },
+    );
+  } catch (error) {
+    started.kill("SIGKILL");
+    throw error;
+  }
+  return {
+    get pid() {
+      return child?.pid;
+    },
+    output: () => output,
+    stop: async () => {
+      if (started.exitCode === null && started.signalCode === null) started.kill("SIGTERM");
+      await exited;
+      child = undefined;
+    },
+  };
+}
