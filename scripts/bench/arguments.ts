@@ -1,7 +1,18 @@
 // The benchmark's command line: `--quick`, `--only PART[,PART]`, `--baseline DIR`.
 
 /** The parts of a run, in the order they are measured. */
-export const PARTS = ["raw", "ping", "auth", "tls", "bruteforce", "sessions", "nginx", "memory"] as const;
+export const PARTS = [
+  "raw",
+  "ping",
+  "auth",
+  "tls",
+  "bruteforce",
+  "dovecot",
+  "sessions",
+  "postfix",
+  "nginx",
+  "memory",
+] as const;
 export type Part = (typeof PARTS)[number];
 
 export function benchArguments(argv: readonly string[]) {

@@ -38,6 +38,8 @@ export function benchApiConfig(options: {
   sinkPort: number;
   /** The `direct` listener (bindDnTemplate; default true): off for a checkout whose schema has no such key. */
   directBind?: boolean;
+  /** Dovecot-protocol fronts for the `uncached` and `cached` listeners (served with `smtpgate api`). */
+  dovecotFrontPorts?: { uncached: number; cached: number };
 }) {
   const { slapd, pki } = options;
   const direct = options.directBind ?? true;
@@ -91,6 +93,16 @@ export function benchApiConfig(options: {
       cert: { authProfile: "cert" },
     },
     api: { tokens: [{ env: "BENCH_TOKEN" }], listen: { host: "127.0.0.1", port: options.port } },
+    ...(options.dovecotFrontPorts === undefined
+      ? {}
+      : {
+          fronts: {
+            dovecotSasl: Object.entries(options.dovecotFrontPorts).map(([listener, port]) => ({
+              listen: `127.0.0.1:${port}`,
+              listener,
+            })),
+          },
+        }),
   };
 }
 

@@ -30,6 +30,10 @@ import { figure, rssBytes, type MeasureFigure, type RunResult } from "./measure.
 import { writeReport, type Results } from "./report.ts";
 import { messageOfSize, submitOnce } from "./smtp-client.ts";
 import { measureRawLdap } from "./raw-ldap.ts";
+import type { PartContext } from "./parts/context.ts";
+import { benchDovecot, startDovecotPeers, type InFlightMemory } from "./parts/dovecot.ts";
+import { benchPostfix } from "./parts/postfix.ts";
+import { benchSessions } from "./parts/sessions.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const { QUICK, ONLY, BASELINE_ROOT, wanted } = benchArguments(process.argv);
@@ -72,9 +76,13 @@ const { slapd, pki, crls } = directory;
 const sink = await startNode("sink", ["scripts/bench/sink-process.ts"], /PORT (\d+)/);
 const sinkPort = Number(sink.ready[1]);
 const apiPort = await freePort();
+// smtpgate's Dovecot-protocol front, in the API process (`smtpgate api` serves the config's fronts section).
+const frontPorts = { uncached: await freePort(), cached: await freePort() };
 await writeFile(
   join(temp, "api.json"),
-  JSON.stringify(benchApiConfig({ slapd, pki, crlBaseUrl: crls.baseUrl, port: apiPort, sinkPort })),
+  JSON.stringify(
+    benchApiConfig({ slapd, pki, crlBaseUrl: crls.baseUrl, port: apiPort, sinkPort, dovecotFrontPorts: frontPorts }),
+  ),
 );
 // SMTPGATE_BENCH_PROFILE=DIR writes a V8 CPU profile of the API and the relay into DIR (for finding hot paths).
 const profile = process.env.SMTPGATE_BENCH_PROFILE
@@ -82,8 +90,9 @@ const profile = process.env.SMTPGATE_BENCH_PROFILE
   : [];
 const api = await startNode(
   "api",
-  [...profile, "api/runtime/node/main.ts", "--config", join(temp, "api.json")],
-  /"msg":"listening"/,
+  [...profile, "cli/main.ts", "api", "--config", join(temp, "api.json")],
+  // The API's own line (the fronts log "listening" too, before it).
+  /"msg":"listening","url"/,
   { BENCH_BIND_PW: SEED.servicePassword, BENCH_TOKEN: TOKEN },
 );
 const apiPid = api.child.pid as number;
@@ -245,81 +254,60 @@ if (wanted("bruteforce")) {
   });
 }
 
-/** A relay child process in front of the API and the sink (config.ts), once it listens; its pid. */
-async function startRelay(
-  name: string,
-  options: Omit<Parameters<typeof benchRelayConfig>[0], "apiPort" | "slapd" | "sinkPort">,
-  nodeOptions: string[] = [],
-): Promise<number> {
+/** A relay child process in front of the API and the sink (config.ts), once it listens. */
+const startRelay: PartContext["startRelay"] = async (name, options, nodeOptions = []) => {
+  const [starttlsPort, healthPort] = [await freePort(), options.health ? await freePort() : undefined];
   const file = join(temp, `${name}.json`);
-  await writeFile(file, JSON.stringify(benchRelayConfig({ apiPort, slapd, sinkPort, ...options })));
+  const { health: _health, ...settings } = options;
+  await writeFile(
+    file,
+    JSON.stringify(
+      benchRelayConfig({ apiPort, slapd, sinkPort, starttlsPort, ...settings, ...(healthPort ? { healthPort } : {}) }),
+    ),
+  );
   const started = await startNode(name, [...nodeOptions, "edge-relay/main.ts", "--config", file], /relay listening/, {
     BENCH_TOKEN: TOKEN,
   });
-  return started.child.pid as number;
-}
+  return { port: starttlsPort, pid: started.child.pid as number };
+};
 
-const session = (port: number) => (worker: number) =>
-  submitOnce({
-    port,
-    username: benchUser(worker % USERS),
-    password: `${benchUser(worker % USERS)}-password`,
-    body: MESSAGE,
-    ca: slapd.pki.caPem,
-  });
-let relayRssUnderLoad = 0;
+const parts: PartContext = {
+  slapd,
+  concurrency: CONCURRENCY,
+  quick: QUICK,
+  measure,
+  record,
+  log,
+  api: { pid: apiPid, port: apiPort },
+  sink: { port: sinkPort, pid: sink.child.pid },
+  startRelay,
+  session: (port) => (worker) =>
+    submitOnce({
+      port,
+      username: benchUser(worker % USERS),
+      password: `${benchUser(worker % USERS)}-password`,
+      body: MESSAGE,
+      ca: slapd.pki.caPem,
+    }),
+};
+// (c'') SASL decisions over the Dovecot protocol: Dovecot itself vs smtpgate's front in the API process.
+const dovecotPeers = wanted("dovecot") || wanted("postfix") ? await startDovecotPeers(slapd) : null;
+let inFlight: InFlightMemory | null = null;
+if (dovecotPeers && wanted("dovecot")) inFlight = await benchDovecot({ ...parts, frontPorts }, dovecotPeers);
 // (d) relay sessions vs a bare smtp-server
-if (wanted("sessions")) {
-  log("SMTP sessions (EHLO, STARTTLS, AUTH, MAIL, RCPT, 10 kB DATA, QUIT)");
-  const bare = await startNode(
-    "bare-smtp",
-    ["scripts/bench/bare-smtp.ts", slapd.pki.keyFile, slapd.pki.certFile],
-    /PORT (\d+)/,
-  );
-  const [relayPort, relayHealth, promptRelayPort] = [await freePort(), await freePort(), await freePort()];
-  const relayPid = await startRelay(
-    "relay",
-    { starttlsPort: relayPort, healthPort: relayHealth, upstreamMaxConnections: 32 },
-    profile,
-  );
-  // The same relay greeting at once (limits.greetingDelayMs: 0, for submission ports): the bare smtp-server and
-  // the relay above both wait smtp-server's 100 ms.
-  const promptRelayPid = await startRelay("relay-prompt", {
-    starttlsPort: promptRelayPort,
-    upstreamMaxConnections: 32,
-    greetingDelayMs: 0,
+let relayRssUnderLoad = 0;
+if (wanted("sessions"))
+  relayRssUnderLoad = await benchSessions({
+    ...parts,
+    relayNodeOptions: profile,
+    startNode: async (name, args, ready) => {
+      const started = await startNode(name, args, ready);
+      return { ready: started.ready, pid: started.child.pid as number };
+    },
   });
-  for (const concurrency of CONCURRENCY) {
-    record(
-      "bare smtp-server sessions",
-      concurrency,
-      await measure("bare smtp-server session", concurrency, session(Number(bare.ready[1])), {
-        "bare smtp-server": bare.child.pid,
-      }),
-    );
-    record(
-      "relay sessions",
-      concurrency,
-      await measure("relay session", concurrency, session(relayPort), {
-        relay: relayPid,
-        api: apiPid,
-        slapd: slapdPid(),
-        sink: sink.child.pid,
-      }),
-    );
-    record(
-      "relay sessions, greetingDelayMs 0",
-      concurrency,
-      await measure("relay session, no greeting delay", concurrency, session(promptRelayPort), {
-        relay: promptRelayPid,
-        api: apiPid,
-        slapd: slapdPid(),
-        sink: sink.child.pid,
-      }),
-    );
-  }
-  relayRssUnderLoad = rssBytes(relayPid);
-}
+// (d'') Postfix submission sessions with smtpgate's front or Dovecot for SASL, and the relay beside them.
+if (dovecotPeers && wanted("postfix"))
+  await benchPostfix({ ...parts, frontPort: frontPorts.uncached, dovecot: dovecotPeers.uncached });
 // (d') the same sessions through nginx's mail proxy (one worker process, like the one relay process), which asks
 // GET /v1/nginx/auth/uncached and hands the session to the sink with XCLIENT.
 let nginx: NginxMail | null = null;
@@ -339,7 +327,7 @@ if (wanted("nginx") && existsSync("/usr/sbin/nginx")) {
     record(
       "nginx + smtpgate sessions",
       concurrency,
-      await measure("nginx + smtpgate session", concurrency, session(nginx.ports.starttls), {
+      await measure("nginx + smtpgate session", concurrency, parts.session(nginx.ports.starttls), {
         nginx: nginxWorker,
         api: apiPid,
         slapd: slapdPid(),
@@ -353,9 +341,8 @@ if (wanted("nginx") && existsSync("/usr/sbin/nginx")) {
 // session runs grew does not hide the cost of a connection; and the report. Whole runs only (not with --only).
 if (ONLY === null) {
   log("memory");
-  const idleRelayPort = await freePort();
-  const idleRelayPid = await startRelay("relay-idle", { starttlsPort: idleRelayPort, socketTimeoutMs: 120_000 });
-  const idle = await measureIdleConnections({ pid: idleRelayPid, port: idleRelayPort }, IDLE_CONNECTIONS);
+  const idleRelay = await startRelay("relay-idle", { socketTimeoutMs: 120_000 });
+  const idle = await measureIdleConnections(idleRelay, IDLE_CONNECTIONS);
   const memory = {
     idleConnectionsGreeted: idle.idleConnectionsGreeted,
     relayRssIdleBytes: idle.relayRssIdleBytes,
@@ -363,6 +350,7 @@ if (ONLY === null) {
     relayBytesPerIdleConnection: idle.relayBytesPerIdleConnection,
     relayRssUnderLoadBytes: relayRssUnderLoad,
     apiRssUnderLoadBytes: apiRssUnderLoad,
+    inFlight,
   };
   log(
     `  fresh relay RSS ${(memory.relayRssIdleBytes / 2 ** 20).toFixed(1)} MiB, ${(memory.relayRssWith1000IdleBytes / 2 ** 20).toFixed(1)} MiB with ${memory.idleConnectionsGreeted} idle greeted connections (${(memory.relayBytesPerIdleConnection / 1024).toFixed(1)} KiB each)`,
@@ -381,6 +369,7 @@ if (ONLY === null) {
 
 await Promise.all([...apis.map((target) => target.pool), ...extraPools].map((through) => through.close()));
 await nginx?.stop();
+await dovecotPeers?.close();
 // Let the API and relay write their profiles (and close cleanly) before the directory goes away.
 await Promise.all(processes.map((started) => started.stop()));
 await directory.close().catch(() => {});

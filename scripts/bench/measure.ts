@@ -1,6 +1,6 @@
 // Closed-loop load generation and the numbers a benchmark row needs: rate, latency percentiles, CPU per
 // operation of each process involved (from /proc, so child processes are measured apart from the load generator).
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 const TICKS_PER_SECOND = 100; // Linux USER_HZ
 
@@ -16,6 +16,38 @@ export function cpuSeconds(pid: number): number | null {
   }
 }
 
+/**
+ * CPU seconds a daemon and every process under it have used so far, the exited ones included: each live process
+ * of the tree counts its own time and that of the children it has reaped (Postfix's master reaps every smtpd,
+ * cleanup and smtp process that ends). Null if the daemon is gone.
+ */
+export function treeCpuSeconds(rootPid: number): number | null {
+  const children = new Map<number, number[]>();
+  const ticks = new Map<number, number>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+    } catch {
+      continue; // gone since readdir
+    }
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const pid = Number(entry);
+    const parent = Number(fields[1]);
+    ticks.set(pid, Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]));
+    children.set(parent, [...(children.get(parent) ?? []), pid]);
+  }
+  if (!ticks.has(rootPid)) return null;
+  let total = 0;
+  const queue = [rootPid];
+  for (let pid = queue.pop(); pid !== undefined; pid = queue.pop()) {
+    total += ticks.get(pid) ?? 0;
+    queue.push(...(children.get(pid) ?? []));
+  }
+  return total / TICKS_PER_SECOND;
+}
+
 /** Resident set size of a process, in bytes. */
 export function rssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
@@ -23,9 +55,33 @@ export function rssBytes(pid: number): number {
   return Number(kb ?? 0) * 1024;
 }
 
-export interface Processes {
-  [name: string]: number | undefined;
+/** The processes whose CPU a figure reports: a PID, or a function giving CPU seconds (a daemon's tree). */
+/** The highest RSS of `pid` while `during` runs (sampled every 20 ms), and what `during` returned. */
+export async function peakRssDuring<T>(
+  pid: number,
+  during: () => Promise<T>,
+): Promise<{ result: T; peakBytes: number }> {
+  let peakBytes = rssBytes(pid);
+  const sampler = setInterval(() => (peakBytes = Math.max(peakBytes, rssBytes(pid))), 20);
+  try {
+    return { result: await during(), peakBytes };
+  } finally {
+    clearInterval(sampler);
+  }
 }
+
+export interface Processes {
+  [name: string]: number | (() => number | null) | undefined;
+}
+
+const cpuOf = (entry: Processes[string]): number | null =>
+  entry === undefined ? null : typeof entry === "number" ? cpuSeconds(entry) : entry();
+
+/** A figure's process entry for a daemon and everything under it (treeCpuSeconds). */
+export const processTree =
+  (pid: number | undefined): (() => number | null) =>
+  () =>
+    pid === undefined ? null : treeCpuSeconds(pid);
 
 export interface RunResult {
   ops: number;
@@ -50,9 +106,7 @@ export async function closedLoop(
 ): Promise<RunResult> {
   const latencies: number[] = [];
   let errors = 0;
-  const cpuBefore = Object.fromEntries(
-    Object.entries(processes).map(([name, pid]) => [name, pid === undefined ? null : cpuSeconds(pid)]),
-  );
+  const cpuBefore = Object.fromEntries(Object.entries(processes).map(([name, pid]) => [name, cpuOf(pid)]));
   const loadgenBefore = process.cpuUsage();
   const started = performance.now();
   const deadline = started + seconds * 1000;
@@ -76,7 +130,7 @@ export async function closedLoop(
   const cpuMsPerOp: Record<string, number> = { loadgen: ops ? (loadgen.user + loadgen.system) / 1000 / ops : 0 };
   for (const [name, pid] of Object.entries(processes)) {
     const before = cpuBefore[name];
-    const after = pid === undefined ? null : cpuSeconds(pid);
+    const after = cpuOf(pid);
     if (before !== null && before !== undefined && after !== null)
       cpuMsPerOp[name] = ops ? ((after - before) * 1000) / ops : 0;
   }

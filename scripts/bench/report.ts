@@ -5,12 +5,7 @@ import os from "node:os";
 import { join } from "node:path";
 import type { SprayResult } from "./brute-force.ts";
 import type { RunResult } from "./measure.ts";
-
-/** Reference figures (docs/performance.md) measured on this kind of machine (not re-measurable here). */
-export const REFERENCE = {
-  dovecotUncached: { 1: 2300, 8: 3200, 32: 3600 } as Record<number, number>,
-  postfixSessions: { 1: 18, 8: 117, 32: 126 } as Record<number, number>,
-};
+import type { InFlightMemory } from "./parts/dovecot.ts";
 
 export type Results = Record<string, Record<number, RunResult>>;
 
@@ -21,6 +16,8 @@ export interface Memory {
   relayBytesPerIdleConnection: number;
   relayRssUnderLoadBytes: number;
   apiRssUnderLoadBytes: number;
+  /** The API's RSS at rest and at c=32 over the Dovecot-protocol front (parts/dovecot.ts); null without it. */
+  inFlight: InFlightMemory | null;
 }
 
 export interface Report {
@@ -33,27 +30,37 @@ export interface Report {
   seconds: number;
 }
 
+/** The figures the peers' targets compare (parts/dovecot.ts, parts/postfix.ts). */
+const PEERS = {
+  dovecotUncached: "Dovecot auth, uncached",
+  dovecotCached: "Dovecot auth, cached",
+  frontUncached: "smtpgate Dovecot-protocol front, uncached",
+  frontCached: "smtpgate Dovecot-protocol front, cached",
+  postfixSmtpgate: "Postfix + smtpgate sessions",
+  postfixDovecot: "Postfix + Dovecot sessions",
+  relayBesidePostfix: "relay sessions, greetingDelayMs 0, beside Postfix",
+} as const;
+
 function targetsOf(results: Results, concurrency: number[]) {
-  const ratio = (a: string, b: string, c: number) =>
-    (results[a]?.[c]?.rate ?? Number.NaN) / (results[b]?.[c]?.rate ?? Number.NaN);
+  const rate = (name: string, c: number) => results[name]?.[c]?.rate ?? Number.NaN;
+  const ratio = (a: string, b: string, c: number) => rate(a, c) / rate(b, c);
+  const cpuMs = (name: string, process: string, c: number) => results[name]?.[c]?.cpuMsPerOp[process] ?? Number.NaN;
   return concurrency.map((c) => ({
     concurrency: c,
     uncachedVsRaw: ratio("API auth, uncached", "raw ldapts search+bind (StartTLS)", c),
     directBindVsRaw: ratio("API auth, uncached, direct bind", "raw ldapts search+bind (StartTLS)", c),
-    uncachedVsDovecotReference:
-      (results["API auth, uncached"]?.[c]?.rate ?? Number.NaN) / (REFERENCE.dovecotUncached[c] as number),
     cachedVsPing: ratio("API auth, cached", "API GET /v1/ping (HTTP baseline)", c),
+    frontUncachedVsDovecot: ratio(PEERS.frontUncached, PEERS.dovecotUncached, c),
+    frontCachedVsDovecot: ratio(PEERS.frontCached, PEERS.dovecotCached, c),
+    frontUncachedVsHttp: ratio(PEERS.frontUncached, "API auth, uncached", c),
     relayVsBare: ratio("relay sessions", "bare smtp-server sessions", c),
-    relayVsPostfixReference:
-      (results["relay sessions"]?.[c]?.rate ?? Number.NaN) / (REFERENCE.postfixSessions[c] as number),
-    promptRelayVsPostfixReference:
-      (results["relay sessions, greetingDelayMs 0"]?.[c]?.rate ?? Number.NaN) /
-      (REFERENCE.postfixSessions[c] as number),
+    postfixSmtpgateVsDovecot: ratio(PEERS.postfixSmtpgate, PEERS.postfixDovecot, c),
+    relayVsPostfix: ratio(PEERS.relayBesidePostfix, PEERS.postfixDovecot, c),
+    relayCpuVsPostfix: cpuMs(PEERS.relayBesidePostfix, "relay", c) / cpuMs(PEERS.postfixDovecot, "postfix", c),
     nginxVsRelay: ratio("nginx + smtpgate sessions", "relay sessions", c),
+    nginxVsPostfix: ratio("nginx + smtpgate sessions", PEERS.postfixDovecot, c),
     limiterMemoryVsOff: ratio("API auth, uncached, limiter memory", "API auth, uncached, limiter off", c),
     limiterRedisVsOff: ratio("API auth, uncached, limiter redis", "API auth, uncached, limiter off (redis API)", c),
-    nginxVsPostfixReference:
-      (results["nginx + smtpgate sessions"]?.[c]?.rate ?? Number.NaN) / (REFERENCE.postfixSessions[c] as number),
   }));
 }
 
@@ -96,21 +103,16 @@ function markdown(report: Report, machine: Machine, targets: Targets): string {
     lines.push(`| ${label} | ${targets.map((t) => (t[key] as number).toFixed(2)).join(" | ")} | ${goal} |`);
   row("API auth uncached / raw ldapts search+bind", "uncachedVsRaw", "≥ 0.85");
   row("API auth uncached, direct bind (bindDnTemplate) / raw ldapts search+bind", "directBindVsRaw", "≥ 1.0");
-  row("API auth uncached / Dovecot uncached (reference figures)", "uncachedVsDovecotReference", "≥ 1.5");
   row("API auth cached / GET /v1/ping", "cachedVsPing", "≥ 0.80");
+  row("Dovecot-protocol front uncached / Dovecot uncached", "frontUncachedVsDovecot", "≥ 1.5");
+  row("Dovecot-protocol front cached / Dovecot cached", "frontCachedVsDovecot", "≥ 1.0");
+  row("Dovecot-protocol front uncached / POST /v1/decide/auth uncached", "frontUncachedVsHttp", "≥ 1.0");
   row("relay session / bare smtp-server session", "relayVsBare", "≥ 0.70 (c=8, 32)");
-  row("relay session / Postfix+Dovecot (reference figures)", "relayVsPostfixReference", "> 1");
-  row(
-    "relay session, greetingDelayMs 0 / Postfix+Dovecot (reference figures)",
-    "promptRelayVsPostfixReference",
-    "≥ 1.2",
-  );
+  row("Postfix + smtpgate session / Postfix + Dovecot session", "postfixSmtpgateVsDovecot", "≥ 1.0");
+  row("relay session, greetingDelayMs 0 / Postfix + Dovecot session", "relayVsPostfix", "≥ 1.2");
+  row("relay CPU ms per session / Postfix's (smtpd, cleanup, qmgr, smtp, ...)", "relayCpuVsPostfix", "< 1.0");
   row("nginx + smtpgate session / relay session", "nginxVsRelay", "(compared, no target)");
-  row(
-    "nginx + smtpgate session / Postfix+Dovecot (reference figures)",
-    "nginxVsPostfixReference",
-    "(compared, no target)",
-  );
+  row("nginx + smtpgate session / Postfix + Dovecot session", "nginxVsPostfix", "(compared, no target)");
   row("API auth uncached, brute-force limiter memory / off", "limiterMemoryVsOff", "≥ 0.95");
   row("API auth uncached, brute-force limiter Redis / off", "limiterRedisVsOff", "≥ 0.95");
   const { spray } = report;
@@ -122,8 +124,14 @@ function markdown(report: Report, machine: Machine, targets: Targets): string {
   lines.push(
     "",
     `Relay memory: a fresh relay holds ${(memory.relayRssIdleBytes / 2 ** 20).toFixed(1)} MiB RSS, ${(memory.relayRssWith1000IdleBytes / 2 ** 20).toFixed(1)} MiB with ${memory.idleConnectionsGreeted} idle connections past their greeting (${(memory.relayBytesPerIdleConnection / 1024).toFixed(1)} KiB per connection); the relay that ran the sessions holds ${(memory.relayRssUnderLoadBytes / 2 ** 20).toFixed(1)} MiB; the API ${(memory.apiRssUnderLoadBytes / 2 ** 20).toFixed(1)} MiB after the decision runs.`,
-    "",
   );
+  const { inFlight } = memory;
+  if (inFlight)
+    lines.push(
+      "",
+      `API memory per decision in flight: ${(inFlight.apiBytesPerInFlightDecision / 1024).toFixed(1)} KiB (RSS ${(inFlight.apiRssAtRestBytes / 2 ** 20).toFixed(1)} MiB at rest, peak ${(inFlight.apiRssPeakAtC32Bytes / 2 ** 20).toFixed(1)} MiB with 32 uncached decisions in flight over the Dovecot-protocol front, difference / 32; heap growth included).`,
+    );
+  lines.push("");
   return lines.join("\n");
 }
 
@@ -137,7 +145,6 @@ export async function writeReport(report: Report, folder: string, name: string):
     targets,
     memory: report.memory,
     spray: report.spray,
-    reference: REFERENCE,
   };
   await mkdir(folder, { recursive: true });
   await writeFile(join(folder, `${name}.json`), `${JSON.stringify(output, null, 2)}\n`);
