@@ -1,16 +1,19 @@
 /**
  * The smtpgate benchmark: `npm run bench` (add `-- --quick` for one short run per figure).
  *
- * Starts its own slapd (200 users), the decision API and the edge relay as child processes, an upstream sink and
- * a bare smtp-server baseline, then measures in one run, as ratios against baselines measured in the same run
+ * Starts its own slapd (200 users), the decision API (with its Dovecot-protocol front) and the edge relay as child
+ * processes, an upstream sink, a bare smtp-server baseline, and the peers: private Dovecot auth services and
+ * Postfix instances. It then measures in one run, as ratios against baselines and peers measured in the same run
  * (docs/performance.md): raw ldapts search+bind vs API auth decisions (uncached, cached), the authenticated ping
- * vs cached decisions, certificate decisions, full relay sessions vs bare smtp-server sessions, the same sessions
- * through nginx's mail proxy asking the API (auth_http; when nginx is installed), and relay memory with 1,000 idle
- * connections. Every figure is the median of 3 runs. Writes bench-results/latest.json and
- * bench-results/latest.md.
+ * vs cached decisions, certificate decisions, SASL decisions over the Dovecot protocol (Dovecot vs smtpgate's
+ * front), full relay sessions vs bare smtp-server sessions, Postfix sessions with smtpgate's front or Dovecot for
+ * SASL beside the relay, the same sessions through nginx's mail proxy asking the API (auth_http; when nginx is
+ * installed), and relay memory with 1,000 idle connections. Every figure is the median of 3 runs. Writes
+ * bench-results/latest.json and bench-results/latest.md.
  *
- * What it runs against: config.ts; how a figure is measured: measure.ts; the idle connections: idle-memory.ts;
- * the ratios and files: report.ts. The slapd, PKI, CRL server and process handling come from dev/.
+ * What it runs against: config.ts; how a figure is measured: measure.ts; the parts with their own module:
+ * raw-ldap.ts, brute-force.ts, parts/*.ts; the idle connections: idle-memory.ts; the ratios and files:
+ * report.ts. The slapd, Dovecot, Postfix, PKI, CRL server and process handling come from dev/.
  */
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
