@@ -1,6 +1,8 @@
 // The private Dovecot harness and the Dovecot-protocol client: Dovecot's auth service binds as alice against the
 // test slapd, refuses a wrong password, and answers pipelined requests by their ids; with its cache on, a second
 // request for alice needs no directory.
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectDovecotAuth, type DovecotAuthClient } from "./dovecot-auth-client.ts";
 import { startDovecot, type DovecotInstance } from "./dovecot.ts";
@@ -63,5 +65,22 @@ describe("private Dovecot", () => {
     await dovecot.close();
     expect(() => process.kill(pid, 0)).toThrow();
     await expect(connectDovecotAuth({ port: dovecot.authPort })).rejects.toThrow();
+  });
+});
+
+describe("private Dovecot with auth_bind_userdn", () => {
+  it("binds as the DN of the template, with no search first", async () => {
+    const direct = await startDovecot({ slapd, bindDnTemplate: `uid=%n,ou=people,${SEED.baseDn}` });
+    const directClient = await connectDovecotAuth({ port: direct.authPort, clientIp: "127.0.0.1", noPenalty: true });
+    try {
+      expect((await directClient.plain("alice", alice.password)).ok).toBe(true);
+      expect((await directClient.plain("alice", "wrong")).ok).toBe(false);
+      expect(await readFile(join(direct.dir, "dovecot-ldap.conf.ext"), "utf8")).toContain(
+        `auth_bind_userdn = uid=%n,ou=people,${SEED.baseDn}`,
+      );
+    } finally {
+      directClient.close();
+      await direct.close();
+    }
   });
 });

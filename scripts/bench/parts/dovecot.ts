@@ -104,6 +104,9 @@ export async function benchDovecot(context: DovecotBenchContext, peers: DovecotP
               apiRssPeakAtC32Bytes: peakBytes,
               apiBytesPerInFlightDecision: Math.max(0, Math.round((peakBytes - atRest) / c)),
             };
+            context.log(
+              `  API RSS ${(atRest / 2 ** 20).toFixed(1)} MiB at rest, peak ${(peakBytes / 2 ** 20).toFixed(1)} MiB with ${c} in flight: ${(memory.apiBytesPerInFlightDecision / 1024).toFixed(1)} KiB per decision in flight`,
+            );
           } else record(target.name, c, await cell());
         } finally {
           for (const client of clients) client.close();
