@@ -106,10 +106,8 @@ export class ConnectionPool {
   #claim(): Member | null {
     while (this.#withRoom.length > 0) {
       const member = this.#withRoom[this.#withRoom.length - 1] as Member;
-      if (member.gone || (member.connection !== null && !member.connection.usable)) {
-        this.#withRoom.pop();
-        member.listed = false;
-        if (!member.gone) this.#discard(member);
+      if (member.connection !== null && !member.connection.usable) {
+        this.#discard(member);
         continue;
       }
       this.#take(member);
@@ -158,13 +156,7 @@ export class ConnectionPool {
     if (!keep || !(member.connection as LdapConnection).usable || this.#closed) {
       this.#discard(member);
       this.#wakeOne();
-      return;
-    }
-    const waiter = this.#waiters.shift();
-    if (waiter) {
-      member.running += 1;
-      waiter(member);
-    } else this.#list(member);
+    } else this.#spotFreed(member);
   }
 
   /** The operation's deadline passed: it no longer holds its member; an open connection is dropped (see above). */
@@ -173,11 +165,20 @@ export class ConnectionPool {
     if (member.gone) return;
     if (member.connection === null) {
       // Still opening (bounded by its own deadline): the next operation may use it.
-      this.#list(member);
+      this.#spotFreed(member);
       return;
     }
     this.#discard(member);
     this.#wakeOne();
+  }
+
+  /** The member can take one more operation: the first waiter's, or the next to come. */
+  #spotFreed(member: Member): void {
+    const waiter = this.#waiters.shift();
+    if (waiter) {
+      member.running += 1;
+      waiter(member);
+    } else this.#list(member);
   }
 
   #timeoutError(waiting: boolean): DeadlineExceeded {
@@ -198,6 +199,11 @@ export class ConnectionPool {
     if (member.gone) return;
     member.gone = true;
     this.#members.delete(member);
+    if (member.listed) {
+      member.listed = false;
+      const at = this.#withRoom.indexOf(member);
+      if (at >= 0) this.#withRoom.splice(at, 1);
+    }
     // Its operations fail with the socket; a connection still opening is destroyed when (if) it opens.
     if (member.connection) member.connection.destroy();
     else
@@ -229,6 +235,7 @@ export class ConnectionPool {
       member.gone = true;
       this.#members.delete(member);
     }
+    this.#withRoom.length = 0;
     await Promise.all(idle.map((member) => (member.connection as LdapConnection).close()));
     for (const waiter of this.#waiters.splice(0)) waiter(null);
   }

@@ -34,7 +34,10 @@ async function freshHoldingProxy(): Promise<HoldingProxy> {
   return holding;
 }
 
-function directory(hosts: string[], options: { startTls?: boolean; operationTimeoutMs?: number } = {}) {
+function directory(
+  hosts: string[],
+  options: { startTls?: boolean; operationTimeoutMs?: number; maxConnections?: number } = {},
+) {
   const created = new LdapDirectory({
     name: "corp",
     hosts,
@@ -49,7 +52,7 @@ function directory(hosts: string[], options: { startTls?: boolean; operationTime
       operationTimeoutMs: options.operationTimeoutMs ?? 1000,
     },
     serviceBind: { dn: SEED.serviceDn, password: SEED.servicePassword },
-    maxConnections: 64,
+    maxConnections: options.maxConnections ?? 64,
   });
   opened.push(created);
   return created;
@@ -79,6 +82,15 @@ describe("service connections", () => {
     const binds = await Promise.all([1, 2, 3].map(() => ldap.bindAsUser(alice.dn, alice.password)));
     for (const bind of binds) expect(bind).toEqual({ ok: true, value: { bound: true } });
     expect(counting.connections).toBe(3);
+  });
+
+  it("make a search wait for room once maxConnections connections carry all they can", async () => {
+    const ldap = directory([counting.url()], { maxConnections: 1 });
+    counting.reset();
+    const searches = 3 * SEARCHES_PER_CONNECTION + 1;
+    const results = await Promise.all(Array.from({ length: searches }, () => ldap.search(searchFor("alice"))));
+    for (const result of results) expect(result).toMatchObject({ ok: true, value: [{ dn: alice.dn }] });
+    expect(counting.connections).toBe(1);
   });
 
   it("let a search that gets no answer time out alone, while the others on its connection are answered", async () => {
