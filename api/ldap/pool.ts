@@ -84,7 +84,6 @@ export class ConnectionPool {
       };
       const waiter: Waiter = (claimed) => {
         if (claimed) start(claimed);
-        else if (!this.#closed) this.#claimOrWait(start, waiter);
         else if (this.#deadlines.cancel(deadline as Deadline)) reject(new Error("pool closed"));
       };
       deadline = this.#deadlines.add(() => {
@@ -92,14 +91,10 @@ export class ConnectionPool {
         else this.#timedOut(member);
         reject(this.#timeoutError(member === null));
       });
-      this.#claimOrWait(start, waiter);
+      const free = this.#claim();
+      if (free) start(free);
+      else this.#waiters.push(waiter);
     });
-  }
-
-  #claimOrWait(start: (member: Member) => void, waiter: Waiter): void {
-    const member = this.#claim();
-    if (member) start(member);
-    else this.#waiters.push(waiter);
   }
 
   /** A member with room (taken), a new one if the pool may grow, or null: wait. */
@@ -138,7 +133,7 @@ export class ConnectionPool {
       },
       () => {
         this.#discard(member);
-        this.#wakeOne();
+        this.#serveWaiters();
       },
     );
     return member;
@@ -153,32 +148,28 @@ export class ConnectionPool {
   #release(member: Member, keep: boolean): void {
     member.running -= 1;
     if (member.gone) return;
-    if (!keep || !(member.connection as LdapConnection).usable || this.#closed) {
-      this.#discard(member);
-      this.#wakeOne();
-    } else this.#spotFreed(member);
+    if (!keep || !(member.connection as LdapConnection).usable || this.#closed) this.#discard(member);
+    else this.#list(member);
+    this.#serveWaiters();
   }
 
   /** The operation's deadline passed: it no longer holds its member; an open connection is dropped (see above). */
   #timedOut(member: Member): void {
     member.running -= 1;
     if (member.gone) return;
-    if (member.connection === null) {
-      // Still opening (bounded by its own deadline): the next operation may use it.
-      this.#spotFreed(member);
-      return;
-    }
-    this.#discard(member);
-    this.#wakeOne();
+    // Still opening (bounded by its own deadline), the next operation may use it; open, it is dropped.
+    if (member.connection === null) this.#list(member);
+    else this.#discard(member);
+    this.#serveWaiters();
   }
 
-  /** The member can take one more operation: the first waiter's, or the next to come. */
-  #spotFreed(member: Member): void {
-    const waiter = this.#waiters.shift();
-    if (waiter) {
-      member.running += 1;
-      waiter(member);
-    } else this.#list(member);
+  /** Room appeared (a spot on a connection, or a slot for a new one): the waiters take it in turn. */
+  #serveWaiters(): void {
+    while (this.#waiters.length > 0 && !this.#closed) {
+      const member = this.#claim();
+      if (member === null) return;
+      (this.#waiters.shift() as Waiter)(member);
+    }
   }
 
   #timeoutError(waiting: boolean): DeadlineExceeded {
@@ -211,11 +202,6 @@ export class ConnectionPool {
         (connection) => connection.destroy(),
         () => {},
       );
-  }
-
-  /** A slot became free: let one waiter open a new connection. */
-  #wakeOne(): void {
-    this.#waiters.shift()?.(null);
   }
 
   get stats(): { size: number; idle: number; waiting: number; operations: number } {
