@@ -166,7 +166,7 @@ export const directorySchema = z
       .min(1)
       .max(1024)
       .default(16)
-      .describe("per host, service and user-bind connections each"),
+      .describe("per host, service and user-bind connections each (a service connection carries up to 8 searches)"),
   })
   .superRefine((directory, ctx) => {
     const plain = directory.hosts.findIndex((host) => host.startsWith("ldap:"));

@@ -7,6 +7,11 @@
  * - ldapts transparently reconnects a closed client on its next operation, and for `ldap://` that new socket
  *   would be plaintext and unbound. We refuse: the transport below lets a connection open exactly once, so a
  *   dropped connection fails its next operation and the pool discards it.
+ * - Operations have no ldapts timer each (its `timeout` option arms a setTimeout per message): the pool gives
+ *   every operation its deadline from one timer (deadline-list.ts) and destroys a connection that missed one.
+ * - Several operations share a service connection, so requests go out as they are made (no Nagle delay behind
+ *   an unacknowledged one), and those made in one event-loop turn leave in one write: the socket is corked
+ *   when an operation starts and uncorked once that turn's I/O callbacks are done (setImmediate).
  */
 import net from "node:net";
 import tls from "node:tls";
@@ -58,7 +63,7 @@ export class LdapConnection {
     this.client = new Client({
       url: `${endpoint.secure ? "ldaps" : "ldap"}://${net.isIPv6(endpoint.host) ? `[${endpoint.host}]` : endpoint.host}:${endpoint.port}`,
       connectTimeout: security.connectTimeoutMs,
-      timeout: security.operationTimeoutMs,
+      timeout: 0,
       strictDN: true,
       createConnection: ((port: number, host: string) =>
         openOnce(() => net.connect({ port, host }))) as typeof net.connect,
@@ -71,8 +76,15 @@ export class LdapConnection {
     });
   }
 
-  /** Connects and secures the connection, or throws (with the socket already destroyed). */
-  static async open(endpoint: HostEndpoint, security: ConnectionSecurity): Promise<LdapConnection> {
+  /**
+   * Connects and secures the connection, then runs `prepare` (the service bind) on it within the operation
+   * timeout, or throws (with the socket already destroyed).
+   */
+  static async open(
+    endpoint: HostEndpoint,
+    security: ConnectionSecurity,
+    prepare?: (client: Client) => Promise<void>,
+  ): Promise<LdapConnection> {
     const connection = new LdapConnection(endpoint, security);
     try {
       await withDeadline(
@@ -80,6 +92,7 @@ export class LdapConnection {
         security.connectTimeoutMs + security.operationTimeoutMs,
         "connect",
       );
+      if (prepare) await withDeadline(prepare(connection.client), security.operationTimeoutMs, "LDAP operation");
       return connection;
     } catch (error) {
       connection.destroy();
@@ -98,8 +111,18 @@ export class LdapConnection {
     return !this.#closed && !this.#dropped && (this.#sockets.length === 0 || this.client.isConnected);
   }
 
+  /** Holds this turn's requests back, to send them in one write when the turn's callbacks are done. */
+  coalesceWrites(): void {
+    const socket = this.#sockets[this.#sockets.length - 1];
+    if (socket === undefined || corked.has(socket)) return;
+    socket.cork();
+    corked.add(socket);
+    if (corked.size === 1) setImmediate(uncorkAll);
+  }
+
   #track<S extends net.Socket>(socket: S): S {
     this.#sockets.push(socket);
+    socket.setNoDelay(true);
     // After StartTLS, ldapts watches only the plain socket's "close" and compares it with its current (TLS)
     // socket, so it keeps reporting a dropped connection as connected. We watch every socket ourselves.
     socket.once("close", () => {
@@ -129,6 +152,14 @@ export class LdapConnection {
       this.destroy();
     }
   }
+}
+
+/** Sockets corked this turn, across all connections: one setImmediate uncorks them all. */
+const corked = new Set<net.Socket>();
+
+function uncorkAll(): void {
+  for (const socket of corked) socket.uncork();
+  corked.clear();
 }
 
 function tlsOptionsFor(endpoint: HostEndpoint, security: ConnectionSecurity): tls.ConnectionOptions {

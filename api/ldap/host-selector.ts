@@ -23,6 +23,8 @@ export class HostSelector {
   #activeSince = 0;
   #next = 0;
   readonly #downUntil: number[];
+  /** The hosts' order starting from each host. */
+  readonly #rotations: readonly (readonly number[])[];
   /** How often the active host changed (a metric for operators). */
   failovers = 0;
 
@@ -31,21 +33,31 @@ export class HostSelector {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     this.#downUntil = new Array<number>(count).fill(0);
+    const all = [...Array(count).keys()];
+    this.#rotations = all.map((start) => Object.freeze([...all.slice(start), ...all.slice(0, start)]));
   }
 
-  /** Host indices to try for one request, best first. Every host appears once. */
-  order(): number[] {
-    const all = [...Array(this.#count).keys()];
+  /**
+   * Host indices to try for one request, best first. Every host appears once. The usual orders (failover's from
+   * the active host, loadbalance's while no host is down) are built once and shared, read-only: no array per
+   * request.
+   */
+  order(): readonly number[] {
     if (this.#options.mode === "failover") {
       if (this.#active !== 0 && this.#now() - this.#activeSince >= this.#options.failbackAfterMs) this.#active = 0;
-      return rotate(all, this.#active);
+      return this.#rotations[this.#active] as readonly number[];
     }
-    const start = this.#next;
+    const rotated = this.#rotations[this.#next] as readonly number[];
     this.#next = (this.#next + 1) % this.#count;
-    const rotated = rotate(all, start);
     const now = this.#now();
-    const up = rotated.filter((index) => (this.#downUntil[index] ?? 0) <= now);
-    return [...up, ...rotated.filter((index) => !up.includes(index))];
+    if (!this.#anyDown(now)) return rotated;
+    const up = rotated.filter((index) => (this.#downUntil[index] as number) <= now);
+    return [...up, ...rotated.filter((index) => (this.#downUntil[index] as number) > now)];
+  }
+
+  #anyDown(now: number): boolean {
+    for (let index = 0; index < this.#count; index += 1) if ((this.#downUntil[index] as number) > now) return true;
+    return false;
   }
 
   reportSuccess(index: number): void {
@@ -65,8 +77,4 @@ export class HostSelector {
   get active(): number {
     return this.#active;
   }
-}
-
-function rotate<T>(items: T[], start: number): T[] {
-  return [...items.slice(start), ...items.slice(0, start)];
 }

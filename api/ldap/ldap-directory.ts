@@ -9,11 +9,19 @@
  * Referrals are not chased: continuation references in search results are ignored, and a referral result is an
  * error like any other.
  */
+import type { Client } from "ldapts";
 import type { BindOutcome, Directory, DirectoryEntry, DirectoryResult, SearchRequest } from "../core/directory.ts";
 import { LdapConnection, parseLdapUrl, type ConnectionSecurity, type HostEndpoint } from "./connection.ts";
 import { HostSelector } from "./host-selector.ts";
 import { bindAsService, onSomeHost, readRootDse, refusedLocally, searchEntries, userBind } from "./operations.ts";
 import { ConnectionPool } from "./pool.ts";
+
+/**
+ * How many searches one service connection carries at once (ldapts matches answers by message ID): fewer
+ * connections, and requests made together leave in one write. Beyond a handful, a connection's searches wait
+ * behind each other in the server's per-connection queue more than a new connection would cost.
+ */
+export const SEARCHES_PER_CONNECTION = 8;
 
 export interface LdapDirectoryOptions {
   name: string;
@@ -67,24 +75,22 @@ export class LdapDirectory implements Directory {
     this.#urls = options.hosts;
     this.#timeLimitSeconds = Math.max(1, Math.ceil(options.security.operationTimeoutMs / 1000));
     const common = { max: options.maxConnections, operationTimeoutMs: options.security.operationTimeoutMs };
+    const bindAsServiceIdentity = (client: Client) => bindAsService(client, options.serviceBind);
     this.#hosts = options.hosts.map((url) => {
       const endpoint = parseLdapUrl(url);
       return {
         endpoint,
         service: new ConnectionPool({
           ...common,
-          open: async () => {
-            const connection = await LdapConnection.open(endpoint, options.security);
-            try {
-              await bindAsService(connection.client, options.serviceBind);
-            } catch (error) {
-              connection.destroy();
-              throw error;
-            }
-            return connection;
-          },
+          operationsPerConnection: SEARCHES_PER_CONNECTION,
+          open: () => LdapConnection.open(endpoint, options.security, bindAsServiceIdentity),
         }),
-        userBind: new ConnectionPool({ ...common, open: () => LdapConnection.open(endpoint, options.security) }),
+        // A bind changes who the connection is: one at a time, and nothing else beside it.
+        userBind: new ConnectionPool({
+          ...common,
+          operationsPerConnection: 1,
+          open: () => LdapConnection.open(endpoint, options.security),
+        }),
       };
     });
   }

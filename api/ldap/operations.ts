@@ -26,7 +26,7 @@ export async function onSomeHost<T>(
   hosts: readonly string[],
   operation: (index: number) => Promise<T>,
 ): Promise<DirectoryResult<T>> {
-  const failures: string[] = [];
+  let failures = "";
   for (const index of selector.order()) {
     try {
       const value = await operation(index);
@@ -34,10 +34,10 @@ export async function onSomeHost<T>(
       return { ok: true, value };
     } catch (error) {
       selector.reportFailure(index);
-      failures.push(`${hosts[index]}: ${describe(error)}`);
+      failures += `${failures === "" ? "" : "; "}${hosts[index]}: ${describe(error)}`;
     }
   }
-  return { ok: false, error: { kind: "unavailable", detail: `directory ${directory}: ${failures.join("; ")}` } };
+  return { ok: false, error: { kind: "unavailable", detail: `directory ${directory}: ${failures}` } };
 }
 
 /**
