@@ -77,15 +77,24 @@ export const bruteForcePolicySchema = z
 export const bruteForceStoreSchema = z
   .strictObject({
     type: z
-      .enum(["memory", "redis"])
+      .enum(["memory", "redis", "durable-object"])
       .default("memory")
-      .describe("memory: this process only (one API process); redis: shared by every replica"),
+      .describe(
+        "memory: this process only (one API process); redis: shared by every replica (Node); durable-object: one Durable Object shared by every isolate (Workers only)",
+      ),
     url: z
       .string()
       .regex(/^rediss?:\/\/[^@/]+(\/\d+)?$/, "redis://HOST:PORT[/DB] or rediss://...; the password goes in password")
       .optional()
       .describe("type redis: the server, redis://HOST:PORT[/DB] (rediss:// for TLS)"),
     password: secretRef.optional().describe("type redis: the AUTH password"),
+    binding: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "the name of a binding: letters, digits and _")
+      .optional()
+      .describe(
+        "type durable-object: the Worker's Durable Object namespace binding of class BruteForceObject (wrangler.toml [[durable_objects.bindings]])",
+      ),
     keyPrefix: z
       .string()
       .max(64)
@@ -97,7 +106,7 @@ export const bruteForceStoreSchema = z
       .min(10)
       .max(10_000)
       .default(250)
-      .describe("type redis: a command not answered in this time is a store failure"),
+      .describe("type redis and durable-object: a call not answered in this time is a store failure"),
     onStoreFailure: z
       .enum(["allow", "tempfail"])
       .default("allow")
@@ -108,6 +117,12 @@ export const bruteForceStoreSchema = z
   .superRefine((store, ctx) => {
     if (store.type === "redis" && store.url === undefined)
       ctx.addIssue({ code: "custom", path: ["url"], message: "type redis needs a url" });
+    if (store.type === "durable-object" && store.binding === undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["binding"],
+        message: "type durable-object needs the binding of its Durable Object namespace",
+      });
   })
   .default({ type: "memory", keyPrefix: "smtpgate:bf:", commandTimeoutMs: 250, onStoreFailure: "allow" })
   .describe("where the brute-force buckets and each user's flush generation live");
