@@ -100,6 +100,15 @@ export const bruteForceStoreSchema = z
       .max(64)
       .default("smtpgate:bf:")
       .describe("type redis: every key starts with this (several deployments can share one server)"),
+    shards: z
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .default(1)
+      .describe(
+        "type durable-object: how many objects hold the buckets, each user's and each network's in one of them (a decision talks to at most two); changing it starts every bucket, trust and flush afresh",
+      ),
     commandTimeoutMs: z
       .number()
       .int()
@@ -124,7 +133,7 @@ export const bruteForceStoreSchema = z
         message: "type durable-object needs the binding of its Durable Object namespace",
       });
   })
-  .default({ type: "memory", keyPrefix: "smtpgate:bf:", commandTimeoutMs: 250, onStoreFailure: "allow" })
+  .default({ type: "memory", keyPrefix: "smtpgate:bf:", shards: 1, commandTimeoutMs: 250, onStoreFailure: "allow" })
   .describe("where the brute-force buckets and each user's flush generation live");
 
 export type BruteForcePolicyConfig = z.output<typeof bruteForcePolicySchema>;

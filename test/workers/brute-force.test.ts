@@ -6,15 +6,16 @@
 import { createExecutionContext, env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, inject, it } from "vitest";
 import worker from "../../api/runtime/workers/index.ts";
-import { BRUTE_FORCE_OBJECT_NAME, type BruteForceObjectCalls } from "../../api/limiter/durable-object-store.ts";
+import { bruteForceObjectName, type BruteForceObjectCalls } from "../../api/limiter/durable-object-store.ts";
 import { TEST_TOKEN, workerTestConfig } from "./fixture.ts";
 
 const fixture = inject("workers");
 const BASE = "https://smtpgate.test";
 type StoreType = "durable-object" | "memory";
+type StoreOptions = { onStoreFailure?: "allow" | "tempfail"; shards?: number };
 
 /** Small thresholds, so a block takes a few attempts: pair 3, user 4. */
-function config(store: StoreType, onStoreFailure: "allow" | "tempfail" = "allow"): Record<string, unknown> {
+function config(store: StoreType, options: StoreOptions): Record<string, unknown> {
   const full = workerTestConfig(fixture);
   const bruteForce = { pair: { limit: 3, windowSeconds: 600 }, user: { limit: 4, windowSeconds: 600 } };
   return {
@@ -29,14 +30,14 @@ function config(store: StoreType, onStoreFailure: "allow" | "tempfail" = "allow"
       cached: { authProfile: "cached", bruteForce },
     },
     bruteForceStore:
-      store === "memory" ? { type: "memory" } : { type: "durable-object", binding: "BRUTE_FORCE", onStoreFailure },
+      store === "memory" ? { type: "memory" } : { type: "durable-object", binding: "BRUTE_FORCE", ...options },
     api: full.api,
   };
 }
 
 /** One Worker instance (its own runtime and limiter) over the store. */
-function instance(name: string, store: StoreType, onStoreFailure: "allow" | "tempfail" = "allow") {
-  const bindings = { ...env, SMTPGATE_CONFIG: config(store, onStoreFailure), INSTANCE: name };
+function instance(name: string, store: StoreType, options: StoreOptions = {}) {
+  const bindings = { ...env, SMTPGATE_CONFIG: config(store, options), INSTANCE: name };
   const call = async (path: string, body?: unknown): Promise<Record<string, unknown>> => {
     const request = new Request(`${BASE}${path}`, {
       method: body === undefined ? "GET" : "POST",
@@ -57,13 +58,13 @@ function instance(name: string, store: StoreType, onStoreFailure: "allow" | "tem
   };
 }
 
-/** The one object every instance talks to. */
-function brute() {
+/** Shard `index` of `shards` (the tests' default: the one object every instance talks to). */
+function brute(index = 0, shards = 1) {
   const namespace = env.BRUTE_FORCE as {
     idFromName(name: string): unknown;
     get(id: unknown): BruteForceObjectCalls;
   };
-  return namespace.get(namespace.idFromName(BRUTE_FORCE_OBJECT_NAME));
+  return namespace.get(namespace.idFromName(bruteForceObjectName(index, shards)));
 }
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
@@ -145,6 +146,28 @@ describe("the Durable Object store shares the thresholds between Worker instance
   });
 });
 
+describe("the buckets spread over shards", () => {
+  it("keeps each user's and each network's buckets in one shard: shared thresholds, flushes and listings", async () => {
+    const shards = 4;
+    const [one, two] = [
+      instance("shards-1", "durable-object", { shards }),
+      instance("shards-2", "durable-object", { shards }),
+    ];
+    // Ten users sprayed from one network: their pair buckets land in several shards, the address bucket in one.
+    for (const user of range(10)) for (const i of range(3)) await one.auth("203.0.113.200", `sharded${user}`, `g-${i}`);
+    for (const user of range(10))
+      expect(await two.auth("203.0.113.200", `sharded${user}`, "whatever")).toMatchObject({ reason: "rate-limited" });
+    const held = await Promise.all(range(shards).map((index) => brute(index, shards).scan("pair:", Date.now())));
+    expect(held.filter((windows) => windows.length > 0).length).toBeGreaterThan(1);
+    expect(held.flat()).toHaveLength(10);
+    const { blocks } = (await two.call("/v1/blocks")) as { blocks: { bucket: string; user: string | null }[] };
+    expect(blocks.filter((block) => block.bucket === "pair" && block.user?.startsWith("sharded"))).toHaveLength(10);
+    // The generation lives with the user's buckets: a flush through one instance lifts the block on the other.
+    await one.call("/v1/users/flush", { user: "sharded3" });
+    expect(await two.auth("203.0.113.200", "sharded3", "x")).toMatchObject({ reason: "no-such-user" });
+  });
+});
+
 describe("the object itself, through its stub", () => {
   it("counts distinct members, keeps the newest `keep`, trims to the window and expires trust", async () => {
     const object = brute();
@@ -197,8 +220,8 @@ describe("a failing object follows onStoreFailure", () => {
   }
 
   it("answers 454 under tempfail and decides without the limiter under allow", async () => {
-    const strict = instance("broken-tempfail", "durable-object", "tempfail");
-    const lenient = instance("broken-allow", "durable-object", "allow");
+    const strict = instance("broken-tempfail", "durable-object", { onStoreFailure: "tempfail" });
+    const lenient = instance("broken-allow", "durable-object", { onStoreFailure: "allow" });
     await withBrokenObject(async () => {
       expect(await strict.auth("192.0.2.131", "alice", "alice-password")).toMatchObject({
         verdict: "tempfail",

@@ -35,6 +35,7 @@ export async function buildWorkerRuntime(env: WorkerEnv, log: Logger = consoleLo
       "durable-object": (store) =>
         new DurableObjectLimiterStore({
           namespace: env[store.binding as string] as BruteForceNamespace,
+          shards: store.shards,
           commandTimeoutMs: store.commandTimeoutMs,
         }),
     },
