@@ -14,7 +14,10 @@ const BASE = "https://smtpgate.test";
 type StoreType = "durable-object" | "memory";
 type StoreOptions = { onStoreFailure?: "allow" | "tempfail"; shards?: number };
 
-/** Small thresholds, so a block takes a few attempts: pair 3, user 4. */
+/**
+ * Small thresholds, so a block takes a few attempts: pair 3, user 4. A long deadline: on a loaded test machine a call
+ * can take longer than the default 250 ms, and a failure not recorded would make a test flaky.
+ */
 function config(store: StoreType, options: StoreOptions): Record<string, unknown> {
   const full = workerTestConfig(fixture);
   const bruteForce = { pair: { limit: 3, windowSeconds: 600 }, user: { limit: 4, windowSeconds: 600 } };
@@ -30,7 +33,9 @@ function config(store: StoreType, options: StoreOptions): Record<string, unknown
       cached: { authProfile: "cached", bruteForce },
     },
     bruteForceStore:
-      store === "memory" ? { type: "memory" } : { type: "durable-object", binding: "BRUTE_FORCE", ...options },
+      store === "memory"
+        ? { type: "memory" }
+        : { type: "durable-object", binding: "BRUTE_FORCE", commandTimeoutMs: 5_000, ...options },
     api: full.api,
   };
 }
