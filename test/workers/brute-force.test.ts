@@ -3,7 +3,13 @@
 // runtime per distinct set of bindings (./startup.test.ts), and an INSTANCE binding that differs gives each call
 // site its own limiter, as two isolates have. What one instance records, the other sees only through the Durable
 // Object; with the memory store it does not (each test's control case), so these tests cannot pass without the DO.
-import { createExecutionContext, env, evictDurableObject, runInDurableObject } from "cloudflare:test";
+import {
+  createExecutionContext,
+  env,
+  evictDurableObject,
+  runDurableObjectAlarm,
+  runInDurableObject,
+} from "cloudflare:test";
 import { describe, expect, inject, it } from "vitest";
 import worker from "../../api/runtime/workers/index.ts";
 import { bruteForceObjectName, type BruteForceObjectCalls } from "../../api/limiter/durable-object-store.ts";
@@ -196,6 +202,25 @@ describe("the object itself, through its stub", () => {
     expect(await object.bumpGeneration("stub-user")).toBe(2);
     expect(await object.generations(["stub-user", "never-flushed"])).toEqual([2, 0]);
     expect(new Uint8Array(await object.memberKey())).toEqual(new Uint8Array(await object.memberKey()));
+  });
+
+  it("deletes expired members and flags in its alarm, and keeps the live ones", async () => {
+    const object = brute();
+    const now = Date.now();
+    await object.record([{ key: "pair:0:sweep:192.0.2.1/32", windowMs: 1_000, member: "old", keep: 10 }], now - 5_000);
+    await object.record([{ key: "pair:0:sweep:192.0.2.2/32", windowMs: 60_000, member: "live", keep: 10 }], now);
+    await object.trust("trust:0:sweep:192.0.2.1/32", 1_000, [], now - 5_000);
+    const rows = () =>
+      runInDurableObject(brute(), (_, state) => {
+        const { sql } = (state as { storage: { sql: { exec(q: string): { toArray(): unknown[] } } } }).storage;
+        return [
+          sql.exec("SELECT key FROM members WHERE key LIKE 'pair:0:sweep:%'").toArray().length,
+          sql.exec("SELECT key FROM flags WHERE key LIKE 'trust:0:sweep:%'").toArray().length,
+        ];
+      });
+    expect(await rows()).toEqual([2, 1]);
+    expect(await runDurableObjectAlarm(brute())).toBe(true);
+    expect(await rows()).toEqual([1, 0]);
   });
 
   it("records concurrent failures without losing one (the object runs one call at a time)", async () => {
