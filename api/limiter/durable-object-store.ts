@@ -81,9 +81,7 @@ export class DurableObjectLimiterStore implements LimiterStore {
     const states: WindowState[] = [];
     const flagShard = this.#shardOf(routeOf(flag));
     let flagged = false;
-    const asked = new Set<number>();
     const ask = async (shard: number, part: WindowRef[], indexes: number[]): Promise<void> => {
-      asked.add(shard);
       const answer = await this.#call(shard, (object) => object.read(part, shard === flagShard ? flag : NO_FLAG, now));
       indexes.forEach((at, i) => (states[at] = answer.windows[i] as WindowState));
       if (shard === flagShard) flagged = answer.flag;
