@@ -80,7 +80,7 @@ export const bruteForceStoreSchema = z
       .enum(["memory", "redis", "durable-object"])
       .default("memory")
       .describe(
-        "memory: this process only (one API process); redis: shared by every replica (Node); durable-object: one Durable Object shared by every isolate (Workers only)",
+        "memory: this process only (one API process); redis: shared by every replica (Node); durable-object: Durable Objects shared by every isolate (Workers only)",
       ),
     url: z
       .string()
