@@ -77,27 +77,45 @@ export const bruteForcePolicySchema = z
 export const bruteForceStoreSchema = z
   .strictObject({
     type: z
-      .enum(["memory", "redis"])
+      .enum(["memory", "redis", "durable-object"])
       .default("memory")
-      .describe("memory: this process only (one API process); redis: shared by every replica"),
+      .describe(
+        "memory: this process only (one API process); redis: shared by every replica (Node); durable-object: Durable Objects shared by every isolate (Workers only)",
+      ),
     url: z
       .string()
       .regex(/^rediss?:\/\/[^@/]+(\/\d+)?$/, "redis://HOST:PORT[/DB] or rediss://...; the password goes in password")
       .optional()
       .describe("type redis: the server, redis://HOST:PORT[/DB] (rediss:// for TLS)"),
     password: secretRef.optional().describe("type redis: the AUTH password"),
+    binding: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "the name of a binding: letters, digits and _")
+      .optional()
+      .describe(
+        "type durable-object: the Worker's Durable Object namespace binding of class BruteForceObject (wrangler.toml [[durable_objects.bindings]])",
+      ),
     keyPrefix: z
       .string()
       .max(64)
       .default("smtpgate:bf:")
       .describe("type redis: every key starts with this (several deployments can share one server)"),
+    shards: z
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .default(1)
+      .describe(
+        "type durable-object: how many objects hold the buckets, each user's and each network's in one of them (a decision talks to at most two); changing it starts every bucket, trust and flush afresh",
+      ),
     commandTimeoutMs: z
       .number()
       .int()
       .min(10)
       .max(10_000)
       .default(250)
-      .describe("type redis: a command not answered in this time is a store failure"),
+      .describe("type redis and durable-object: a call not answered in this time is a store failure"),
     onStoreFailure: z
       .enum(["allow", "tempfail"])
       .default("allow")
@@ -108,8 +126,14 @@ export const bruteForceStoreSchema = z
   .superRefine((store, ctx) => {
     if (store.type === "redis" && store.url === undefined)
       ctx.addIssue({ code: "custom", path: ["url"], message: "type redis needs a url" });
+    if (store.type === "durable-object" && store.binding === undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["binding"],
+        message: "type durable-object needs the binding of its Durable Object namespace",
+      });
   })
-  .default({ type: "memory", keyPrefix: "smtpgate:bf:", commandTimeoutMs: 250, onStoreFailure: "allow" })
+  .default({ type: "memory", keyPrefix: "smtpgate:bf:", shards: 1, commandTimeoutMs: 250, onStoreFailure: "allow" })
   .describe("where the brute-force buckets and each user's flush generation live");
 
 export type BruteForcePolicyConfig = z.output<typeof bruteForcePolicySchema>;

@@ -12,6 +12,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { createClient } from "redis";
 import type { LimiterStore, WindowRef, WindowState } from "../core/brute-force.ts";
+import { withDeadline } from "./deadline.ts";
 
 interface LuaScript {
   text: string;
@@ -178,15 +179,7 @@ export class RedisLimiterStore implements LimiterStore {
 
   /** The command, or a rejection once `commandTimeoutMs` has passed. */
   async #call<T>(command: () => Promise<T>): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`Redis did not answer within ${this.#timeoutMs} ms`)), this.#timeoutMs);
-    });
-    try {
-      return await Promise.race([command(), deadline]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return await withDeadline(command, this.#timeoutMs, "Redis");
   }
 }
 

@@ -57,8 +57,11 @@ export interface RuntimeAdapter<D extends Directory & { selector: HostSelector }
   /** How the CRL store downloads (fetch) and reads (readFile) CRLs. */
   crlTransport: Pick<CrlStoreOptions, "fetch" | "readFile">;
   createDirectory(name: string, directory: DirectoryConfig, access: DirectoryAccess): D;
-  /** The brute-force store of `bruteForceStore.type: redis` (absent: this runtime has only the memory store). */
-  createRedisLimiterStore?: (store: BruteForceStoreConfig, env: Environment) => LimiterStore;
+  /**
+   * The brute-force stores this runtime has besides memory, by `bruteForceStore.type`, each with what to use
+   * instead when asked for one it lacks (Node: redis; Workers: durable-object).
+   */
+  limiterStores: LimiterStoreFactories;
 }
 
 export interface ComposedApi<D> {
@@ -76,7 +79,7 @@ export async function composeApi<D extends Directory & { selector: HostSelector 
   adapter: RuntimeAdapter<D>,
 ): Promise<ComposedApi<D>> {
   const secrets = resolveSecrets(config, adapter.env, adapter.source, adapter.unsetSecret);
-  const problems: ConfigProblem[] = [];
+  const problems: ConfigProblem[] = [...limiterStoreProblems(config, adapter)];
   const read = namedFileReader(adapter, problems);
   const trustAnchors = await profileCertificates(config, "trustAnchors", read, problems);
   const intermediates = await profileCertificates(config, "intermediates", read, problems);
@@ -103,20 +106,36 @@ export async function composeApi<D extends Directory & { selector: HostSelector 
   return { app, decisions: app.decisions, gate, directories, crls };
 }
 
+type SharedStoreType = Exclude<BruteForceStoreConfig["type"], "memory">;
+
+export type LimiterStoreFactories = {
+  [type in SharedStoreType]: ((store: BruteForceStoreConfig, env: Environment) => LimiterStore) | { missing: string };
+};
+
+/** How this runtime builds the configured store: undefined for memory. */
+function configuredStore(config: Config, adapter: Pick<RuntimeAdapter<never>, "limiterStores">) {
+  const { type } = config.bruteForceStore;
+  return type === "memory" ? undefined : adapter.limiterStores[type];
+}
+
+/** A `bruteForceStore.type` this runtime does not have, with what to use instead. */
+export function limiterStoreProblems(
+  config: Config,
+  adapter: Pick<RuntimeAdapter<never>, "limiterStores">,
+): ConfigProblem[] {
+  const factory = configuredStore(config, adapter);
+  return typeof factory === "object" ? [{ path: "bruteForceStore.type", message: factory.missing }] : [];
+}
+
 /** The limiter over the configured store; each store failure is logged (and counted by the metrics). */
 export function createBruteForceLimiter(
   config: Config,
-  adapter: Pick<RuntimeAdapter<never>, "createRedisLimiterStore" | "env" | "log" | "source">,
+  adapter: Pick<RuntimeAdapter<never>, "limiterStores" | "env" | "log" | "source">,
 ): BruteForceLimiter {
+  throwIfProblems(adapter.source, limiterStoreProblems(config, adapter));
   const settings = config.bruteForceStore;
-  if (settings.type === "redis" && !adapter.createRedisLimiterStore)
-    throwIfProblems(adapter.source, [
-      { path: "bruteForceStore.type", message: "this runtime has no Redis store: use memory" },
-    ]);
-  const store =
-    settings.type === "redis" && adapter.createRedisLimiterStore
-      ? adapter.createRedisLimiterStore(settings, adapter.env)
-      : new MemoryLimiterStore();
+  const factory = configuredStore(config, adapter);
+  const store = typeof factory === "function" ? factory(settings, adapter.env) : new MemoryLimiterStore();
   const off = { ...bruteForcePolicySchema.parse(undefined), mode: "off" as const };
   return new BruteForceLimiter({
     store,

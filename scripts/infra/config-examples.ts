@@ -82,6 +82,25 @@ export async function checkConfigExamples(manifests: Manifest[]): Promise<void> 
       "wrangler.toml SMTPGATE_CONFIG",
       `asks for what Workers cannot do: ${limits.map((limit) => `${limit.path}: ${limit.message}`).join("; ")}`,
     );
+    const { type, binding } = config.bruteForceStore;
+    if (type === "durable-object") {
+      // The Worker checks the binding at start-up; here, before a deploy: bound, of the right class, with storage.
+      const bound = wrangler.durable_objects.bindings.find(
+        (entry: { name: string; class_name: string }) => entry.name === binding,
+      );
+      check(
+        bound?.class_name === "BruteForceObject",
+        "wrangler.toml",
+        `bruteForceStore.binding ${String(binding)} needs [[durable_objects.bindings]] name = "${String(binding)}", class_name = "BruteForceObject"`,
+      );
+      check(
+        wrangler.migrations.some((migration: { new_sqlite_classes?: string[] }) =>
+          migration.new_sqlite_classes?.includes("BruteForceObject"),
+        ),
+        "wrangler.toml",
+        'BruteForceObject needs a migration with new_sqlite_classes = ["BruteForceObject"] (it uses SQLite storage)',
+      );
+    }
   } catch (error) {
     check(false, "wrangler.toml", error instanceof ConfigError ? error.message : String(error));
   }

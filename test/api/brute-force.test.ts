@@ -7,7 +7,8 @@ import { SEED, startSlapd, type SlapdInstance } from "../../dev/slapd/index.ts";
 import { completedBinds } from "../../dev/slapd/monitor.ts";
 import { attempt, bruteForceConfig } from "./brute-force-fixture.ts";
 import { smtpgate } from "../cli/run.ts";
-import { TEST_TOKEN } from "../../dev/api.ts";
+import { API_TOKENS_CONFIG, TEST_TOKEN } from "../../dev/api.ts";
+import type { ConfigInput } from "../../api/config/schema.ts";
 
 const { alice, bob } = SEED.users;
 const METRICS_TOKEN = "metrics-token-0123456789";
@@ -196,5 +197,28 @@ describe("with the default thresholds", () => {
   it("refuses a flush without a token or a user", async () => {
     expect((await api.post("/v1/users/flush", { user: "alice" }, null)).status).toBe(401);
     expect((await api.post("/v1/users/flush", {})).status).toBe(400);
+  });
+});
+
+describe("the store a runtime does not have", () => {
+  it("refuses a Durable Object store on Node, naming bruteForceStore.type and what to use", async () => {
+    const config: ConfigInput = {
+      // Never contacted: the configuration is refused before anything is built.
+      directories: { corp: { hosts: ["ldap://127.0.0.1:1"], startTls: false, allowPlaintext: true, baseDn: "dc=x" } },
+      smtpAuthQueries: { corp: { directory: "corp" } },
+      authProfiles: { corp: { type: "ldap", query: "corp" } },
+      listeners: { submission: { authProfile: "corp" } },
+      api: API_TOKENS_CONFIG,
+      bruteForceStore: { type: "durable-object", binding: "BRUTE_FORCE" },
+    };
+    await expect(startTestApi(config)).rejects.toMatchObject({
+      problems: [
+        {
+          path: "bruteForceStore.type",
+          message:
+            "a Durable Object store exists only on Cloudflare Workers: use memory (one process) or redis (replicas)",
+        },
+      ],
+    });
   });
 });

@@ -123,6 +123,39 @@ describe("what workerd cannot do is refused at start-up, saying why and what to 
   });
 });
 
+describe("the brute-force store on Workers", () => {
+  it("refuses Redis, pointing at the Durable Object store", async () => {
+    const config = { ...baseConfig(), bruteForceStore: { type: "redis", url: "redis://127.0.0.1:6379" } };
+    expect((await problemFor(config)).errors).toEqual([
+      { field: "bruteForceStore.type", message: expect.stringMatching(/no Redis store.*use durable-object/) },
+    ]);
+  });
+
+  it("refuses a binding that is not a Durable Object namespace, saying what wrangler.toml needs", async () => {
+    for (const binding of ["NOT_BOUND", "TEST_TOKEN"]) {
+      const config = { ...baseConfig(), bruteForceStore: { type: "durable-object", binding } };
+      expect((await problemFor(config)).errors).toEqual([
+        {
+          field: "bruteForceStore.binding",
+          message: expect.stringContaining(
+            `no Durable Object namespace bound as ${binding}: add [[durable_objects.bindings]] name = "${binding}", class_name = "BruteForceObject"`,
+          ),
+        },
+      ]);
+    }
+  });
+
+  it("asks for the binding of type durable-object", async () => {
+    const config = { ...baseConfig(), bruteForceStore: { type: "durable-object" } };
+    expect((await problemFor(config)).errors).toEqual([
+      {
+        field: "bruteForceStore.binding",
+        message: "type durable-object needs the binding of its Durable Object namespace",
+      },
+    ]);
+  });
+});
+
 describe("configuration errors", () => {
   it("names a schema problem by its path", async () => {
     const config = { ...baseConfig(), listeners: { submission: { authProfile: "nope" } } };

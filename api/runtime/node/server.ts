@@ -97,13 +97,19 @@ async function buildNodeRuntime(
     log,
     ...NODE_FILES,
     createDirectory: (name, directory, access) => nodeDirectory(name, directory, access),
-    createRedisLimiterStore: (store, storeEnv) =>
-      new RedisLimiterStore({
-        url: store.url ?? "",
-        password: store.password ? readSecret(store.password, storeEnv) : undefined,
-        keyPrefix: store.keyPrefix,
-        commandTimeoutMs: store.commandTimeoutMs,
-      }),
+    limiterStores: {
+      redis: (store, storeEnv) =>
+        new RedisLimiterStore({
+          url: store.url ?? "",
+          password: store.password ? readSecret(store.password, storeEnv) : undefined,
+          keyPrefix: store.keyPrefix,
+          commandTimeoutMs: store.commandTimeoutMs,
+        }),
+      "durable-object": {
+        missing:
+          "a Durable Object store exists only on Cloudflare Workers: use memory (one process) or redis (replicas)",
+      },
+    },
   });
   await loadCrls(crls, config, source);
   const crlTimer = crls ? setInterval(() => void crls.refreshDue(), CRL_SCHEDULE_MS).unref() : undefined;

@@ -45,8 +45,22 @@ export function loadWorkerConfig(env: WorkerEnv): Config {
   } else {
     config = validateConfig(raw, CONFIG_SOURCE);
   }
-  throwIfProblems(CONFIG_SOURCE, workersProblems(config));
+  throwIfProblems(CONFIG_SOURCE, [...workersProblems(config), ...bruteForceBindingProblems(config, env)]);
   return config;
+}
+
+/** A durable-object store's binding must be there and be a Durable Object namespace. */
+function bruteForceBindingProblems(config: Config, env: WorkerEnv): ConfigProblem[] {
+  const { type, binding } = config.bruteForceStore;
+  if (type !== "durable-object" || binding === undefined) return [];
+  const namespace = env[binding] as { idFromName?: unknown } | undefined;
+  if (typeof namespace?.idFromName === "function") return [];
+  return [
+    {
+      path: "bruteForceStore.binding",
+      message: `the Worker has no Durable Object namespace bound as ${binding}: add [[durable_objects.bindings]] name = "${binding}", class_name = "BruteForceObject" to wrangler.toml (and its migration)`,
+    },
+  ];
 }
 
 /** Everything in a valid configuration that the Workers runtime cannot do. */

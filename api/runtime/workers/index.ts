@@ -6,7 +6,8 @@
  *   npm run worker:deploy    wrangler deploy
  *
  * Bindings (see wrangler.toml and infra/README.md): SMTPGATE_CONFIG (the configuration, a JSON var or JSON/YAML
- * text) and a Workers secret for each `{ env: NAME }` in it (bind passwords, API tokens).
+ * text), a Workers secret for each `{ env: NAME }` in it (bind passwords, API tokens), and the brute-force store's
+ * Durable Object namespace (BRUTE_FORCE, class BruteForceObject).
  *
  * Everything is built on the first request an isolate serves and kept for the isolate's life. A configuration
  * that is invalid, or asks for something workerd cannot do, is not a crash loop: every request gets a 500
@@ -18,6 +19,9 @@ import { PROBLEM_CONTENT_TYPE } from "../../http/problem.ts";
 import { runWithDirectoryScope } from "../../ldap/workers-directory.ts";
 import { CONFIG_BINDING, CONFIG_SOURCE, type WorkerEnv } from "./config.ts";
 import { buildWorkerRuntime, consoleLogger, type WorkerRuntime } from "./runtime.ts";
+
+/** The brute-force store's Durable Object (`bruteForceStore.type: durable-object`), bound in wrangler.toml. */
+export { BruteForceObject } from "./brute-force-object.ts";
 
 /** Cloudflare's ExecutionContext, as Hono types it (the project compiles against Node's types, not workers-types). */
 export type WorkerContext = ExecutionContext;

@@ -6,6 +6,7 @@
  */
 import { createJsonLineLogger, writeToConsole, type Logger } from "../../../lib/json-lines.ts";
 import { unreachableFromCloudflare, WorkersLdapDirectory } from "../../ldap/workers-directory.ts";
+import { DurableObjectLimiterStore, type BruteForceNamespace } from "../../limiter/durable-object-store.ts";
 import { composeApi, type ComposedApi } from "../compose.ts";
 import { CONFIG_SOURCE, loadWorkerConfig, stringsOf, unsetWorkersSecret, type WorkerEnv } from "./config.ts";
 
@@ -25,6 +26,19 @@ export async function buildWorkerRuntime(env: WorkerEnv, log: Logger = consoleLo
     // and caches its own CRLs, with the same refresh and freshness rules as Node. fetch is wrapped because
     // workerd's must not be called detached from the global object.
     crlTransport: { fetch: (input, init) => fetch(input, init) },
+    limiterStores: {
+      redis: {
+        missing:
+          "this runtime has no Redis store (a Worker cannot keep a connection between requests): use durable-object",
+      },
+      // loadWorkerConfig checked that the binding is a Durable Object namespace.
+      "durable-object": (store) =>
+        new DurableObjectLimiterStore({
+          namespace: env[store.binding as string] as BruteForceNamespace,
+          shards: store.shards,
+          commandTimeoutMs: store.commandTimeoutMs,
+        }),
+    },
     createDirectory(name, directory, access) {
       const unreachable = directory.hosts.filter(unreachableFromCloudflare);
       if (unreachable.length > 0) {
