@@ -63,6 +63,8 @@ export class RedisLimiterStore implements LimiterStore {
   readonly #prefix: string;
   readonly #timeoutMs: number;
   readonly #connected: Promise<unknown>;
+  /** Until the first connection attempt has ended, a call waits for it (within its deadline) instead of failing. */
+  #firstAttemptDone = false;
 
   constructor(options: RedisLimiterStoreOptions) {
     this.#prefix = options.keyPrefix;
@@ -78,7 +80,10 @@ export class RedisLimiterStore implements LimiterStore {
       },
     });
     this.#client.on("error", (error: Error) => options.onConnectionError?.(error));
-    this.#connected = this.#client.connect().catch(() => {});
+    this.#connected = this.#client
+      .connect()
+      .catch(() => {})
+      .finally(() => (this.#firstAttemptDone = true));
   }
 
   async memberKey(): Promise<Uint8Array> {
@@ -179,7 +184,17 @@ export class RedisLimiterStore implements LimiterStore {
 
   /** The command, or a rejection once `commandTimeoutMs` has passed. */
   async #call<T>(command: () => Promise<T>): Promise<T> {
-    return await withDeadline(command, this.#timeoutMs, "Redis");
+    // A decision right after start would otherwise meet "the client is offline" while the socket is still
+    // connecting (there is no offline queue) and get onStoreFailure for no outage at all.
+    if (this.#firstAttemptDone) return await withDeadline(command, this.#timeoutMs, "Redis");
+    return await withDeadline(
+      async () => {
+        await this.#connected;
+        return await command();
+      },
+      this.#timeoutMs,
+      "Redis",
+    );
   }
 }
 
