@@ -21,8 +21,8 @@ import {
   type Upstream,
   type UpstreamError,
 } from "./upstream.ts";
-import { sendOnOwnConnection, type OutgoingMessage, type SentInfo } from "./upstream-connections.ts";
-import { announceClient, Slots, XclientFailure } from "./xclient.ts";
+import { sendOnOwnConnection, Slots, type OutgoingMessage, type SentInfo } from "./upstream-connections.ts";
+import { announceClient, XclientFailure } from "./xclient.ts";
 
 export class Delivery {
   readonly #upstream: Upstream;

@@ -14,7 +14,6 @@ import SMTPConnection, {
   type SMTPConnectionSendInfo,
 } from "nodemailer/lib/smtp-connection";
 import type { UpstreamError } from "./upstream.ts";
-import { Slots } from "./xclient.ts";
 
 /** What the relay hands the upstream: the envelope and the message as it goes on the wire (before dot-stuffing). */
 export interface OutgoingMessage {
@@ -62,7 +61,29 @@ function isConnectionFailure(error: UpstreamError): boolean {
 
 /** Not a byte of the message read yet: it can still go out over another connection. */
 function unread(content: OutgoingMessage["content"]): boolean {
-  return typeof content === "string" || !content.readableDidRead;
+  return typeof content === "string" || (!content.readableDidRead && !content.destroyed);
+}
+
+/** At most `size` holders at a time; the others wait their turn in order (upstream.maxConnections). */
+export class Slots {
+  #free: number;
+  readonly #waiting: (() => void)[] = [];
+
+  constructor(size: number) {
+    this.#free = size;
+  }
+
+  async hold<T>(work: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free -= 1;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    try {
+      return await work();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#free += 1;
+    }
+  }
 }
 
 export class UpstreamPool {
@@ -85,6 +106,8 @@ export class UpstreamPool {
   send(message: OutgoingMessage): Promise<SentInfo> {
     return this.#slots.hold(async () => {
       for (;;) {
+        if (this.#closed)
+          throw Object.assign(new Error("the relay closed its upstream connections"), { code: "ECONNECTION" });
         const reused = this.#idle.pop();
         const connection = reused ?? this.#watch(await connect(this.#options));
         try {
