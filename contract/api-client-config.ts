@@ -24,7 +24,9 @@ export function apiClientConfigSchema(options: ApiClientConfigOptions) {
       .min(100)
       .max(options.maxTimeoutMs)
       .default(3_000)
-      .describe(`per decision call; ${options.whenSlow}`),
+      .describe(
+        `the deadline of a whole call to the API, its retry on a connection error included; ${options.whenSlow}`,
+      ),
     connections: z.number().int().min(1).max(1024).default(32).describe("HTTP connections kept to the API"),
     policyRefreshSeconds: z
       .number()

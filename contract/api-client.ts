@@ -1,8 +1,10 @@
 /**
  * The Decider over HTTP, and the listener-policy fetch: the client of the decision API that the relay and every
- * front at the edge use: one long-lived undici Pool per API origin, request() (not fetch()),
- * bodies always consumed, short timeouts, one retry on a connection error. Anything but a well-formed verdict is
- * an error, which the relay turns into 454 4.7.0: an unreachable, slow or confused API never lets mail through.
+ * front at the edge use: one long-lived undici Pool per API origin, request() (not fetch()), bodies always
+ * consumed, one retry on a connection error. Each call has one deadline, timeoutMs, that covers all of it: the
+ * wait for a pooled connection, the retry, the headers and the body (one timer per call, where undici would arm
+ * a header and a body timer per attempt and a retry would start them again). Anything but a well-formed verdict
+ * is an error, which the relay turns into 454 4.7.0: an unreachable, slow or confused API never lets mail through.
  */
 import { Pool, errors as undiciErrors } from "undici";
 import type {
@@ -20,6 +22,7 @@ import { verdictSchema, type Verdict } from "./verdict.ts";
 export interface ApiClientOptions {
   url: string;
   token: string;
+  /** The deadline of a whole call, its retry included. */
   timeoutMs: number;
   connections: number;
 }
@@ -52,8 +55,9 @@ export class ApiClient implements Decider, MtaFactsDecider {
       pipelining: 1,
       keepAliveTimeout: 30_000,
       connectTimeout: options.timeoutMs,
-      headersTimeout: options.timeoutMs,
-      bodyTimeout: options.timeoutMs,
+      // The call's deadline bounds the headers and the body: no timers of undici's own for them.
+      headersTimeout: 0,
+      bodyTimeout: 0,
     });
   }
 
@@ -74,58 +78,79 @@ export class ApiClient implements Decider, MtaFactsDecider {
   }
 
   async listenerPolicy(name: string, etag: string | null): Promise<PolicyFetch> {
-    const response = await this.#send(
-      "GET",
-      `/v1/listeners/${encodeURIComponent(name)}`,
-      undefined,
-      etag ? { "if-none-match": etag } : {},
-    );
-    if (response.statusCode === 304) {
-      await response.body.dump();
-      return { status: "not-modified" };
-    }
-    const text = await response.body.text();
-    if (response.statusCode !== 200)
-      throw new ApiError(
-        `GET /v1/listeners/${name}: HTTP ${response.statusCode}: ${text.slice(0, 200)}`,
-        response.statusCode,
-      );
-    const parsed = listenerPolicySchema.safeParse(parseJson(text, `GET /v1/listeners/${name}`));
-    if (!parsed.success) throw new ApiError(`GET /v1/listeners/${name}: not a listener policy`, response.statusCode);
-    const policy: ListenerPolicy = parsed.data;
-    const header = response.headers.etag;
-    return { status: "changed", policy, etag: typeof header === "string" ? header : null };
+    const call = `GET /v1/listeners/${name}`;
+    return this.#withDeadline(call, async (signal) => {
+      const headers: Record<string, string> = etag ? { "if-none-match": etag } : {};
+      const response = await this.#send("GET", `/v1/listeners/${encodeURIComponent(name)}`, undefined, headers, signal);
+      if (response.statusCode === 304) {
+        await response.body.dump();
+        return { status: "not-modified" };
+      }
+      const text = await response.body.text();
+      if (response.statusCode !== 200)
+        throw new ApiError(`${call}: HTTP ${response.statusCode}: ${text.slice(0, 200)}`, response.statusCode);
+      const parsed = listenerPolicySchema.safeParse(parseJson(text, call));
+      if (!parsed.success) throw new ApiError(`${call}: not a listener policy`, response.statusCode);
+      const policy: ListenerPolicy = parsed.data;
+      const header = response.headers.etag;
+      return { status: "changed", policy, etag: typeof header === "string" ? header : null };
+    });
   }
 
   async close(): Promise<void> {
     await this.#pool.close();
   }
 
-  async #call(method: string, path: string, body: unknown, requestId: string | undefined): Promise<unknown> {
-    const response = await this.#send(method, path, JSON.stringify(body), {
-      "content-type": "application/json",
-      ...(requestId === undefined ? {} : { "x-request-id": requestId }),
+  #call(method: string, path: string, body: unknown, requestId: string | undefined): Promise<unknown> {
+    const call = `${method} ${path}`;
+    return this.#withDeadline(call, async (signal) => {
+      const headers = {
+        "content-type": "application/json",
+        ...(requestId === undefined ? {} : { "x-request-id": requestId }),
+      };
+      const response = await this.#send(method, path, JSON.stringify(body), headers, signal);
+      const text = await response.body.text();
+      if (response.statusCode !== 200)
+        throw new ApiError(`${call}: HTTP ${response.statusCode}: ${text.slice(0, 300)}`);
+      return parseJson(text, call);
     });
-    const text = await response.body.text();
-    if (response.statusCode !== 200)
-      throw new ApiError(`${method} ${path}: HTTP ${response.statusCode}: ${text.slice(0, 300)}`);
-    return parseJson(text, `${method} ${path}`);
   }
 
-  async #send(method: string, path: string, body: string | undefined, headers: Record<string, string>) {
+  /** Runs a whole call under one deadline of timeoutMs: past it, the request is aborted and the call fails. */
+  async #withDeadline<T>(call: string, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const { timeoutMs } = this.#options;
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), timeoutMs);
+    try {
+      return await run(controller.signal);
+    } catch (error) {
+      if (controller.signal.aborted) throw new ApiError(`${call}: no answer within ${timeoutMs} ms`);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #send(
+    method: string,
+    path: string,
+    body: string | undefined,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+  ) {
     const request = {
       method: method as "GET" | "POST",
       path: `${this.#base}${path}`,
       headers: { authorization: `Bearer ${this.#options.token}`, ...headers },
       ...(body === undefined ? {} : { body }),
-      headersTimeout: this.#options.timeoutMs,
-      bodyTimeout: this.#options.timeoutMs,
+      signal,
     };
     try {
       return await this.#pool.request(request);
     } catch (error) {
-      // One retry, and only where the request cannot have reached the API (a stale keep-alive socket).
-      if (isConnectionError(error)) return await this.#pool.request(request);
+      // One retry, and only where the request cannot have reached the API (a stale keep-alive socket), within
+      // what is left of the call's deadline.
+      if (isConnectionError(error) && !signal.aborted) return await this.#pool.request(request);
       throw error;
     }
   }

@@ -1,6 +1,7 @@
 /**
  * Counts the bytes of DATA and stops passing them on past the policy's limit (the upstream never gets it all).
- * Keeps the message's header section (up to MAX_HEADER_BYTES) for a delivery status notification.
+ * Keeps the message's header section (up to MAX_HEADER_BYTES) for a delivery status notification. What it passes
+ * on starts with `prefix` (the relay's trace header), which the limit does not count: it is the client's bytes.
  */
 import { Transform, type TransformCallback } from "node:stream";
 
@@ -14,9 +15,10 @@ export class ByteLimit extends Transform {
   #head: Buffer[] = [];
   #headDone = false;
 
-  constructor(limit: number) {
+  constructor(limit: number, prefix = "") {
     super();
     this.#limit = limit;
+    if (prefix !== "") this.push(prefix);
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {

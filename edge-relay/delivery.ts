@@ -1,11 +1,11 @@
 /**
- * The upstream hand-off: DATA streamed to the upstream through nodemailer's pooled SMTP client as it arrives,
- * under a `Received:` header that records the authentication; the client hears 250 only after the upstream
- * accepted, otherwise the upstream's refusal or a 4xx (docs/edge-relay.md: the relay stores nothing and loses nothing).
+ * The upstream hand-off: DATA streamed to the upstream as it arrives, the client's bytes as they are (no message
+ * composed, upstream-connections.ts), under a `Received:` header that records the authentication; the client
+ * hears 250 only after the upstream accepted, otherwise the upstream's refusal or a 4xx (docs/edge-relay.md: the
+ * relay stores nothing and loses nothing).
  * Recipients refused while others were accepted go to refused-recipients.ts. Under `upstream.xclient` each
  * client's message has an upstream connection of its own that first says who the client is (xclient.ts).
  */
-import { PassThrough } from "node:stream";
 import type { SMTPServerDataStream, SMTPServerSession } from "smtp-server";
 import { SMTP_REPLIES } from "../contract/smtp-replies.ts";
 import { DATA_CHECKS } from "../mail-flow/checks/data.ts";
@@ -15,19 +15,14 @@ import { refusedRecipients, reportRefused, type UpstreamRefusal } from "./refuse
 import { runStage, tlsProtocolOf, type SessionState } from "./session.ts";
 import { replyError, replyText } from "./smtp-server-adapter.ts";
 import {
+  connectionOptions,
   countUpstreamFailure,
-  createMessageTransport,
   stripReplyCode,
   type Upstream,
   type UpstreamError,
 } from "./upstream.ts";
-import { announceClient, Slots, XclientFailure } from "./xclient.ts";
-
-/** What the relay hands the upstream for one message. */
-interface Mail {
-  envelope: { from: string; to: string[] };
-  raw: PassThrough;
-}
+import { sendOnOwnConnection, Slots, type OutgoingMessage, type SentInfo } from "./upstream-connections.ts";
+import { announceClient, XclientFailure } from "./xclient.ts";
 
 export class Delivery {
   readonly #upstream: Upstream;
@@ -54,8 +49,9 @@ export class Delivery {
   async relay(stream: SMTPServerDataStream, session: SMTPServerSession, state: SessionState): Promise<string | Error> {
     const { config, metrics } = this.#upstream;
     const arrived = new Date();
-    const counter = new ByteLimit(state.senderGroup.policy.maxMessageBytes);
-    const body = new PassThrough();
+    const received = receivedHeader(session, state, config.hostname);
+    // What the upstream gets: the trace header, then the client's bytes as they come (the counter passes them on).
+    const counter = new ByteLimit(state.senderGroup.policy.maxMessageBytes, received);
     // 'end': the client's DATA is complete. 'close' without 'end': the client went away in the middle (smtp-server
     // destroys the stream then), or close() ended the session after the grace period. Either way the upstream
     // transaction is aborted before its final dot, so the upstream never delivers a message cut short.
@@ -64,7 +60,7 @@ export class Delivery {
     const abort = (reason: string) => {
       if (complete || aborted !== null) return;
       aborted = reason;
-      body.destroy(new Error(reason));
+      counter.destroy(new Error(reason));
     };
     const ended = new Promise<void>((resolve) => {
       stream.once("end", () => {
@@ -82,16 +78,13 @@ export class Delivery {
     this.#streaming.add(abortOnShutdown);
     void ended.then(() => this.#streaming.delete(abortOnShutdown));
 
-    const received = receivedHeader(session, state, config.hostname);
-    body.write(received);
-    // Past the limit: abort the upstream transaction at once (an unhandled stream error would kill the process)
-    // and keep reading the client's DATA.
-    counter.on("error", (error) => {
+    // Past the limit the counter fails, which aborts the upstream transaction at once (an unhandled stream error
+    // would kill the process); the client's DATA is still read to its end.
+    counter.on("error", () => {
       stream.unpipe(counter);
       stream.resume();
-      body.destroy(error);
     });
-    stream.pipe(counter).pipe(body);
+    stream.pipe(counter);
     const sizeRefusal = (): Error | null => {
       const facts = { policy: state.senderGroup.policy, bytes: counter.bytes, overFrontLimit: stream.sizeExceeded };
       const refusal = runStage(state, "DATA", DATA_CHECKS, facts, "message");
@@ -101,11 +94,11 @@ export class Delivery {
     const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
     const to = session.envelope.rcptTo.map((recipient) => recipient.address);
     try {
-      const info = (await this.#send({ envelope: { from, to }, raw: body }, session, state)) as {
-        response?: string;
-        rejected?: string[];
-        rejectedErrors?: UpstreamRefusal[];
-      };
+      const info: SentInfo & { rejectedErrors?: UpstreamRefusal[] } = await this.#send(
+        { envelope: { from, to }, content: counter },
+        session,
+        state,
+      );
       await ended;
       const tooBig = sizeRefusal();
       if (tooBig) return tooBig;
@@ -178,13 +171,13 @@ export class Delivery {
   }
 
   /**
-   * The pooled transport; under upstream.xclient a connection of this message's own that announces the client
-   * first. The relay's own messages (delivery status notifications) always go through the pool, as the relay's.
+   * The pool; under upstream.xclient a connection of this message's own that announces the client first. The
+   * relay's own messages (delivery status notifications) always go through the pool, as the relay's.
    */
-  #send(mail: Mail, session: SMTPServerSession, state: SessionState): Promise<unknown> {
-    const { config, transport, upstreamCa } = this.#upstream;
+  #send(message: OutgoingMessage, session: SMTPServerSession, state: SessionState): Promise<SentInfo> {
+    const { config, pool, upstreamCa } = this.#upstream;
     const mode = config.upstream.xclient;
-    if (mode === "off") return transport.sendMail(mail);
+    if (mode === "off") return pool.send(message);
     const announce = announceClient({
       mode,
       client: {
@@ -201,7 +194,7 @@ export class Delivery {
           { xclient: "not-offered" },
         ),
     });
-    return this.#connections.hold(() => createMessageTransport(config, upstreamCa, announce).sendMail(mail));
+    return this.#connections.hold(() => sendOnOwnConnection(connectionOptions(config, upstreamCa), announce, message));
   }
 
   /** The upstream could not be told who the client is: not relayed, so it never takes the relay for the client. */

@@ -100,9 +100,7 @@ export async function reportRefused(upstream: Upstream, message: PartlyRelayed):
     sessionId: message.sessionId,
   });
   try {
-    const sent = (await upstream.transport.sendMail({ envelope: { from: "", to: [from] }, raw: report })) as {
-      response?: string;
-    };
+    const sent = await upstream.pool.send({ envelope: { from: "", to: [from] }, content: report });
     metrics.dsn.inc({ result: "sent" });
     metrics.messages.inc({ result: "relayed" });
     metrics.messageBytes.inc(undefined, message.bytes);

@@ -36,7 +36,7 @@ import { SessionRegistry } from "./session.ts";
 import type { RelaySettings } from "./settings.ts";
 import { loadPolicyWhenAvailable, type StartupBackoff } from "./startup.ts";
 import type { AdaptedSmtpServer } from "./smtp-server-adapter.ts";
-import { createUpstreamTransport } from "./upstream.ts";
+import { createUpstreamPool } from "./upstream.ts";
 
 export interface RelayOptions {
   config: RelayConfig;
@@ -79,7 +79,7 @@ export interface Relay {
   reload(settings: RelaySettings): Promise<ReloadOutcome>;
 }
 
-/** Settings a running relay cannot change: its sockets, its name in greetings, its upstream transport. */
+/** Settings a running relay cannot change: its sockets, its name in greetings, its upstream connections. */
 export const RELOAD_NEEDS_RESTART = ["listener", "hostname", "listen", "upstream"] as const;
 
 export interface ReloadOutcome {
@@ -117,13 +117,13 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   });
   // The health port opens first: while the relay waits for the API, /livez says it is alive (an orchestrator must
   // not restart it for a dependency) and /healthz answers 503 "starting".
-  const transport = createUpstreamTransport(config, options.upstreamCa);
+  const pool = createUpstreamPool(config, options.upstreamCa);
   /** Set by close(): new transactions get 421 4.3.2 from then on. */
   let shuttingDown = false;
   let started = false;
   const ports: Relay["ports"] = {};
   const upstreamName = `${config.upstream.host}:${config.upstream.port}`;
-  const upstream = new UpstreamProbe(() => transport.verify(), logUpstreamChange(log, upstreamName));
+  const upstream = new UpstreamProbe(() => pool.verify(), logUpstreamChange(log, upstreamName));
   upstream.start(config.upstream.probeIntervalSeconds);
   let health: HttpServer | undefined;
   if (config.listen.health) {
@@ -147,7 +147,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   } catch (error) {
     upstream.stop();
     await new Promise<void>((resolve) => (health ? health.close(() => resolve()) : resolve()));
-    transport.close();
+    pool.close();
     await api.close();
     throw error;
   }
@@ -161,7 +161,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     decider,
     metrics,
     sessions: new SessionRegistry(),
-    delivery: new Delivery({ transport, config, metrics, upstreamCa: options.upstreamCa }),
+    delivery: new Delivery({ pool, config, metrics, upstreamCa: options.upstreamCa }),
     log,
     isShuttingDown: () => shuttingDown,
     closeSession: (session) => servers.forEach((server) => server.closeSession(session)),
@@ -220,7 +220,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     // shutting down" (rewritten to 421 4.3.2 Service shutting down, try again later) and is closed.
     await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     await new Promise<void>((resolve) => (health ? health.close(() => resolve()) : resolve()));
-    transport.close();
+    pool.close();
     await api.close();
     log({ level: "info", msg: "relay stopped", listener: config.listener });
   };

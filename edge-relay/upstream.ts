@@ -1,15 +1,15 @@
 /**
- * The upstream MTA as the relay uses it: one pooled nodemailer SMTP transport, with the relay's config and
- * metrics beside it (what delivery.ts and refused-recipients.ts share), and, under `upstream.xclient`, a
- * connection of its own for each client's message (xclient.ts says why it cannot be pooled).
+ * The upstream MTA as the relay uses it: a pool of nodemailer SMTP connections (upstream-connections.ts), with the
+ * relay's config and metrics beside it (what delivery.ts and refused-recipients.ts share), and, under
+ * `upstream.xclient`, a connection of its own for each client's message (xclient.ts says why it cannot be pooled).
  */
-import nodemailer from "nodemailer";
-import type { SMTPConnectionCustomAuthHandler } from "nodemailer/lib/smtp-connection";
+import type { SMTPConnectionOptions } from "nodemailer/lib/smtp-connection";
 import type { RelayConfig } from "./config.ts";
 import type { RelayMetrics } from "./metrics.ts";
+import { UpstreamPool } from "./upstream-connections.ts";
 
 /** How every connection to the upstream is made, pooled or not. */
-function connectionOptions(config: RelayConfig, upstreamCa: string | undefined) {
+export function connectionOptions(config: RelayConfig, upstreamCa: string | undefined): SMTPConnectionOptions {
   return {
     host: config.upstream.host,
     port: config.upstream.port,
@@ -29,33 +29,12 @@ function connectionOptions(config: RelayConfig, upstreamCa: string | undefined) 
   };
 }
 
-export function createUpstreamTransport(config: RelayConfig, upstreamCa: string | undefined) {
-  return nodemailer.createTransport({
-    pool: true,
-    maxConnections: config.upstream.maxConnections,
-    ...connectionOptions(config, upstreamCa),
-  });
-}
-
-/**
- * One connection for one message, closed after it: `announce` runs as a custom AUTH method once the connection is
- * up (TLS included) and before MAIL FROM, whether or not the upstream offers AUTH (forceAuth).
- */
-export function createMessageTransport(
-  config: RelayConfig,
-  upstreamCa: string | undefined,
-  announce: SMTPConnectionCustomAuthHandler,
-) {
-  return nodemailer.createTransport({
-    ...connectionOptions(config, upstreamCa),
-    forceAuth: true,
-    auth: { type: "custom", method: "XCLIENT" },
-    customAuth: { XCLIENT: announce },
-  });
+export function createUpstreamPool(config: RelayConfig, upstreamCa: string | undefined): UpstreamPool {
+  return new UpstreamPool(connectionOptions(config, upstreamCa), config.upstream.maxConnections);
 }
 
 export interface Upstream {
-  readonly transport: ReturnType<typeof createUpstreamTransport>;
+  readonly pool: UpstreamPool;
   readonly config: RelayConfig;
   readonly metrics: RelayMetrics;
   /** PEM CA bundle for the upstream's certificate (the per-message connections of upstream.xclient use it too). */

@@ -1,6 +1,7 @@
 // A fake of the decision API's GET /v1/listeners/{name} (node:http on 127.0.0.1), for relay tests that need a
 // listener policy the real API cannot give them: one that changes while the relay runs (the real API's
-// configuration is immutable per process), or an unusual table. It logs every request it answered.
+// configuration is immutable per process), or an unusual table. It logs every request it answered. A test that
+// needs the decision calls to misbehave (hang, drop the connection) sets `onDecide`.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { ListenerPolicy, MailFlowPolicy } from "../../contract/listener-policy.ts";
@@ -45,6 +46,8 @@ export class FakeListenerApi {
   document: unknown = listenerPolicy("TRUSTED");
   etag = '"v1"';
   failWith: number | null = null;
+  /** Handles every POST (a decision call) instead of the 404 the fake answers otherwise. */
+  onDecide: ((request: IncomingMessage, response: ServerResponse) => void) | null = null;
   readonly served: Served[] = [];
   readonly #server: Server;
 
@@ -82,6 +85,7 @@ export class FakeListenerApi {
       response.writeHead(status, headers);
       response.end(body);
     };
+    if (request.method === "POST" && this.onDecide) return this.onDecide(request, response);
     if (request.method !== "GET" || request.url !== `/v1/listeners/${LISTENER}`)
       return answer(404, "{}", { "content-type": "application/json" });
     if (this.failWith !== null)

@@ -1,9 +1,10 @@
 // The XCLIENT command the relay builds (edge-relay/xclient.ts): xtext, addresses, the attributes the upstream
-// offers, the 512-octet line and Postfix's 255-character values; and the limit on per-message connections.
+// offers, the 512-octet line and Postfix's 255-character values; and the limit on upstream connections
+// (edge-relay/upstream-connections.ts).
 import { describe, expect, it } from "vitest";
+import { Slots } from "../../edge-relay/upstream-connections.ts";
 import {
   offeredAttributes,
-  Slots,
   xclientAddress,
   xclientCommand,
   XclientFailure,
