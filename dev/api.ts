@@ -95,3 +95,25 @@ export function slapdDirectory(slapd: SlapdInstance, extra: Record<string, unkno
     ...extra,
   };
 }
+
+/**
+ * The configuration the MTA tests of the Dovecot-SASL front run the API with: one listener, `password`, whose users
+ * bind to `slapd` and are allowed only in the SMTP users group (bob is not), served by `fronts`.
+ */
+export function passwordGateConfig(slapd: SlapdInstance, fronts: ConfigInput["fronts"]): ConfigInput {
+  return {
+    directories: { corp: slapdDirectory(slapd, { connectTimeoutMs: 1_000, operationTimeoutMs: 2_000 }) },
+    smtpAuthQueries: {
+      corp: {
+        directory: "corp",
+        filter: "(uid={u})",
+        method: "bind",
+        allowance: { filter: `(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))` },
+      },
+    },
+    authProfiles: { corp: { type: "ldap", query: "corp" } },
+    listeners: { password: { authProfile: "corp" } },
+    api: { tokens: [{ env: "TEST_TOKEN" }] },
+    fronts,
+  };
+}

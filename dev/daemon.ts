@@ -1,6 +1,8 @@
 // A system daemon run in the foreground as a child of this process (Postfix's `master -d`, `dovecot -F`): killed
-// when this process exits, ready once it accepts connections on its port, stopped by its PID.
+// when this process exits, ready once it accepts connections on its port, stopped by its PID; and the log file it
+// writes, read whole and waited on.
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { canConnect } from "./ports.ts";
 import { killOnExit } from "./processes.ts";
 import { waitFor } from "./wait.ts";
@@ -55,4 +57,27 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       child = undefined;
     },
   };
+}
+
+/** The whole of a daemon's log file now ("" before the daemon has made it). */
+export function readLog(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+/** Waits until `pattern` matches `text()` (a log, re-read every 25 ms) and returns the match. */
+export async function waitForMatch(
+  text: () => string,
+  pattern: RegExp,
+  options: { timeoutMs: number; what: string },
+): Promise<RegExpExecArray> {
+  let match: RegExpExecArray | null = null;
+  await waitFor(() => (match = pattern.exec(text())) !== null, {
+    timeoutMs: options.timeoutMs,
+    what: `${String(pattern)} in ${options.what}`,
+  });
+  return match as unknown as RegExpExecArray;
 }

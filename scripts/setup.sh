@@ -41,6 +41,9 @@ if dpkg -s dovecot-core >/dev/null 2>&1; then
   fi
 fi
 
+# Exim for the Dovecot-SASL front's Exim test, unpacked, not installed (it conflicts with Postfix as a package).
+scripts/setup-exim.sh
+
 scripts/node-env node --version >/dev/null
 # A worktree's node_modules may be a link to the main checkout's: `npm ci` would empty the folder it points to
 # (every checkout sharing it at once) and make a private copy, so it is left alone then.

@@ -4,13 +4,11 @@
 // that it is killed when the tests exit, and is stopped by its PID. It runs as root, as the tests do here: the
 // daemons drop to the `postfix` user themselves.
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startDaemon, type Daemon } from "../daemon.ts";
+import { readLog, startDaemon, waitForMatch, type Daemon } from "../daemon.ts";
 import { freePort } from "../ports.ts";
 import { removeOnExit } from "../processes.ts";
-import { waitFor } from "../wait.ts";
 import { execFileAsync } from "../slapd/tools.ts";
 
 const POSTFIX = process.env.POSTFIX_BIN || "/usr/sbin/postfix";
@@ -125,13 +123,7 @@ export async function startPostfix(options: PostfixOptions = {}): Promise<Postfi
   await run(POSTFIX, ["-c", configDir, "check"]);
 
   const maillogFile = join(dir, "maillog");
-  const maillog = (): string => {
-    try {
-      return readFileSync(maillogFile, "utf8");
-    } catch {
-      return "";
-    }
-  };
+  const maillog = (): string => readLog(maillogFile);
   let master: Daemon;
   try {
     master = await startDaemon({
@@ -157,14 +149,8 @@ export async function startPostfix(options: PostfixOptions = {}): Promise<Postfi
       return master.pid;
     },
     maillog,
-    waitForLog: async (pattern, timeoutMs = 5_000) => {
-      let match: RegExpExecArray | null = null;
-      await waitFor(() => (match = pattern.exec(maillog())) !== null, {
-        timeoutMs,
-        what: `${String(pattern)} in Postfix's maillog`,
-      });
-      return match as unknown as RegExpExecArray;
-    },
+    waitForLog: (pattern, timeoutMs = 5_000) =>
+      waitForMatch(maillog, pattern, { timeoutMs, what: "Postfix's maillog" }),
     reload: async () => {
       await run(POSTFIX, ["-c", configDir, "reload"]);
     },

@@ -60,6 +60,7 @@ export function serveConnection(socket: Socket, options: ConnectionOptions): Ser
   const peer = socket.remoteAddress ?? "unix socket";
   const pending = new Map<number, PendingRequest>();
   let phase: "version" | "cpid" | "ready" = "version";
+  let clientMinorVersion = 0;
   let buffered: Buffer[] = [];
   let bufferedBytes = 0;
   let closed = false;
@@ -112,6 +113,7 @@ export function serveConnection(socket: Socket, options: ConnectionOptions): Ser
     if (phase === "version") {
       if (command !== "VERSION") return malformed(`${command} before VERSION`);
       if (args[0] !== String(PROTOCOL_VERSION.major)) return malformed(`protocol version ${args[0] ?? "none"}`);
+      clientMinorVersion = parseRequestId(args[1]) ?? 0;
       phase = "cpid";
       return;
     }
@@ -126,7 +128,7 @@ export function serveConnection(socket: Socket, options: ConnectionOptions): Ser
   }
 
   function onAuth(args: string[]): void {
-    const command = parseAuth(args);
+    const command = parseAuth(args, clientMinorVersion);
     if ("malformed" in command) return malformed(command.malformed);
     if (pending.has(command.id)) return malformed(`AUTH with the id of a request in flight (${command.id})`);
     if (command.service === undefined) return malformed("AUTH without service=");

@@ -41,11 +41,11 @@ beforeEach(() => {
   logs.length = 0;
 });
 
-/** A client past the handshake, as Postfix starts one. */
-async function client(): Promise<LineClient> {
+/** A client past the handshake, as Postfix (and Exim) start one: protocol version 1.0 unless told. */
+async function client(minorVersion = 0): Promise<LineClient> {
   const connection = await connectLineClient({ port });
   await connection.next("DONE");
-  connection.send(`VERSION\t1\t0\nCPID\t${process.pid}\n`);
+  connection.send(`VERSION\t1\t${minorVersion}\nCPID\t${process.pid}\n`);
   return connection;
 }
 
@@ -134,6 +134,22 @@ describe("PLAIN and LOGIN", () => {
     expect(await connection.next("OK")).toBe("OK\t2\tuser=alice");
     expect(decider.requests.map((request) => request.mechanism)).toEqual(["LOGIN", "LOGIN"]);
     connection.close();
+  });
+
+  it("reads an empty resp= as no initial response from a 1.0 client (Exim's bare AUTH), as an empty one from 1.2", async () => {
+    const exim = await client();
+    exim.send(`AUTH\t1\tLOGIN\t${POSTFIX_PARAMS}\tresp=\n`);
+    expect(await exim.next("CONT")).toBe(`CONT\t1\t${b64("Username:")}`);
+    exim.send(`AUTH\t2\tPLAIN\t${POSTFIX_PARAMS}\tresp=\n`);
+    expect(await exim.next("CONT")).toBe("CONT\t2\t");
+    exim.send(`AUTH\t3\tPLAIN\t${POSTFIX_PARAMS}\tresp==\n`);
+    expect(await exim.next("FAIL")).toMatch(/^FAIL\t3\treason=/);
+    exim.close();
+    const newer = await client(2);
+    newer.send(`AUTH\t1\tLOGIN\t${POSTFIX_PARAMS}\tresp=\n`);
+    expect(await newer.next("CONT")).toBe(`CONT\t1\t${b64("Password:")}`);
+    newer.close();
+    expect(decider.requests).toEqual([]);
   });
 
   it("answers a deny with FAIL that names the user but never which of name or password was wrong", async () => {

@@ -36,7 +36,7 @@ export function startSasl(mechanism: Mechanism, initialResponse: string | undefi
       ? { kind: "challenge", challenge: "", state: { mechanism } }
       : { kind: "challenge", challenge: LOGIN_USERNAME_CHALLENGE, state: { mechanism, username: undefined } };
   }
-  // `resp=` with nothing after it is an empty initial response; `=` is RFC 4954's spelling of one.
+  // An empty `resp=` from a client of minor version 2 or later (parseAuth), or `=`, RFC 4954's spelling of one.
   const text = initialResponse === "" ? "" : decodeInitialResponse(initialResponse);
   if (text === null) return NOT_BASE64;
   return mechanism === "PLAIN" ? plainCredentials(text) : loginStep(undefined, text);

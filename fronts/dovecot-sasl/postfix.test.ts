@@ -5,62 +5,39 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { validateConfig } from "../../api/config/load.ts";
-import { startApiServer, type ApiServer } from "../../api/runtime/node/server.ts";
-import { slapdDirectory, TEST_TOKEN } from "../../dev/api.ts";
+import { passwordGateConfig, startTestApi, type TestApi } from "../../dev/api.ts";
+import { REFUSED_LOGINS, swaksAuth } from "../../dev/mta-auth.ts";
 import { freePort } from "../../dev/ports.ts";
 import { startPostfix, type PostfixInstance } from "../../dev/postfix/index.ts";
-import { swaksTranscript } from "../../dev/postfix/swaks.ts";
 import { generateServerPki } from "../../dev/server-pki.ts";
 import { startSink, type Sink } from "../../dev/sink.ts";
 import { SEED, startSlapd, type SlapdInstance } from "../../dev/slapd/index.ts";
 import { startSocketTap, type SocketTap } from "../../dev/socket-tap.ts";
-import type { LogRecord } from "../../lib/json-lines.ts";
 import { startFronts } from "../start-fronts.ts";
 
 const SNIPPET = new URL("../../docs/integrations/postfix-sasl.main.cf", import.meta.url);
 const FIXTURE = new URL("./fixtures/postfix-3.7.11.txt", import.meta.url);
 const SNIPPET_ADDRESS = "127.0.0.1:12345";
-const { alice, bob } = SEED.users;
+const { alice } = SEED.users;
 
 let slapd: SlapdInstance;
-let api: ApiServer;
+let api: TestApi;
 let tap: SocketTap;
 let postfix: PostfixInstance;
 let sink: Sink;
 let pkiDir: string;
-const logs: LogRecord[] = [];
 
 beforeAll(async () => {
   pkiDir = await mkdtemp(join(tmpdir(), "smtpgate-postfix-pki-"));
   const [started, pki, saslPort] = await Promise.all([startSlapd(), generateServerPki(pkiDir), freePort()]);
   slapd = started;
   sink = await startSink();
-  const config = validateConfig(
-    {
-      directories: { corp: slapdDirectory(slapd, { connectTimeoutMs: 1_000, operationTimeoutMs: 2_000 }) },
-      smtpAuthQueries: {
-        corp: {
-          directory: "corp",
-          filter: "(uid={u})",
-          method: "bind",
-          allowance: { filter: `(&(uid={u})(memberOf=${SEED.smtpUsersGroupDn}))` },
-        },
-      },
-      authProfiles: { corp: { type: "ldap", query: "corp" } },
-      listeners: { password: { authProfile: "corp" } },
-      api: { tokens: [{ env: "TEST_TOKEN" }] },
-      fronts: { dovecotSasl: [{ listen: `127.0.0.1:${saslPort}`, listener: "password" }] },
-    },
-    "test config",
+  api = await startTestApi(
+    passwordGateConfig(slapd, { dovecotSasl: [{ listen: `127.0.0.1:${saslPort}`, listener: "password" }] }),
+    { BIND_PW: SEED.servicePassword },
+    0,
+    { startFronts },
   );
-  api = await startApiServer({
-    config,
-    env: { TEST_TOKEN, BIND_PW: SEED.servicePassword },
-    listen: { host: "127.0.0.1", port: 0 },
-    log: (record) => logs.push(record),
-    startFronts,
-  });
   // Between Postfix and smtpgate: a tap that records what each side said.
   tap = await startSocketTap({ host: "127.0.0.1", port: saslPort });
   const snippet = await readFile(SNIPPET, "utf8");
@@ -80,10 +57,8 @@ afterAll(async () => {
   await rm(pkiDir, { recursive: true, force: true });
 });
 
-async function swaks(auth: "PLAIN" | "LOGIN", user: string, password: string, ...more: string[]): Promise<string> {
-  const args = ["--tls", "--auth", auth, "--auth-user", user, "--auth-password", password, ...more];
-  return await swaksTranscript(postfix.port, more.length > 0 ? args : [...args, "--quit-after", "AUTH"]);
-}
+const swaks = (mechanism: "PLAIN" | "LOGIN", user: string, password: string, ...more: string[]) =>
+  swaksAuth(postfix.port, mechanism, user, password, more);
 
 describe("Postfix with smtpd_sasl_type = dovecot and smtpgate", () => {
   it("uses the docs' main.cf lines, byte for byte but the port", async () => {
@@ -109,18 +84,15 @@ describe("Postfix with smtpd_sasl_type = dovecot and smtpgate", () => {
   });
 
   it("refuses a wrong password with PLAIN and LOGIN, and bob (right password) by the allowance query, with 535", async () => {
-    for (const [mechanism, user, password] of [
-      ["PLAIN", "alice", "wrong"],
-      ["LOGIN", "alice", "wrong"],
-      ["PLAIN", "bob", bob.password],
-      ["LOGIN", "nobody", "whatever"],
-    ] as const) {
+    for (const [mechanism, user, password] of REFUSED_LOGINS) {
       const out = await swaks(mechanism, user, password);
       expect(out, `${mechanism} ${user}`).toMatch(
         /<~\* {1}535 5\.7\.8 Error: authentication failed: Authentication credentials invalid/,
       );
     }
-    expect(logs).toContainEqual(expect.objectContaining({ user: "bob", verdict: "deny", reason: "allowance-failed" }));
+    expect(api.logs).toContainEqual(
+      expect.objectContaining({ user: "bob", verdict: "deny", reason: "allowance-failed" }),
+    );
   });
 
   it("answers 454, never 535, while the directory is down, and 235 again at the next session once it is back", async () => {

@@ -68,15 +68,18 @@ export interface AuthCommand {
   /** `secured`: the SMTP session is TLS-protected (or local, for Exim). */
   secured: boolean;
   clientIp: string | undefined;
-  /** The initial response (base64) when the client sent one; "" for `resp=` with nothing after it. */
+  /** The initial response (base64) when the client sent one; "" for an empty one (see parseAuth). */
   initialResponse: string | undefined;
 }
 
 /**
  * `AUTH <id> <mechanism> [params]`. Optional parameters are `name=value` or a bare flag; unknown ones are ignored,
  * as the protocol document says (nologin, lip, lport, rport, valid-client-cert, no-penalty, ...).
+ * `clientMinorVersion` is the minor version of the client's VERSION line: before 2, a `resp=` with nothing after it
+ * means no initial response (Exim, which speaks 1.0, sends one on every AUTH, also after a bare `AUTH LOGIN`),
+ * as Dovecot reads it; from 2 on it is an empty one. `resp==` is an empty one in every version.
  */
-export function parseAuth(args: readonly string[]): AuthCommand | { malformed: string } {
+export function parseAuth(args: readonly string[], clientMinorVersion: number): AuthCommand | { malformed: string } {
   const [idText, mechanismName, ...params] = args;
   const id = parseRequestId(idText);
   if (id === null) return { malformed: "AUTH without a numeric request id" };
@@ -98,7 +101,7 @@ export function parseAuth(args: readonly string[]): AuthCommand | { malformed: s
     if (name === "service") command.service = value;
     else if (name === "secured") command.secured = true;
     else if (name === "rip") command.clientIp = value;
-    else if (name === "resp") command.initialResponse = value;
+    else if (name === "resp") command.initialResponse = value === "" && clientMinorVersion < 2 ? undefined : value;
   }
   return command;
 }

@@ -7,6 +7,7 @@ import { join } from "node:path";
 
 export const EMBEDDED_FILES: Readonly<Record<string, readonly string[]>> = {
   "docs/integrations/nginx.md": ["dev/nginx/mail.conf"],
+  "docs/integrations/exim.md": ["docs/integrations/exim-authenticators.conf"],
 };
 
 /** "page: does not show file byte for byte" for each page under `root` whose fenced blocks lack one of its files. */
