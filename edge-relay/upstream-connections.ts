@@ -120,7 +120,8 @@ export class UpstreamPool {
             connection.close();
             continue;
           }
-          if (isRefusal(failure)) this.#resetAndRelease(connection);
+          // The slot is held until the reset is done, so maxConnections holds while the RSET is on the wire.
+          if (isRefusal(failure)) await this.#resetAndRelease(connection);
           else connection.close();
           throw error;
         }
@@ -155,8 +156,14 @@ export class UpstreamPool {
   }
 
   /** After a refusal the transaction is reset (RSET) before the connection carries another message. */
-  #resetAndRelease(connection: SMTPConnection): void {
-    connection.reset((error) => (error ? connection.close() : this.#release(connection)));
+  #resetAndRelease(connection: SMTPConnection): Promise<void> {
+    return new Promise((resolve) => {
+      connection.reset((error) => {
+        if (error) connection.close();
+        else this.#release(connection);
+        resolve();
+      });
+    });
   }
 }
 
