@@ -1,10 +1,13 @@
 // A system daemon run in the foreground as a child of this process (Postfix's `master -d`, `dovecot -F`): killed
 // when this process exits, ready once it accepts connections on its port, stopped by its PID; and the log file it
-// writes, read whole and waited on.
+// writes, read whole and waited on; and the private folder it runs in, removed when it is closed or this process exits.
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { canConnect } from "./ports.ts";
-import { killOnExit } from "./processes.ts";
+import { killOnExit, removeOnExit } from "./processes.ts";
 import { waitFor } from "./wait.ts";
 
 export interface DaemonOptions {
@@ -55,6 +58,66 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       if (started.exitCode === null && started.signalCode === null) started.kill("SIGTERM");
       await exited;
       child = undefined;
+    },
+  };
+}
+
+export interface DaemonFolder {
+  dir: string;
+  /** Removes the folder now (and no longer at exit). */
+  remove(): Promise<void>;
+}
+
+/** A fresh folder under the system's temporary one, for one daemon instance; mode 0755: its daemons' users reach it. */
+export async function daemonFolder(prefix: string): Promise<DaemonFolder> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const forget = removeOnExit(dir);
+  await chmod(dir, 0o755);
+  return {
+    dir,
+    remove: async () => {
+      forget();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface DaemonInFolder extends Daemon {
+  /** stop() and remove the folder. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * startDaemon for an instance living in `folder`: when it does not start, the folder is removed and the error
+ * ends with the last of its log (`log()`, read then).
+ */
+export async function startDaemonIn(
+  folder: DaemonFolder,
+  options: DaemonOptions,
+  log: () => string | Promise<string>,
+): Promise<DaemonInFolder> {
+  let daemon: Daemon;
+  try {
+    daemon = await startDaemon(options);
+  } catch (error) {
+    const text = await log();
+    await folder.remove();
+    throw new Error(`${options.what} did not start: ${(error as Error).message}\n${text.slice(-2000)}`, {
+      cause: error,
+    });
+  }
+  let closed = false;
+  return {
+    get pid() {
+      return daemon.pid;
+    },
+    output: () => daemon.output(),
+    stop: () => daemon.stop(),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await daemon.stop();
+      await folder.remove();
     },
   };
 }

@@ -4,12 +4,10 @@
 // `smtpd_sasl_type = dovecot` speaks it). The system's Dovecot (/etc/dovecot, /run/dovecot) is never read or
 // touched. `dovecot -F` runs as a child of this process, killed when it exits; it runs as root, as the tests do
 // here: the auth process drops to the `dovecot` user itself.
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { chmod, copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { startDaemon, type Daemon } from "./daemon.ts";
+import { daemonFolder, startDaemonIn } from "./daemon.ts";
 import { freePort } from "./ports.ts";
-import { removeOnExit } from "./processes.ts";
 import type { SlapdInstance } from "./slapd/index.ts";
 
 const DOVECOT = process.env.DOVECOT_BIN || "/usr/sbin/dovecot";
@@ -101,10 +99,10 @@ export function ldapConf(options: DovecotOptions, caFile: string): string {
 
 /** Starts a private Dovecot; see DovecotOptions. close() it when done. */
 export async function startDovecot(options: DovecotOptions): Promise<DovecotInstance> {
-  const dir = await mkdtemp(join(tmpdir(), "smtpgate-dovecot-"));
-  const forgetDir = removeOnExit(dir);
-  // The auth process runs as `dovecot` and reads the passdb's file; the master makes base_dir's sockets.
-  await chmod(dir, 0o755);
+  // The auth process runs as `dovecot` and reads the passdb's file (daemonFolder's mode); the master makes
+  // base_dir's sockets.
+  const folder = await daemonFolder("smtpgate-dovecot-");
+  const { dir } = folder;
   await Promise.all([mkdir(join(dir, "run")), mkdir(join(dir, "state"))]);
   const authPort = await freePort();
   const configFile = join(dir, "dovecot.conf");
@@ -117,21 +115,11 @@ export async function startDovecot(options: DovecotOptions): Promise<DovecotInst
   const logFile = join(dir, "dovecot.log");
   const log = (): Promise<string> => readFile(logFile, "utf8").catch(() => "");
 
-  let master: Daemon;
-  try {
-    master = await startDaemon({
-      command: DOVECOT,
-      args: ["-c", configFile, "-F"],
-      port: authPort,
-      what: "Dovecot auth",
-    });
-  } catch (error) {
-    const text = await log();
-    forgetDir();
-    await rm(dir, { recursive: true, force: true });
-    throw new Error(`Dovecot did not start: ${(error as Error).message}\n${text.slice(-2000)}`, { cause: error });
-  }
-  let closed = false;
+  const master = await startDaemonIn(
+    folder,
+    { command: DOVECOT, args: ["-c", configFile, "-F"], port: authPort, what: "Dovecot auth" },
+    log,
+  );
   return {
     authPort,
     dir,
@@ -140,12 +128,6 @@ export async function startDovecot(options: DovecotOptions): Promise<DovecotInst
     },
     log,
     stop: () => master.stop(),
-    close: async () => {
-      if (closed) return;
-      closed = true;
-      await master.stop();
-      forgetDir();
-      await rm(dir, { recursive: true, force: true });
-    },
+    close: () => master.close(),
   };
 }

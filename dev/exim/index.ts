@@ -5,13 +5,11 @@
 // drops root for good and runs as its `exim_user` (`nobody` here: the Debian-exim user of the package's build is
 // not made), which must own the spool and the log folder and read the TLS key.
 import { existsSync } from "node:fs";
-import { chmod, chown, copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { chown, copyFile, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { readLog, startDaemon, waitForMatch, type Daemon } from "../daemon.ts";
+import { daemonFolder, readLog, startDaemonIn, waitForMatch } from "../daemon.ts";
 import { freePort } from "../ports.ts";
-import { removeOnExit } from "../processes.ts";
 import { execFileAsync } from "../slapd/tools.ts";
 
 /** Where scripts/setup-exim.sh puts the binary; EXIM_BIN overrides it. */
@@ -132,9 +130,8 @@ function eximConf(dir: string, port: number, user: { name: string; group: string
 export async function startExim(options: EximOptions): Promise<EximInstance> {
   const missing = eximMissing();
   if (missing !== undefined) throw new Error(missing);
-  const dir = await mkdtemp(join(tmpdir(), "smtpgate-exim-"));
-  const forgetDir = removeOnExit(dir);
-  await chmod(dir, 0o755);
+  const folder = await daemonFolder("smtpgate-exim-");
+  const { dir } = folder;
   const user = await eximUser();
   const spoolDir = join(dir, "spool");
   const logDir = join(dir, "log");
@@ -153,22 +150,11 @@ export async function startExim(options: EximOptions): Promise<EximInstance> {
 
   const mainlogFile = join(logDir, "mainlog");
   const mainlog = (): string => readLog(mainlogFile);
-  let daemon: Daemon;
-  try {
-    daemon = await startDaemon({
-      command: EXIM,
-      args: ["-C", configFile, "-bdf"],
-      port,
-      what: "Exim",
-      timeoutMs: READY_TIMEOUT_MS,
-    });
-  } catch (error) {
-    forgetDir();
-    await rm(dir, { recursive: true, force: true });
-    throw new Error(`Exim did not start: ${(error as Error).message}\n${mainlog().slice(-2000)}`, { cause: error });
-  }
-
-  let closed = false;
+  const daemon = await startDaemonIn(
+    folder,
+    { command: EXIM, args: ["-C", configFile, "-bdf"], port, what: "Exim", timeoutMs: READY_TIMEOUT_MS },
+    mainlog,
+  );
   const logs = (): string => `${mainlog()}\n${daemon.output()}`;
   return {
     port,
@@ -184,13 +170,7 @@ export async function startExim(options: EximOptions): Promise<EximInstance> {
     waitForLog: (pattern, timeoutMs = 5_000) =>
       waitForMatch(logs, pattern, { timeoutMs, what: "Exim's mainlog or stderr" }),
     stop: () => daemon.stop(),
-    close: async () => {
-      if (closed) return;
-      closed = true;
-      await daemon.stop();
-      forgetDir();
-      await rm(dir, { recursive: true, force: true });
-    },
+    close: () => daemon.close(),
   };
 }
 

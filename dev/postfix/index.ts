@@ -3,12 +3,10 @@
 // started. The master runs as a child of this process (`master -d`, the same daemon `postfix start` launches), so
 // that it is killed when the tests exit, and is stopped by its PID. It runs as root, as the tests do here: the
 // daemons drop to the `postfix` user themselves.
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { chown, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { readLog, startDaemon, waitForMatch, type Daemon } from "../daemon.ts";
+import { daemonFolder, readLog, startDaemonIn, waitForMatch } from "../daemon.ts";
 import { freePort } from "../ports.ts";
-import { removeOnExit } from "../processes.ts";
 import { execFileAsync } from "../slapd/tools.ts";
 
 const POSTFIX = process.env.POSTFIX_BIN || "/usr/sbin/postfix";
@@ -104,10 +102,9 @@ function smtpdLine(port: number, options: PostfixOptions): string {
 
 /** Starts a private Postfix; see PostfixOptions. close() it when done. */
 export async function startPostfix(options: PostfixOptions = {}): Promise<PostfixInstance> {
-  const dir = await mkdtemp(join(tmpdir(), "smtpgate-postfix-"));
-  const forgetDir = removeOnExit(dir);
-  // The daemons run as `postfix`: they must reach the maillog's folder; data/ is theirs.
-  await chmod(dir, 0o755);
+  // The daemons run as `postfix`: they must reach the maillog's folder (daemonFolder's mode); data/ is theirs.
+  const folder = await daemonFolder("smtpgate-postfix-");
+  const { dir } = folder;
   const configDir = join(dir, "etc");
   const dataDir = join(dir, "data");
   await Promise.all([mkdir(configDir), mkdir(join(dir, "queue")), mkdir(dataDir)]);
@@ -124,23 +121,11 @@ export async function startPostfix(options: PostfixOptions = {}): Promise<Postfi
 
   const maillogFile = join(dir, "maillog");
   const maillog = (): string => readLog(maillogFile);
-  let master: Daemon;
-  try {
-    master = await startDaemon({
-      command: MASTER,
-      args: ["-c", configDir, "-d"],
-      port,
-      what: "Postfix smtpd",
-      timeoutMs: READY_TIMEOUT_MS,
-    });
-  } catch (error) {
-    forgetDir();
-    await rm(dir, { recursive: true, force: true });
-    throw new Error(`Postfix did not start: ${(error as Error).message}\n${maillog().slice(-2000)}`, { cause: error });
-  }
-
-  let closed = false;
-  const stop = (): Promise<void> => master.stop();
+  const master = await startDaemonIn(
+    folder,
+    { command: MASTER, args: ["-c", configDir, "-d"], port, what: "Postfix smtpd", timeoutMs: READY_TIMEOUT_MS },
+    maillog,
+  );
   return {
     port,
     dir,
@@ -154,14 +139,8 @@ export async function startPostfix(options: PostfixOptions = {}): Promise<Postfi
     reload: async () => {
       await run(POSTFIX, ["-c", configDir, "reload"]);
     },
-    stop,
-    close: async () => {
-      if (closed) return;
-      closed = true;
-      await stop();
-      forgetDir();
-      await rm(dir, { recursive: true, force: true });
-    },
+    stop: () => master.stop(),
+    close: () => master.close(),
   };
 }
 
