@@ -72,10 +72,17 @@ export class ConnectionPool {
         this.#release(member as Member, keep);
         return true;
       };
+      const run = (connection: LdapConnection): Promise<T> => {
+        // The deadline passed while the connection was opening: the caller has had its answer, and its spot on
+        // the connection went to another operation (#timedOut), so this one must not run beside it.
+        if (!(deadline as Deadline).pending) return Promise.reject(this.#timeoutError(false));
+        if (this.#coalesce) connection.coalesceWrites();
+        return operation(connection);
+      };
       const start = (claimed: Member): void => {
         member = claimed;
         claimed.ready
-          .then(this.#coalesce ? (connection) => (connection.coalesceWrites(), operation(connection)) : operation)
+          .then(run)
           .then(
             (value) => finish(true) && resolve(value),
             // The server answered with an LDAP result: the connection itself is fine.
