@@ -43,6 +43,34 @@ function connect(options: SMTPConnectionOptions): Promise<SMTPConnection> {
 
 function ignore(): void {}
 
+/**
+ * A step of `connection` that answers through a callback (XCLIENT's login, RSET): SMTPConnection drops such a
+ * callback when the connection closes under it (the upstream hangs up, the socket times out), so the connection's
+ * end settles the step too, as a connection failure.
+ */
+function step(connection: SMTPConnection, start: (done: (error?: Error | null) => void) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const ended = (): void =>
+      reject(Object.assign(new Error("the upstream closed the connection"), { code: "ECONNECTION" }));
+    connection.once("end", ended);
+    start((error) => {
+      connection.off("end", ended);
+      if (error) reject(error);
+      else resolve();
+    });
+  });
+}
+
+/**
+ * The message's stream ended before it went out (the client left, the size limit, the relay shutting down):
+ * nothing to send, and no reason to hold a connection while the upstream waits for bytes that will not come.
+ */
+function abandoned(content: OutgoingMessage["content"]): boolean {
+  return typeof content !== "string" && content.destroyed;
+}
+
+const ABANDONED = "the message ended before it reached the upstream";
+
 function sendOn(connection: SMTPConnection, message: OutgoingMessage): Promise<SentInfo> {
   return new Promise((resolve, reject) => {
     connection.send(message.envelope, message.content, (error, info) => (error ? reject(error) : resolve(info!)));
@@ -52,16 +80,6 @@ function sendOn(connection: SMTPConnection, message: OutgoingMessage): Promise<S
 /** A refusal of this message (MAIL, RCPT, DATA or the final dot) on a connection that is still in step. */
 function isRefusal(error: UpstreamError): boolean {
   return (error.code === "EENVELOPE" || error.code === "EMESSAGE") && error.responseCode !== 421;
-}
-
-/** A connection failure (a reused connection the upstream closed while it was idle, among others). */
-function isConnectionFailure(error: UpstreamError): boolean {
-  return error.code === "ECONNECTION" || error.code === "ESOCKET" || error.responseCode === 421;
-}
-
-/** Not a byte of the message read yet: it can still go out over another connection. */
-function unread(content: OutgoingMessage["content"]): boolean {
-  return typeof content === "string" || (!content.readableDidRead && !content.destroyed);
 }
 
 /** At most `size` holders at a time; the others wait their turn in order (upstream.maxConnections). */
@@ -100,31 +118,25 @@ export class UpstreamPool {
   }
 
   /**
-   * Sends on an idle connection or a new one. A reused connection that turns out closed before a byte of the
-   * message went out is dropped and the message goes out over a new one (the upstream ends idle sessions).
+   * Sends on an idle connection or a new one. An idle connection the upstream (or the socket timeout) ended has
+   * already left the pool (#watch); one that fails under a message fails that message (a 4xx to the client), never
+   * a second try: the message may have reached the upstream before the failure.
    */
   send(message: OutgoingMessage): Promise<SentInfo> {
     return this.#slots.hold(async () => {
-      for (;;) {
-        if (this.#closed)
-          throw Object.assign(new Error("the relay closed its upstream connections"), { code: "ECONNECTION" });
-        const reused = this.#idle.pop();
-        const connection = reused ?? this.#watch(await connect(this.#options));
-        try {
-          const info = await sendOn(connection, message);
-          this.#release(connection);
-          return info;
-        } catch (error) {
-          const failure = error as UpstreamError;
-          if (reused && isConnectionFailure(failure) && unread(message.content)) {
-            connection.close();
-            continue;
-          }
-          // The slot is held until the reset is done, so maxConnections holds while the RSET is on the wire.
-          if (isRefusal(failure)) await this.#resetAndRelease(connection);
-          else connection.close();
-          throw error;
-        }
+      if (this.#closed)
+        throw Object.assign(new Error("the relay closed its upstream connections"), { code: "ECONNECTION" });
+      if (abandoned(message.content)) throw new Error(ABANDONED);
+      const connection = this.#idle.pop() ?? this.#watch(await connect(this.#options));
+      try {
+        const info = await sendOn(connection, message);
+        this.#release(connection);
+        return info;
+      } catch (error) {
+        // The slot is held until the reset is done, so maxConnections holds while the RSET is on the wire.
+        if (isRefusal(error as UpstreamError)) await this.#resetAndRelease(connection);
+        else connection.close();
+        throw error;
       }
     });
   }
@@ -156,14 +168,13 @@ export class UpstreamPool {
   }
 
   /** After a refusal the transaction is reset (RSET) before the connection carries another message. */
-  #resetAndRelease(connection: SMTPConnection): Promise<void> {
-    return new Promise((resolve) => {
-      connection.reset((error) => {
-        if (error) connection.close();
-        else this.#release(connection);
-        resolve();
-      });
-    });
+  async #resetAndRelease(connection: SMTPConnection): Promise<void> {
+    try {
+      await step(connection, (done) => connection.reset(done));
+      this.#release(connection);
+    } catch {
+      connection.close();
+    }
   }
 }
 
@@ -173,12 +184,11 @@ export async function sendOnOwnConnection(
   announce: SMTPConnectionCustomAuthHandler,
   message: OutgoingMessage,
 ): Promise<SentInfo> {
+  if (abandoned(message.content)) throw new Error(ABANDONED);
   const connection = await connect({ ...options, customAuth: { XCLIENT: announce } });
   let info: SentInfo;
   try {
-    await new Promise<void>((resolve, reject) => {
-      connection.login({ method: "XCLIENT" }, (error) => (error ? reject(error) : resolve()));
-    });
+    await step(connection, (done) => connection.login({ method: "XCLIENT" }, done));
     info = await sendOn(connection, message);
   } catch (error) {
     connection.close();
