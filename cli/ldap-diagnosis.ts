@@ -5,7 +5,8 @@
  */
 import { ResultCodeError } from "ldapts";
 import type { DirectoryConfig } from "../api/config/schema.ts";
-import { DeadlineExceeded, parseLdapUrl } from "../api/ldap/connection.ts";
+import { parseLdapUrl } from "../api/ldap/connection.ts";
+import { DeadlineExceeded } from "../lib/deadline.ts";
 import { fixFor } from "../api/ldap/failure-fixes.ts";
 import { describe } from "../api/ldap/operations.ts";
 

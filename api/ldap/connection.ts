@@ -16,6 +16,7 @@
 import net from "node:net";
 import tls from "node:tls";
 import { Client } from "ldapts";
+import { withDeadline } from "../../lib/deadline.ts";
 import { guardLdaptsDebugStrings } from "./ldapts-debug-guard.ts";
 
 guardLdaptsDebugStrings();
@@ -172,21 +173,4 @@ function tlsOptionsFor(endpoint: HostEndpoint, security: ConnectionSecurity): tl
     ...(net.isIP(expectedName) ? {} : { servername: expectedName }),
     checkServerIdentity: (_host, certificate) => tls.checkServerIdentity(expectedName, certificate),
   };
-}
-
-export class DeadlineExceeded extends Error {
-  override name = "DeadlineExceeded";
-}
-
-/** Rejects with DeadlineExceeded after `ms`; the caller destroys what the slow operation held. */
-export async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DeadlineExceeded(`${what} timed out after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

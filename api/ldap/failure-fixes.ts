@@ -7,7 +7,7 @@
  */
 import type { DirectoryConfig } from "../config/schema.ts";
 import type { HostEndpoint } from "./connection.ts";
-import { DeadlineExceeded } from "./connection.ts";
+import { DeadlineExceeded } from "../../lib/deadline.ts";
 import { ServiceBindRefused } from "./operations.ts";
 
 export interface FailedHost {

@@ -16,7 +16,8 @@
  * whether the server let go of the request, and ldapts offers no way to forget one request and keep the rest.
  */
 import { ResultCodeError } from "ldapts";
-import { DeadlineExceeded, type LdapConnection } from "./connection.ts";
+import { DeadlineExceeded } from "../../lib/deadline.ts";
+import type { LdapConnection } from "./connection.ts";
 import { DeadlineList, type Deadline } from "./deadline-list.ts";
 
 export interface PoolOptions {
@@ -81,13 +82,11 @@ export class ConnectionPool {
       };
       const start = (claimed: Member): void => {
         member = claimed;
-        claimed.ready
-          .then(run)
-          .then(
-            (value) => finish(true) && resolve(value),
-            // The server answered with an LDAP result: the connection itself is fine.
-            (error: unknown) => finish(error instanceof ResultCodeError) && reject(error),
-          );
+        claimed.ready.then(run).then(
+          (value) => finish(true) && resolve(value),
+          // The server answered with an LDAP result: the connection itself is fine.
+          (error: unknown) => finish(error instanceof ResultCodeError) && reject(error),
+        );
       };
       const waiter: Waiter = (claimed) => {
         if (claimed) start(claimed);

@@ -26,7 +26,8 @@ import { Client } from "ldapts";
 import type { ConfigProblem } from "../../lib/config/config-error.ts";
 import type { DirectoryConfig } from "../config/schema.ts";
 import type { BindOutcome, Directory, DirectoryEntry, DirectoryResult, SearchRequest } from "../core/directory.ts";
-import { parseLdapUrl, withDeadline, type HostEndpoint } from "./connection.ts";
+import { withDeadline } from "../../lib/deadline.ts";
+import { parseLdapUrl, type HostEndpoint } from "./connection.ts";
 import { HostSelector } from "./host-selector.ts";
 import { bindAsService, onSomeHost, readRootDse, refusedLocally, searchEntries, userBind } from "./operations.ts";
 

@@ -16,7 +16,7 @@
  */
 import { parseWindowKey } from "../core/brute-force-blocks.ts";
 import type { LimiterStore, WindowRef, WindowState } from "../core/brute-force.ts";
-import { withDeadline } from "./deadline.ts";
+import { withDeadline } from "../../lib/deadline.ts";
 
 /** What the object answers over RPC: the store's operations, each run whole before the next starts. */
 export type BruteForceObjectCalls = Omit<Required<LimiterStore>, "close">;
@@ -157,7 +157,7 @@ export class DurableObjectLimiterStore implements LimiterStore {
    */
   async #call<T>(shard: number, call: (object: BruteForceObjectCalls) => Promise<T>): Promise<T> {
     return await withDeadline(
-      () => call(this.#namespace.get(this.#ids[shard])),
+      call(this.#namespace.get(this.#ids[shard])),
       this.#timeoutMs,
       "the brute-force Durable Object",
     );

@@ -12,7 +12,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { createClient } from "redis";
 import type { LimiterStore, WindowRef, WindowState } from "../core/brute-force.ts";
-import { withDeadline } from "./deadline.ts";
+import { withDeadline } from "../../lib/deadline.ts";
 
 interface LuaScript {
   text: string;
@@ -186,15 +186,8 @@ export class RedisLimiterStore implements LimiterStore {
   async #call<T>(command: () => Promise<T>): Promise<T> {
     // A decision right after start would otherwise meet "the client is offline" while the socket is still
     // connecting (there is no offline queue) and get onStoreFailure for no outage at all.
-    if (this.#firstAttemptDone) return await withDeadline(command, this.#timeoutMs, "Redis");
-    return await withDeadline(
-      async () => {
-        await this.#connected;
-        return await command();
-      },
-      this.#timeoutMs,
-      "Redis",
-    );
+    const sent = this.#firstAttemptDone ? command() : this.#connected.then(command);
+    return await withDeadline(sent, this.#timeoutMs, "Redis");
   }
 }
 
