@@ -169,8 +169,9 @@ export class BruteForceLimiter {
   }
 
   #rememberGeneration(user: string, generation: number): void {
-    if (generation === 0) return;
-    remember(this.#generationSeen, user, generation);
+    // 0 is the guess for a user not in the map (a store that lost its data reads 0 again: the guess follows it).
+    if (generation === 0) this.#generationSeen.delete(user);
+    else remember(this.#generationSeen, user, generation);
   }
 
   /**

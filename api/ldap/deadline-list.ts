@@ -60,13 +60,6 @@ export class DeadlineList {
     return count;
   }
 
-  /** Stops the timer; pending deadlines never expire. */
-  clear(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#head = this.#tail = null;
-  }
-
   #unlink(deadline: Deadline): void {
     deadline.pending = false;
     if (deadline.previous) deadline.previous.next = deadline.next;

@@ -134,7 +134,8 @@ export class ConnectionPool {
     member.ready.then(
       (connection) => {
         member.connection = connection;
-        // Closed, or every operation waiting for it timed out and left: a connection nobody asked for now.
+        // The pool closed meanwhile: nobody will use it. (One whose operations all timed out while it opened stays
+        // listed, for the next operation: #timedOut.)
         if (this.#closed) this.#discard(member);
       },
       () => {
@@ -208,16 +209,6 @@ export class ConnectionPool {
         (connection) => connection.destroy(),
         () => {},
       );
-  }
-
-  get stats(): { size: number; idle: number; waiting: number; operations: number } {
-    let idle = 0;
-    let operations = 0;
-    for (const member of this.#members) {
-      if (member.running === 0) idle += 1;
-      operations += member.running;
-    }
-    return { size: this.#members.size, idle, waiting: this.#waiters.length, operations };
   }
 
   async close(): Promise<void> {

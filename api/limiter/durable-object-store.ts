@@ -64,7 +64,7 @@ export class DurableObjectLimiterStore implements LimiterStore {
     const found: number[] = [];
     await this.#perShard(
       names,
-      (name) => name,
+      (name) => this.#shardOf(name),
       async (object, part, indexes) => {
         const values = await object.generations(part);
         indexes.forEach((at, i) => (found[at] = values[i] as number));
@@ -79,14 +79,14 @@ export class DurableObjectLimiterStore implements LimiterStore {
 
   async read(windows: readonly WindowRef[], flag: string, now: number) {
     const states: WindowState[] = [];
-    const flagShard = this.#shardOf(routeOf(flag));
+    const flagShard = this.#shardOfKey(flag);
     let flagged = false;
     const ask = async (shard: number, part: WindowRef[], indexes: number[]): Promise<void> => {
       const answer = await this.#call(shard, (object) => object.read(part, shard === flagShard ? flag : NO_FLAG, now));
       indexes.forEach((at, i) => (states[at] = answer.windows[i] as WindowState));
       if (shard === flagShard) flagged = answer.flag;
     };
-    const groups = this.#groups(windows, (window) => routeOf(window.key));
+    const groups = this.#groups(windows, (window) => this.#shardOfKey(window.key));
     await Promise.all([
       ...[...groups].map(([shard, group]) => ask(shard, group.items, group.indexes)),
       ...(groups.has(flagShard) ? [] : [ask(flagShard, [], [])]),
@@ -97,14 +97,14 @@ export class DurableObjectLimiterStore implements LimiterStore {
   async record(entries: readonly Entry[], now: number): Promise<void> {
     await this.#perShard(
       entries,
-      (entry) => routeOf(entry.key),
+      (entry) => this.#shardOfKey(entry.key),
       (object, part) => object.record(part, now),
     );
   }
 
   async trust(flag: string, ttlMs: number, clear: readonly string[], now: number): Promise<void> {
-    const flagShard = this.#shardOf(routeOf(flag));
-    const groups = this.#groups(clear, routeOf);
+    const flagShard = this.#shardOfKey(flag);
+    const groups = this.#groups(clear, (key) => this.#shardOfKey(key));
     await Promise.all([
       this.#call(flagShard, (object) => object.trust(flag, ttlMs, groups.get(flagShard)?.items ?? [], now)),
       ...[...groups]
@@ -119,18 +119,28 @@ export class DurableObjectLimiterStore implements LimiterStore {
   }
 
   async clear(keys: readonly string[]): Promise<void> {
-    await this.#perShard(keys, routeOf, (object, part) => object.clear(part));
+    await this.#perShard(
+      keys,
+      (key) => this.#shardOfKey(key),
+      (object, part) => object.clear(part),
+    );
   }
 
+  /** The shard of a user name (its generation) or of what routeOf says a key belongs to. */
   #shardOf(name: string): number {
     return this.#ids.length === 1 ? 0 : fnv1a(name) % this.#ids.length;
   }
 
+  /** A key's shard; with one object, without parsing the key. */
+  #shardOfKey(key: string): number {
+    return this.#ids.length === 1 ? 0 : this.#shardOf(routeOf(key));
+  }
+
   /** The items by shard, each with its positions in `items`. */
-  #groups<T>(items: readonly T[], nameOf: (item: T) => string): Map<number, { items: T[]; indexes: number[] }> {
+  #groups<T>(items: readonly T[], shardOf: (item: T) => number): Map<number, { items: T[]; indexes: number[] }> {
     const groups = new Map<number, { items: T[]; indexes: number[] }>();
     items.forEach((item, index) => {
-      const shard = this.#shardOf(nameOf(item));
+      const shard = shardOf(item);
       const group = groups.get(shard) ?? { items: [], indexes: [] };
       group.items.push(item);
       group.indexes.push(index);
@@ -142,10 +152,10 @@ export class DurableObjectLimiterStore implements LimiterStore {
   /** One call per shard that holds any of `items`, all at once. */
   async #perShard<T>(
     items: readonly T[],
-    nameOf: (item: T) => string,
+    shardOf: (item: T) => number,
     call: (object: BruteForceObjectCalls, part: T[], indexes: number[]) => Promise<unknown>,
   ): Promise<void> {
-    const groups = this.#groups(items, nameOf);
+    const groups = this.#groups(items, shardOf);
     await Promise.all(
       [...groups].map(([shard, group]) => this.#call(shard, (o) => call(o, group.items, group.indexes))),
     );

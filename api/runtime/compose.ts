@@ -119,20 +119,19 @@ function configuredStore(config: Config, adapter: Pick<RuntimeAdapter<never>, "l
 }
 
 /** A `bruteForceStore.type` this runtime does not have, with what to use instead. */
-export function limiterStoreProblems(
-  config: Config,
-  adapter: Pick<RuntimeAdapter<never>, "limiterStores">,
-): ConfigProblem[] {
+function limiterStoreProblems(config: Config, adapter: Pick<RuntimeAdapter<never>, "limiterStores">): ConfigProblem[] {
   const factory = configuredStore(config, adapter);
   return typeof factory === "object" ? [{ path: "bruteForceStore.type", message: factory.missing }] : [];
 }
 
-/** The limiter over the configured store; each store failure is logged (and counted by the metrics). */
-export function createBruteForceLimiter(
+/**
+ * The limiter over the configured store; each store failure is logged (and counted by the metrics). A store this
+ * runtime lacks was refused with the other problems (limiterStoreProblems, in composeApi).
+ */
+function createBruteForceLimiter(
   config: Config,
-  adapter: Pick<RuntimeAdapter<never>, "limiterStores" | "env" | "log" | "source">,
+  adapter: Pick<RuntimeAdapter<never>, "limiterStores" | "env" | "log">,
 ): BruteForceLimiter {
-  throwIfProblems(adapter.source, limiterStoreProblems(config, adapter));
   const settings = config.bruteForceStore;
   const factory = configuredStore(config, adapter);
   const store = typeof factory === "function" ? factory(settings, adapter.env) : new MemoryLimiterStore();

@@ -114,7 +114,11 @@ export class BruteForceObject extends DurableObject implements BruteForceObjectC
       now,
     );
     const byKey = new Map<string, number[]>();
-    for (const { key, at } of rows) byKey.set(key, [...(byKey.get(key) ?? []), at]);
+    for (const { key, at } of rows) {
+      const times = byKey.get(key);
+      if (times) times.push(at);
+      else byKey.set(key, [at]);
+    }
     return [...byKey].map(([key, times]) => ({ key, times }));
   }
 
