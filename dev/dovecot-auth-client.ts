@@ -73,12 +73,9 @@ export async function connectDovecotAuth(options: DovecotAuthClientOptions): Pro
     // VERSION, SPID, CUID, COOKIE: nothing a client of the SASL service needs.
   };
   socket.on("data", (chunk: Buffer) => {
-    buffer += chunk.toString("utf8");
-    for (let end = buffer.indexOf("\n"); end >= 0; end = buffer.indexOf("\n")) {
-      const line = buffer.slice(0, end);
-      buffer = buffer.slice(end + 1);
-      onLine(line);
-    }
+    const lines = (buffer + chunk.toString("utf8")).split("\n");
+    buffer = lines.pop() ?? "";
+    for (const line of lines) onLine(line);
   });
   socket.on("error", (error) => fail(error));
   socket.on("close", () => fail(new Error("the auth server closed the connection")));

@@ -55,7 +55,6 @@ export function rssBytes(pid: number): number {
   return Number(kb ?? 0) * 1024;
 }
 
-/** The processes whose CPU a figure reports: a PID, or a function giving CPU seconds (a daemon's tree). */
 /** The highest RSS of `pid` while `during` runs (sampled every 20 ms), and what `during` returned. */
 export async function peakRssDuring<T>(
   pid: number,
@@ -70,6 +69,7 @@ export async function peakRssDuring<T>(
   }
 }
 
+/** The processes whose CPU a figure reports: a PID, or a function giving CPU seconds (a daemon's tree). */
 export interface Processes {
   [name: string]: number | (() => number | null) | undefined;
 }

@@ -5,6 +5,7 @@ import os from "node:os";
 import { join } from "node:path";
 import type { SprayResult } from "./brute-force.ts";
 import type { RunResult } from "./measure.ts";
+import { PEER_FIGURES } from "./figures.ts";
 import type { InFlightMemory } from "./parts/dovecot.ts";
 
 export type Results = Record<string, Record<number, RunResult>>;
@@ -30,17 +31,6 @@ export interface Report {
   seconds: number;
 }
 
-/** The figures the peers' targets compare (parts/dovecot.ts, parts/postfix.ts). */
-const PEERS = {
-  dovecotUncached: "Dovecot auth, uncached",
-  dovecotCached: "Dovecot auth, cached",
-  frontUncached: "smtpgate Dovecot-protocol front, uncached",
-  frontCached: "smtpgate Dovecot-protocol front, cached",
-  postfixSmtpgate: "Postfix + smtpgate sessions",
-  postfixDovecot: "Postfix + Dovecot sessions",
-  relayBesidePostfix: "relay sessions, greetingDelayMs 0, beside Postfix",
-} as const;
-
 function targetsOf(results: Results, concurrency: number[]) {
   const rate = (name: string, c: number) => results[name]?.[c]?.rate ?? Number.NaN;
   const ratio = (a: string, b: string, c: number) => rate(a, c) / rate(b, c);
@@ -50,15 +40,16 @@ function targetsOf(results: Results, concurrency: number[]) {
     uncachedVsRaw: ratio("API auth, uncached", "raw ldapts search+bind (StartTLS)", c),
     directBindVsRaw: ratio("API auth, uncached, direct bind", "raw ldapts search+bind (StartTLS)", c),
     cachedVsPing: ratio("API auth, cached", "API GET /v1/ping (HTTP baseline)", c),
-    frontUncachedVsDovecot: ratio(PEERS.frontUncached, PEERS.dovecotUncached, c),
-    frontCachedVsDovecot: ratio(PEERS.frontCached, PEERS.dovecotCached, c),
-    frontUncachedVsHttp: ratio(PEERS.frontUncached, "API auth, uncached", c),
+    frontUncachedVsDovecot: ratio(PEER_FIGURES.frontUncached, PEER_FIGURES.dovecotUncached, c),
+    frontCachedVsDovecot: ratio(PEER_FIGURES.frontCached, PEER_FIGURES.dovecotCached, c),
+    frontUncachedVsHttp: ratio(PEER_FIGURES.frontUncached, "API auth, uncached", c),
     relayVsBare: ratio("relay sessions", "bare smtp-server sessions", c),
-    postfixSmtpgateVsDovecot: ratio(PEERS.postfixSmtpgate, PEERS.postfixDovecot, c),
-    relayVsPostfix: ratio(PEERS.relayBesidePostfix, PEERS.postfixDovecot, c),
-    relayCpuVsPostfix: cpuMs(PEERS.relayBesidePostfix, "relay", c) / cpuMs(PEERS.postfixDovecot, "postfix", c),
+    postfixSmtpgateVsDovecot: ratio(PEER_FIGURES.postfixSmtpgate, PEER_FIGURES.postfixDovecot, c),
+    relayVsPostfix: ratio(PEER_FIGURES.relayBesidePostfix, PEER_FIGURES.postfixDovecot, c),
+    relayCpuVsPostfix:
+      cpuMs(PEER_FIGURES.relayBesidePostfix, "relay", c) / cpuMs(PEER_FIGURES.postfixDovecot, "postfix", c),
     nginxVsRelay: ratio("nginx + smtpgate sessions", "relay sessions", c),
-    nginxVsPostfix: ratio("nginx + smtpgate sessions", PEERS.postfixDovecot, c),
+    nginxVsPostfix: ratio("nginx + smtpgate sessions", PEER_FIGURES.postfixDovecot, c),
     limiterMemoryVsOff: ratio("API auth, uncached, limiter memory", "API auth, uncached, limiter off", c),
     limiterRedisVsOff: ratio("API auth, uncached, limiter redis", "API auth, uncached, limiter off (redis API)", c),
   }));

@@ -14,6 +14,7 @@ import { startDovecot, type DovecotInstance } from "../../../dev/dovecot.ts";
 import type { SlapdInstance } from "../../../dev/slapd/index.ts";
 import { BENCH_BASE_DN, benchUser, USERS } from "../config.ts";
 import { closedLoop, peakRssDuring, processTree, rssBytes } from "../measure.ts";
+import { PEER_FIGURES } from "../figures.ts";
 import type { PartContext } from "./context.ts";
 
 /** Connections per client pool: requests beyond this many are pipelined on them. */
@@ -65,12 +66,12 @@ export async function benchDovecot(context: DovecotBenchContext, peers: DovecotP
   };
   const targets = (cached: boolean) => [
     {
-      name: `Dovecot auth, ${cached ? "cached" : "uncached"}`,
+      name: cached ? PEER_FIGURES.dovecotCached : PEER_FIGURES.dovecotUncached,
       port: (cached ? peers.cached : peers.uncached).authPort,
       pids: { dovecot: processTree((cached ? peers.cached : peers.uncached).pid), slapd: slapd.pid },
     },
     {
-      name: `smtpgate Dovecot-protocol front, ${cached ? "cached" : "uncached"}`,
+      name: cached ? PEER_FIGURES.frontCached : PEER_FIGURES.frontUncached,
       port: cached ? context.frontPorts.cached : context.frontPorts.uncached,
       pids: { api: context.api.pid, slapd: slapd.pid },
     },

@@ -13,6 +13,7 @@
 import { readFile } from "node:fs/promises";
 import { startPostfix, type PostfixInstance } from "../../../dev/postfix/index.ts";
 import { closedLoop, processTree, type Processes } from "../measure.ts";
+import { PEER_FIGURES } from "../figures.ts";
 import type { PartContext } from "./context.ts";
 
 const SASL_SNIPPET = new URL("../../../docs/integrations/postfix-sasl.main.cf", import.meta.url);
@@ -49,12 +50,12 @@ export async function benchPostfix(context: PostfixBenchContext): Promise<void> 
     const relay = await context.startRelay("relay-beside-postfix", { upstreamMaxConnections: 32, greetingDelayMs: 0 });
     const targets: { name: string; port: number; pids: Processes }[] = [
       {
-        name: "Postfix + smtpgate sessions",
+        name: PEER_FIGURES.postfixSmtpgate,
         port: withSmtpgate.port,
         pids: { postfix: processTree(withSmtpgate.pid), api: context.api.pid, slapd: slapd.pid, sink: sink.pid },
       },
       {
-        name: "Postfix + Dovecot sessions",
+        name: PEER_FIGURES.postfixDovecot,
         port: withDovecot.port,
         pids: {
           postfix: processTree(withDovecot.pid),
@@ -64,7 +65,7 @@ export async function benchPostfix(context: PostfixBenchContext): Promise<void> 
         },
       },
       {
-        name: "relay sessions, greetingDelayMs 0, beside Postfix",
+        name: PEER_FIGURES.relayBesidePostfix,
         port: relay.port,
         pids: { relay: relay.pid, api: context.api.pid, slapd: slapd.pid, sink: sink.pid },
       },
