@@ -12,6 +12,7 @@ import { TEST_TOKEN, TEST_TOKEN_NEXT } from "../dev/api.ts";
 import { generateClientPki } from "../dev/client-pki/index.ts";
 import { freePort } from "../dev/ports.ts";
 import { startPostfix, type PostfixInstance } from "../dev/postfix/index.ts";
+import { postfixSaslMainCf } from "../dev/postfix/snippets.ts";
 import { swaksTranscript } from "../dev/postfix/swaks.ts";
 import { generateServerPki } from "../dev/server-pki.ts";
 import { startSink, type Sink } from "../dev/sink.ts";
@@ -20,7 +21,6 @@ import type { LogRecord } from "../lib/json-lines.ts";
 import { policyTestConfig } from "../test/fronts/postfix-policy-support.ts";
 import { startFronts } from "./start-fronts.ts";
 
-const SASL_SNIPPET = new URL("../docs/integrations/postfix-sasl.main.cf", import.meta.url);
 const POLICY_SNIPPET = new URL("../docs/integrations/postfix-policy.main.cf", import.meta.url);
 const { alice, bob } = SEED.users;
 
@@ -62,12 +62,15 @@ beforeAll(async () => {
     log: (record) => logs.push(record),
     startFronts,
   });
-  const [sasl, policy] = await Promise.all([readFile(SASL_SNIPPET, "utf8"), readFile(POLICY_SNIPPET, "utf8")]);
+  const [sasl, policy] = await Promise.all([
+    postfixSaslMainCf(`127.0.0.1:${saslPort}`),
+    readFile(POLICY_SNIPPET, "utf8"),
+  ]);
   postfix = await startPostfix({
     relayPort: sink.port,
     tls: { certFile: serverPki.certFile, keyFile: serverPki.keyFile },
     mainCf:
-      sasl.replace("127.0.0.1:12345", `127.0.0.1:${saslPort}`) +
+      sasl +
       policy
         .replace("inet:127.0.0.1:10040", `inet:127.0.0.1:${policyPort}`)
         .replace("/etc/postfix/client-ca.pem", serverPki.caFile),

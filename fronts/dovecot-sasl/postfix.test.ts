@@ -9,15 +9,14 @@ import { passwordGateConfig, startTestApi, type TestApi } from "../../dev/api.ts
 import { REFUSED_LOGINS, swaksAuth } from "../../dev/mta-auth.ts";
 import { freePort } from "../../dev/ports.ts";
 import { startPostfix, type PostfixInstance } from "../../dev/postfix/index.ts";
+import { postfixSaslMainCf } from "../../dev/postfix/snippets.ts";
 import { generateServerPki } from "../../dev/server-pki.ts";
 import { startSink, type Sink } from "../../dev/sink.ts";
 import { SEED, startSlapd, type SlapdInstance } from "../../dev/slapd/index.ts";
 import { startSocketTap, type SocketTap } from "../../dev/socket-tap.ts";
 import { startFronts } from "../start-fronts.ts";
 
-const SNIPPET = new URL("../../docs/integrations/postfix-sasl.main.cf", import.meta.url);
 const FIXTURE = new URL("./fixtures/postfix-3.7.11.txt", import.meta.url);
-const SNIPPET_ADDRESS = "127.0.0.1:12345";
 const { alice } = SEED.users;
 
 let slapd: SlapdInstance;
@@ -40,11 +39,10 @@ beforeAll(async () => {
   );
   // Between Postfix and smtpgate: a tap that records what each side said.
   tap = await startSocketTap({ host: "127.0.0.1", port: saslPort });
-  const snippet = await readFile(SNIPPET, "utf8");
   postfix = await startPostfix({
     relayPort: sink.port,
     tls: { certFile: pki.certFile, keyFile: pki.keyFile },
-    mainCf: snippet.replace(SNIPPET_ADDRESS, `127.0.0.1:${tap.port}`),
+    mainCf: await postfixSaslMainCf(`127.0.0.1:${tap.port}`),
   });
 });
 
@@ -62,11 +60,11 @@ const swaks = (mechanism: "PLAIN" | "LOGIN", user: string, password: string, ...
 
 describe("Postfix with smtpd_sasl_type = dovecot and smtpgate", () => {
   it("uses the docs' main.cf lines, byte for byte but the port", async () => {
-    const snippet = await readFile(SNIPPET, "utf8");
+    const snippet = await postfixSaslMainCf();
     const page = await readFile(new URL("../../docs/integrations/postfix.md", import.meta.url), "utf8");
     expect(page).toContain(snippet);
     expect(await readFile(join(postfix.configDir, "main.cf"), "utf8")).toContain(
-      snippet.replace(SNIPPET_ADDRESS, `127.0.0.1:${tap.port}`),
+      await postfixSaslMainCf(`127.0.0.1:${tap.port}`),
     );
   });
 

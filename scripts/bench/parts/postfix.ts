@@ -10,14 +10,12 @@
  * Postfix's CPU is its master's process tree (smtpd, cleanup, qmgr, smtp, tlsmgr, anvil, ...), exited processes
  * included. Postfix answers DATA once the message is in its queue; the relay once the sink has taken it.
  */
-import { readFile } from "node:fs/promises";
 import { startPostfix, type PostfixInstance } from "../../../dev/postfix/index.ts";
+import { postfixSaslMainCf } from "../../../dev/postfix/snippets.ts";
 import { closedLoop, processTree, type Processes } from "../measure.ts";
 import { PEER_FIGURES } from "../figures.ts";
 import type { PartContext } from "./context.ts";
 
-const SASL_SNIPPET = new URL("../../../docs/integrations/postfix-sasl.main.cf", import.meta.url);
-const SNIPPET_ADDRESS = "127.0.0.1:12345";
 /** smtpd processes: more than the highest concurrency, so no session waits for one. */
 const SMTPD_PROCESSES = 64;
 
@@ -29,12 +27,11 @@ export interface PostfixBenchContext extends PartContext {
 }
 
 async function postfixAskingSaslAt(context: PostfixBenchContext, saslPort: number): Promise<PostfixInstance> {
-  const snippet = await readFile(SASL_SNIPPET, "utf8");
   return startPostfix({
     relayPort: context.sink.port,
     tls: { certFile: context.slapd.pki.certFile, keyFile: context.slapd.pki.keyFile },
     smtpdProcesses: SMTPD_PROCESSES,
-    mainCf: snippet.replace(SNIPPET_ADDRESS, `127.0.0.1:${saslPort}`),
+    mainCf: await postfixSaslMainCf(`127.0.0.1:${saslPort}`),
   });
 }
 
