@@ -5,7 +5,7 @@
 // drops root for good and runs as its `exim_user` (`nobody` here: the Debian-exim user of the package's build is
 // not made), which must own the spool and the log folder and read the TLS key.
 import { existsSync } from "node:fs";
-import { chown, copyFile, mkdir, writeFile } from "node:fs/promises";
+import { chmod, chown, copyFile, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { daemonFolder, readLog, startDaemonIn, waitForMatch } from "../daemon.ts";
@@ -72,9 +72,12 @@ export function skipWithoutExim(testFile: string): boolean {
   return true;
 }
 
+/** The instance's copy of the binary: Exim re-executes itself (exim_path) as exim_user to deliver. */
+const binaryIn = (dir: string): string => join(dir, "exim4");
+
 function eximConf(dir: string, port: number, user: { name: string; group: string }, options: EximOptions): string {
   const lines = [
-    `exim_path = ${EXIM}`,
+    `exim_path = ${binaryIn(dir)}`,
     `exim_user = ${user.name}`,
     `exim_group = ${user.group}`,
     `spool_directory = ${join(dir, "spool")}`,
@@ -144,6 +147,10 @@ export async function startExim(options: EximOptions): Promise<EximInstance> {
   for (const owned of [spoolDir, logDir, tlsDir, join(tlsDir, "cert.pem"), join(tlsDir, "key.pem")]) {
     if (existsSync(owned)) await chown(owned, user.uid, user.gid);
   }
+  // exim_user must reach the binary it re-executes for each delivery; the checkout may sit in a folder only root
+  // enters (a CI clone in `mktemp -d`), the instance's folder does not.
+  await copyFile(EXIM, binaryIn(dir));
+  await chmod(binaryIn(dir), 0o755);
   const port = await freePort();
   const configFile = join(dir, "exim.conf");
   await writeFile(configFile, eximConf(dir, port, user, options));
@@ -152,7 +159,7 @@ export async function startExim(options: EximOptions): Promise<EximInstance> {
   const mainlog = (): string => readLog(mainlogFile);
   const daemon = await startDaemonIn(
     folder,
-    { command: EXIM, args: ["-C", configFile, "-bdf"], port, what: "Exim", timeoutMs: READY_TIMEOUT_MS },
+    { command: binaryIn(dir), args: ["-C", configFile, "-bdf"], port, what: "Exim", timeoutMs: READY_TIMEOUT_MS },
     mainlog,
   );
   const logs = (): string => `${mainlog()}\n${daemon.output()}`;
